@@ -1,0 +1,164 @@
+package vscode
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailscale/hujson"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var aliases = []string{"devbox-gpu1", "devbox-big"}
+
+func TestMergeKeepsEveryLine(t *testing.T) {
+	in, err := os.ReadFile("testdata/commented.jsonc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Merge(in, 120, aliases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(in), "\n") {
+		if line == `    "remote.SSH.connectTimeout": 30,` {
+			continue // the one value devgate raises
+		}
+		if !strings.Contains(string(out), line) {
+			t.Errorf("line lost: %q", line)
+		}
+	}
+	golden := "testdata/commented.golden"
+	if *update {
+		os.WriteFile(golden, out, 0o644)
+	}
+	want, _ := os.ReadFile(golden)
+	if !bytes.Equal(out, want) {
+		t.Fatalf("differs from %s:\n%s", golden, out)
+	}
+	var s map[string]any
+	std, err := hujson.Standardize(append([]byte(nil), out...))
+	if err != nil || json.Unmarshal(std, &s) != nil {
+		t.Fatalf("result is not JSONC: %v\n%s", err, out)
+	}
+	if s[ConnectTimeoutKey] != float64(120) {
+		t.Errorf("timeout %v", s[ConnectTimeoutKey])
+	}
+	rp := s[RemotePlatformKey].(map[string]any)
+	if rp["work-box"] != "linux" || rp["devbox-gpu1"] != "linux" || rp["devbox-big"] != "linux" {
+		t.Errorf("remotePlatform %v", rp)
+	}
+	for _, k := range []string{"remote.SSH.keepAlive", "useLocalServer"} {
+		if strings.Contains(string(out), k) {
+			t.Errorf("wrote %s", k)
+		}
+	}
+	again, err := Merge(out, 120, aliases)
+	if err != nil || !bytes.Equal(again, out) {
+		t.Fatalf("not idempotent:\n%s", again)
+	}
+	if missing, err := Check(out, 120, aliases); err != nil || len(missing) != 0 {
+		t.Fatalf("Check after merge: %v %v", missing, err)
+	}
+	if missing, _ := Check(in, 120, aliases); len(missing) != 3 {
+		t.Fatalf("Check before merge: %v", missing)
+	}
+}
+
+func TestMergeNeverLowersTimeout(t *testing.T) {
+	in := []byte(`{"remote.SSH.connectTimeout": 300}`)
+	out, err := Merge(in, 120, nil)
+	if err != nil || !bytes.Equal(out, in) {
+		t.Fatalf("%s %v", out, err)
+	}
+}
+
+func TestMergeEmptyAndBad(t *testing.T) {
+	out, err := Merge(nil, 120, aliases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Check(out, 120, aliases); err != nil || len(m) != 0 {
+		t.Fatalf("empty file: %s %v %v", out, m, err)
+	}
+	for _, bad := range []string{`[1]`, `{"a": `, `{"remote.SSH.remotePlatform": 3}`} {
+		if _, err := Merge([]byte(bad), 120, aliases); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestSettingsPaths(t *testing.T) {
+	cases := map[string]string{
+		"linux":   "/home/u/.config/Code/User/settings.json",
+		"darwin":  "/Users/u/Library/Application Support/Code/User/settings.json",
+		"windows": filepath.Join(`C:\Users\u\AppData\Roaming`, "Code", "User", "settings.json"),
+	}
+	for goos, want := range cases {
+		home := "/home/u"
+		if goos == "darwin" {
+			home = "/Users/u"
+		}
+		ps := SettingsPaths(goos, home, `C:\Users\u\AppData\Roaming`)
+		if ps[0].Path != want || !strings.Contains(ps[1].Path, "Code - Insiders") {
+			t.Errorf("%s: %v", goos, ps)
+		}
+	}
+}
+
+func TestPlanApplyBacksUpAndIsIdempotent(t *testing.T) {
+	home := t.TempDir()
+	ps := SettingsPaths("linux", home, "")
+	os.MkdirAll(filepath.Dir(ps[1].Path), 0o755) // only Insiders installed
+	orig := []byte("{\n  // mine\n  \"a\": 1\n}\n")
+	os.WriteFile(ps[1].Path, orig, 0o644)
+	inst := Installed(ps)
+	if len(inst) != 1 || inst[0].Name != "Code - Insiders" {
+		t.Fatalf("Installed = %v", inst)
+	}
+	cs, err := Plan(inst, 120, aliases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cs[0].Diff(), "+  \"remote.SSH.connectTimeout\": 120") {
+		t.Fatalf("diff:\n%s", cs[0].Diff())
+	}
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	bak, err := cs[0].Apply(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(bak); !bytes.Equal(b, orig) {
+		t.Fatalf("backup %q", b)
+	}
+	cs, _ = Plan(inst, 120, aliases)
+	if cs[0].Changed() {
+		t.Fatalf("second plan changes:\n%s", cs[0].Diff())
+	}
+}
+
+func FuzzMerge(f *testing.F) {
+	seed, _ := os.ReadFile("testdata/commented.jsonc")
+	f.Add(seed)
+	f.Add([]byte("{}"))
+	f.Add([]byte(`{"remote.SSH.remotePlatform": {}, "remote.SSH.connectTimeout": "x"}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := Merge(in, 120, aliases)
+		if err != nil {
+			return
+		}
+		again, err := Merge(out, 120, aliases)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: %v\n%s\n%s", err, out, again)
+		}
+		if m, err := Check(out, 120, aliases); err != nil || len(m) != 0 {
+			t.Fatalf("check after merge: %v %v\n%s", m, err, out)
+		}
+	})
+}
