@@ -301,3 +301,22 @@ func Plan(o Options, inv []Instance) ([]Change, error) {
 	uc.New, _ = AddInclude(uc.Old, IncludeLine(o))
 	return []Change{mc, uc}, nil
 }
+
+// ManagedAliases returns the concrete (non-pattern) Host aliases in a managed
+// config that Generate wrote, in file order.
+func ManagedAliases(managed []byte) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(managed))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || !strings.EqualFold(f[0], "host") {
+			continue
+		}
+		for _, a := range f[1:] {
+			if !strings.ContainsAny(a, "*?!") {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}

@@ -244,3 +244,14 @@ func FuzzAddInclude(f *testing.F) {
 		}
 	})
 }
+
+func TestManagedAliases(t *testing.T) {
+	b, err := Generate(Options{GOOS: "linux", Home: "/h", Binary: "/b"}, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(ManagedAliases(b), ",")
+	if got != "devbox-big-box,devbox-gpu1,devbox-i-00000000000000001" {
+		t.Fatalf("aliases %q", got)
+	}
+}
