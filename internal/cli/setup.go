@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/spf13/cobra"
@@ -209,19 +208,9 @@ func confirm(io IO, q string) (bool, error) {
 // listInventory returns the non-terminated instances (Name tag, id) in the
 // region, with the AWS SDK's default chain (AWS_ENDPOINT_URL is honoured).
 func listInventory(ctx context.Context, profile, region string) ([]sshconfig.Instance, error) {
-	var lo []func(*awsconfig.LoadOptions) error
-	if profile != "" {
-		lo = append(lo, awsconfig.WithSharedConfigProfile(profile))
-	}
-	if region != "" {
-		lo = append(lo, awsconfig.WithRegion(region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, lo...)
+	cfg, err := loadAWS(ctx, profile, region)
 	if err != nil {
-		return nil, exitcode.Wrap(err, exitcode.Credentials, "check --profile and ~/.aws/config", "cannot load AWS configuration")
-	}
-	if cfg.Region == "" {
-		return nil, exitcode.New(exitcode.Region, "pass --region or set AWS_REGION", "no AWS region")
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -233,7 +222,7 @@ func listInventory(ctx context.Context, profile, region string) ([]sshconfig.Ins
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, exitcode.Wrap(err, exitcode.Permission, "devgate needs ec2:DescribeInstances", "DescribeInstances failed")
+			return nil, classifyAWS(err, "ec2:DescribeInstances")
 		}
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {

@@ -320,3 +320,33 @@ func ManagedAliases(managed []byte) []string {
 	}
 	return out
 }
+
+// ManagedHosts returns alias → HostName (instance id) for the concrete Host
+// blocks of a managed config.
+func ManagedHosts(managed []byte) map[string]string {
+	out := map[string]string{}
+	var cur []string
+	sc := bufio.NewScanner(bytes.NewReader(managed))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		switch strings.ToLower(f[0]) {
+		case "host", "match":
+			cur = nil
+			if strings.EqualFold(f[0], "host") {
+				for _, a := range f[1:] {
+					if !strings.ContainsAny(a, "*?!") {
+						cur = append(cur, a)
+					}
+				}
+			}
+		case "hostname":
+			for _, a := range cur {
+				out[a] = f[1]
+			}
+		}
+	}
+	return out
+}

@@ -255,3 +255,11 @@ func TestManagedAliases(t *testing.T) {
 		t.Fatalf("aliases %q", got)
 	}
 }
+
+func TestManagedHosts(t *testing.T) {
+	b, _ := Generate(Options{GOOS: "linux", Home: "/h", Binary: "/b"}, inv)
+	m := ManagedHosts(b)
+	if len(m) != 3 || m["devbox-gpu1"] != "i-0123456789abcdef0" {
+		t.Fatalf("%v", m)
+	}
+}
