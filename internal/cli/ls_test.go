@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeRegion is a unit-test fake of the few EC2 (query/XML) and SSM (JSON)
@@ -26,8 +27,21 @@ type fakeInstance struct {
 func (f *fakeRegion) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDWRONG/") {
+		// What AWS answers a request signed with the wrong secret key.
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(403)
+		w.Write([]byte(`<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message></Error></ErrorResponse>`))
+		return
+	}
+	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		f.calls = append(f.calls, t)
+		if t == "AWSEC2InstanceConnectService.SendSSHPublicKey" {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.Write([]byte(`{"RequestId":"r","Success":true}`))
+			return
+		}
 		if t != "AmazonSSM.DescribeInstanceInformation" {
 			http.Error(w, `{"__type":"UnknownOperation"}`, 400)
 			return
@@ -76,7 +90,14 @@ func (f *fakeRegion) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		b.WriteString(`</instancesSet></item></reservationSet></DescribeInstancesResponse>`)
 		w.Write([]byte(b.String()))
+	case "GetCallerIdentity":
+		w.Write([]byte(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/dev</Arn><UserId>AIDA</UserId><Account>123456789012</Account></GetCallerIdentityResult></GetCallerIdentityResponse>`))
 	case "StartInstances", "StopInstances":
+		if r.Form.Get("DryRun") == "true" {
+			w.WriteHeader(412)
+			w.Write([]byte(`<Response><Errors><Error><Code>DryRunOperation</Code><Message>Request would have succeeded, but DryRun flag is set.</Message></Error></Errors></Response>`))
+			return
+		}
 		for _, i := range sel() {
 			if action == "StartInstances" {
 				i.state = "pending"
