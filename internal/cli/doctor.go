@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -58,7 +59,10 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 			} else {
 				for _, r := range results {
 					mark := "✓"
-					if !r.OK {
+					switch {
+					case r.Skipped:
+						mark = "–"
+					case !r.OK:
 						mark = "✗"
 					}
 					line := fmt.Sprintf("%s %s", mark, r.Name)
@@ -74,7 +78,7 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 			if doctor.Failed(results) {
 				n := 0
 				for _, r := range results {
-					if !r.OK {
+					if !r.OK && !r.Skipped {
 						n++
 					}
 				}
@@ -138,7 +142,12 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 	}
 	sc := &doctor.SSHConfig{Alias: alias, GOOS: runtime.GOOS, ConfigFile: sshconfig.UserConfigPath(home)}
 	checks = append(checks, sc.Resolves(), sc.ControlPathLength())
-	products := vscode.Installed(vscode.SettingsPaths(runtime.GOOS, home, os.Getenv("APPDATA")))
+	var products []vscode.Product // only the installed ones (their config directory exists)
+	for _, p := range vscode.SettingsPaths(runtime.GOOS, home, os.Getenv("APPDATA")) {
+		if _, err := os.Stat(filepath.Dir(filepath.Dir(p.Path))); err == nil {
+			products = append(products, p)
+		}
+	}
 	checks = append(checks, doctor.VSCodeSettings(products, os.ReadFile, vscode.DefaultConnectTimeout, sshconfig.ManagedAliases(managed)))
 	return doctor.Run(ctx, checks)
 }

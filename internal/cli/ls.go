@@ -158,6 +158,8 @@ func classifyAWS(err error, action string) error {
 		return exitcode.Wrap(err, exitcode.Credentials, "check your AWS credentials (aws sts get-caller-identity), or run aws sso login", "AWS rejected the credentials")
 	case strings.Contains(s, "InvalidInstanceID"):
 		return exitcode.Wrap(err, exitcode.NotFound, "run `devgate ls` to see the instances", "instance not found")
+	case strings.Contains(s, "request send failed") || strings.Contains(s, "dial tcp") || strings.Contains(s, "no such host"):
+		return exitcode.Wrap(err, exitcode.Generic, "check network access to the AWS endpoints (proxy, VPN, AWS_ENDPOINT_URL)", "cannot reach AWS for %s", action)
 	case strings.Contains(s, "Throttling") || strings.Contains(s, "RequestLimitExceeded"):
 		return exitcode.Wrap(err, exitcode.Throttled, "wait a minute and retry", "AWS is throttling %s", action)
 	}

@@ -210,6 +210,9 @@ func (s *SSHConfig) ControlPathLength() Check {
 // Remote-SSH settings for the aliases.
 func VSCodeSettings(products []vscode.Product, read func(string) ([]byte, error), timeout int, aliases []string) Check {
 	return Check{Name: "VS Code settings", Run: func(context.Context) Result {
+		if len(products) == 0 {
+			return pass("no VS Code configuration found (nothing to check)")
+		}
 		var bad []string
 		for _, p := range products {
 			b, err := read(p.Path)
