@@ -123,3 +123,13 @@ func TestSetupRejectsLooseKey(t *testing.T) {
 		t.Fatalf("loose key: %d %s", code, errs)
 	}
 }
+
+func TestSetupWarnsLongControlPath(t *testing.T) {
+	home := filepath.Join(t.TempDir(), strings.Repeat("h", 50))
+	os.MkdirAll(home, 0o700)
+	t.Setenv("HOME", home)
+	code, _, errs := runCLI(t, "", "setup", "--yes", "--no-inventory")
+	if code != 0 || !strings.Contains(errs, "ControlPath would be") || !strings.Contains(errs, "hint:") {
+		t.Fatalf("%d %s", code, errs)
+	}
+}
