@@ -165,11 +165,15 @@ func ProxyCommand(o Options) string {
 		b.WriteString(shellQuote(bin))
 	}
 	b.WriteString(" connect %h %p --user %r")
+	q := shellQuote
+	if o.GOOS == "windows" {
+		q = quote // no shell: double quotes for CreateProcess's argument parsing
+	}
 	if o.Profile != "" {
-		b.WriteString(" --profile " + shellQuote(o.Profile))
+		b.WriteString(" --profile " + q(o.Profile))
 	}
 	if o.Region != "" {
-		b.WriteString(" --region " + shellQuote(o.Region))
+		b.WriteString(" --region " + q(o.Region))
 	}
 	return b.String()
 }
