@@ -81,6 +81,14 @@ func Installed(products []Product) []Product {
 // formatting and all other members are kept byte for byte; merging twice is a
 // no-op.
 func Merge(settings []byte, timeout int, aliases []string) ([]byte, error) {
+	bom := []byte("\xef\xbb\xbf")
+	if bytes.HasPrefix(settings, bom) { // kept as it was
+		out, err := Merge(settings[len(bom):], timeout, aliases)
+		if err != nil {
+			return nil, err
+		}
+		return append(bom, out...), nil
+	}
 	if len(bytes.TrimSpace(settings)) == 0 {
 		settings = []byte("{}\n")
 	}
@@ -223,7 +231,7 @@ func Plan(products []Product, timeout int, aliases []string) ([]sshconfig.Change
 // Check reports whether settings contain connectTimeout >= timeout and a
 // remotePlatform entry for each alias; missing lists what is not.
 func Check(settings []byte, timeout int, aliases []string) (missing []string, err error) {
-	std, err := hujson.Standardize(append([]byte(nil), settings...))
+	std, err := hujson.Standardize(bytes.TrimPrefix(append([]byte(nil), settings...), []byte("\xef\xbb\xbf")))
 	if err != nil {
 		return nil, exitcode.Wrap(err, exitcode.Config, "fix the syntax error in settings.json", "settings.json does not parse")
 	}

@@ -162,3 +162,14 @@ func FuzzMerge(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeKeepsBOM(t *testing.T) {
+	in := []byte("\xef\xbb\xbf{\n  \"a\": 1\n}\n")
+	out, err := Merge(in, 120, aliases)
+	if err != nil || !bytes.HasPrefix(out, []byte("\xef\xbb\xbf{")) {
+		t.Fatalf("%q %v", out, err)
+	}
+	if m, err := Check(out, 120, aliases); err != nil || len(m) != 0 {
+		t.Fatalf("%v %v", m, err)
+	}
+}
