@@ -1,0 +1,372 @@
+// Package lab is devgate-lab: a simulated AWS region on one loopback port.
+//
+// It answers the control-plane calls devgate makes (STS, EC2, EC2 Instance
+// Connect, SSM) with AWS's wire protocols and error shapes, verifies SigV4
+// against its own credentials, runs a real sshd per instance, and mounts the
+// data-channel WebSocket and emulated agent of package mgs. Other services
+// (ACM, Client VPN, SSM documents, S3) plug in through labapi.Registry. It
+// models time (boot, agent, stop delays) and injects the faults of package
+// faults. It is never linked into devgate itself.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/devgate/devgate/internal/lab/faults"
+	"github.com/devgate/devgate/internal/lab/labapi"
+	"github.com/devgate/devgate/internal/lab/mgs"
+	"github.com/devgate/devgate/internal/lab/sigv4"
+)
+
+// Default credentials and identity of a lab.
+const (
+	DefaultAccessKey = "AKIADEVGATELAB000001"
+	DefaultSecret    = "devgate-lab-secret-key-do-not-use-in-aws0"
+	DefaultRegion    = "us-east-1"
+	DefaultAccount   = "123456789012"
+)
+
+// Service is a service that plugs into the lab's endpoint.
+type Service interface {
+	Register(r *labapi.Registry)
+}
+
+// Options configure a lab.
+type Options struct {
+	Dir       string // state: host keys, pushed keys, sshd configs and logs (required)
+	Addr      string // listen address; default 127.0.0.1:0
+	Region    string
+	AccessKey string
+	Secret    string
+	Instances []InstanceSpec // default: gpu1 running, gpu2 stopped
+	Faults    faults.Config
+	Logger    *slog.Logger
+	// Services are extra services mounted on the endpoint (ACM, S3, …).
+	Services []Service
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// DefaultInstances is the fleet of a lab started without instances.
+func DefaultInstances() []InstanceSpec {
+	return []InstanceSpec{
+		{Name: "gpu1", Type: "g5.xlarge", State: "running"},
+		{Name: "gpu2", Type: "g5.2xlarge", State: "stopped"},
+	}
+}
+
+// Lab is a running simulated region.
+type Lab struct {
+	opts     Options
+	region   string
+	account  string
+	addr     string
+	ln       net.Listener
+	srv      *http.Server
+	front    *front
+	fleet    *fleet
+	mgs      *mgs.Server
+	reg      *labapi.Registry
+	log      *slog.Logger
+	sessions sync.Map
+
+	mu     sync.Mutex
+	fcfg   faults.Config
+	denied map[string]bool
+	closed bool
+}
+
+// Start starts a lab: its sshd processes and its endpoint.
+func Start(ctx context.Context, opts Options) (*Lab, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("lab: Options.Dir is required")
+	}
+	if err := opts.Faults.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	if opts.AccessKey == "" {
+		opts.AccessKey, opts.Secret = DefaultAccessKey, DefaultSecret
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Instances == nil {
+		opts.Instances = DefaultInstances()
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	l := &Lab{opts: opts, region: opts.Region, account: DefaultAccount, log: opts.Logger, fcfg: opts.Faults, denied: map[string]bool{}}
+	fc := l.opts.Faults
+	l.mgs = mgs.New(mgs.Config{Faults: &fc, Logger: opts.Logger})
+	l.fleet = &fleet{
+		now:       opts.Now,
+		bootDelay: func() time.Duration { return l.faults().BootDelay },
+		stopDelay: func() time.Duration { return l.faults().StopDelay },
+		agentDly:  func() time.Duration { return l.faults().AgentDelay },
+		tncWindow: func() time.Duration { return l.faults().TNCWindow },
+		onStop:    func(id string) { l.mgs.TerminateTarget(id, "instance stopped") },
+		byID:      map[string]*instance{},
+	}
+	osUser, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	for i, spec := range opts.Instances {
+		if spec.ID == "" {
+			spec.ID = fmt.Sprintf("i-0%016x", 0xdeadbeef00+uint64(i)*0x1111)
+		}
+		if spec.Type == "" {
+			spec.Type = "g5.xlarge"
+		}
+		if spec.State == "" {
+			spec.State = "running"
+		}
+		if spec.State != "running" && spec.State != "stopped" {
+			return nil, fmt.Errorf("lab: instance %s: state must be running or stopped, not %q", spec.Name, spec.State)
+		}
+		if spec.User == "" {
+			spec.User = osUser.Username
+		}
+		if spec.PrivateIP == "" {
+			spec.PrivateIP = fmt.Sprintf("10.0.1.%d", 10+i)
+		}
+		if spec.AgentVersion == "" {
+			spec.AgentVersion = "3.3.1142.0"
+		}
+		if !instanceIDRe.MatchString(spec.ID) {
+			return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits", spec.ID)
+		}
+		if _, dup := l.fleet.byID[spec.ID]; dup {
+			return nil, fmt.Errorf("lab: duplicate instance id %s", spec.ID)
+		}
+		now := opts.Now()
+		inst := &instance{spec: spec, state: spec.State, launch: now.Add(-time.Hour)}
+		if spec.State == "running" {
+			inst.agentAt = now.Add(-time.Hour)
+			inst.lastPing = now
+		}
+		l.fleet.list = append(l.fleet.list, inst)
+		l.fleet.byID[spec.ID] = inst
+	}
+	for _, inst := range l.fleet.list {
+		s, err := startSSHD(ctx, filepath.Join(opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0)
+		if err != nil {
+			l.stopSSHDs()
+			return nil, fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
+		}
+		inst.sshd = s
+	}
+	l.reg = labapi.NewRegistry()
+	l.registerEC2(l.reg)
+	l.registerSTS(l.reg)
+	l.registerSSM(l.reg)
+	for _, s := range opts.Services {
+		s.Register(l.reg)
+	}
+	l.front = &front{
+		reg: l.reg,
+		verifier: &sigv4.Verifier{Region: opts.Region, Now: opts.Now, Secret: func(k string) (string, bool) {
+			if k == opts.AccessKey {
+				return opts.Secret, true
+			}
+			return "", false
+		}},
+		dataPath: l.mgs,
+		log:      opts.Logger,
+		latency:  func() time.Duration { return l.faults().APILatency },
+		throttle: func() float64 { return l.faults().ThrottleRate },
+		rnd:      rand.New(rand.NewPCG(uint64(opts.Faults.Seed), 7)),
+		calls:    map[string]int{},
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		l.stopSSHDs()
+		return nil, fmt.Errorf("lab: listen %s: %w", opts.Addr, err)
+	}
+	l.ln, l.addr = ln, ln.Addr().String()
+	l.srv = &http.Server{Handler: l.front, ReadHeaderTimeout: 30 * time.Second}
+	go l.srv.Serve(ln)
+	return l, nil
+}
+
+func (l *Lab) faults() faults.Config {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fcfg
+}
+
+// SetFaults changes the control-plane models (latency, throttling, delays, key
+// TTL, TNC window) of a running lab. Data-channel faults are fixed at Start.
+func (l *Lab) SetFaults(c faults.Config) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fcfg = c
+}
+
+func (l *Lab) now() time.Time { return l.opts.Now() }
+
+func (l *Lab) host(context.Context) string { return l.addr }
+
+// Endpoint is the URL to use as AWS_ENDPOINT_URL.
+func (l *Lab) Endpoint() string { return "http://" + l.addr }
+
+// Region is the lab's region.
+func (l *Lab) Region() string { return l.region }
+
+// Credentials are the lab's access key and secret.
+func (l *Lab) Credentials() (accessKey, secret string) { return l.opts.AccessKey, l.opts.Secret }
+
+// Env is the environment a client needs to reach the lab.
+func (l *Lab) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + l.Endpoint(),
+		"AWS_REGION=" + l.region,
+		"AWS_DEFAULT_REGION=" + l.region,
+		"AWS_ACCESS_KEY_ID=" + l.opts.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + l.opts.Secret,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// AWSConfig is an SDK configuration that reaches the lab with its credentials.
+func (l *Lab) AWSConfig() aws.Config {
+	return aws.Config{
+		Region:       l.region,
+		Credentials:  credentials.NewStaticCredentialsProvider(l.opts.AccessKey, l.opts.Secret, ""),
+		BaseEndpoint: aws.String(l.Endpoint()),
+	}
+}
+
+// Instances lists the instances.
+func (l *Lab) Instances() []InstanceInfo {
+	out := make([]InstanceInfo, 0, len(l.fleet.list))
+	for _, inst := range l.fleet.list {
+		out = append(out, l.fleet.info(inst))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Instance returns the instance with this Name tag or id.
+func (l *Lab) Instance(nameOrID string) (InstanceInfo, bool) {
+	for _, inst := range l.fleet.list {
+		if inst.spec.Name == nameOrID || inst.spec.ID == nameOrID {
+			return l.fleet.info(inst), true
+		}
+	}
+	return InstanceInfo{}, false
+}
+
+// SetAgentOnline forces the agent status of an instance (nil-like reset with Online from timers: use ResetAgent).
+func (l *Lab) SetAgentOnline(nameOrID string, online bool) error {
+	inst, err := l.lookup(nameOrID)
+	if err != nil {
+		return err
+	}
+	l.fleet.mu.Lock()
+	inst.agentForced = &online
+	l.fleet.mu.Unlock()
+	if !online {
+		l.mgs.TerminateTarget(inst.spec.ID, "agent offline")
+	}
+	return nil
+}
+
+// ResetAgent gives the agent status back to the lifecycle timers.
+func (l *Lab) ResetAgent(nameOrID string) error {
+	inst, err := l.lookup(nameOrID)
+	if err != nil {
+		return err
+	}
+	l.fleet.mu.Lock()
+	inst.agentForced = nil
+	l.fleet.mu.Unlock()
+	return nil
+}
+
+func (l *Lab) lookup(nameOrID string) (*instance, error) {
+	for _, inst := range l.fleet.list {
+		if inst.spec.Name == nameOrID || inst.spec.ID == nameOrID {
+			return inst, nil
+		}
+	}
+	return nil, fmt.Errorf("lab: no instance %q", nameOrID)
+}
+
+// StopInstance stops an instance as StopInstances would.
+func (l *Lab) StopInstance(nameOrID string) error {
+	inst, err := l.lookup(nameOrID)
+	if err != nil {
+		return err
+	}
+	_, _, err = l.fleet.stop(inst.spec.ID)
+	return err
+}
+
+// Deny makes the lab answer action (e.g. "ssm:StartSession", "ec2:StartInstances") with AccessDenied.
+func (l *Lab) Deny(action string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.denied[action] = true
+}
+
+// Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
+func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
+
+// Mgs is the lab's data-channel server (tests terminate sessions through it).
+func (l *Lab) Mgs() *mgs.Server { return l.mgs }
+
+// Registry is the lab's service registry (tests may add services).
+func (l *Lab) Registry() *labapi.Registry { return l.reg }
+
+func (l *Lab) stopSSHDs() {
+	var wg sync.WaitGroup
+	for _, inst := range l.fleet.list {
+		wg.Add(1)
+		go func(s *sshd) { defer wg.Done(); s.stop() }(inst.sshd)
+	}
+	wg.Wait()
+}
+
+// Close stops the endpoint, ends every session and stops every sshd.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	l.srv.Shutdown(ctx)
+	l.mgs.Close()
+	l.srv.Close()
+	l.stopSSHDs()
+	return nil
+}
