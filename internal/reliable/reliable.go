@@ -1,0 +1,504 @@
+// Package reliable is the end-to-end reliability layer of a Session Manager
+// data channel, shared by devgate's client (internal/datachannel) and the
+// lab's emulated agent (internal/lab/mgs): sequence numbers, one ack per
+// stream message, in-order delivery with an out-of-order buffer, re-acks of
+// duplicates, and retransmission of every overdue message with the RTO of
+// protocol doc §5.5.
+//
+// Where the official endpoints lose data (§9 items 18 and 21: evicting or
+// refusing messages when a buffer is full, dying on a failed send), an
+// Endpoint applies backpressure instead: Send blocks while the window of
+// unacked payload bytes is full, and a message that could not be written is
+// kept and retransmitted on the next link.
+//
+// It does no I/O of its own: the caller attaches a write function per
+// WebSocket and feeds every decoded frame to Receive. It does not know about
+// handshakes, flags or session types; Deliver decides what a payload means.
+package reliable
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/devgate/devgate/internal/ssmmsg"
+)
+
+// Defaults of Config.
+const (
+	DefaultWindow   = 4 << 20 // unacked payload bytes before Send blocks
+	DefaultMaxEarly = 10000   // out-of-order messages held (the plugin's buffer size)
+	DefaultTick     = 50 * time.Millisecond
+)
+
+// RTO constants of §5.1.
+const (
+	initialRTO = 200 * time.Millisecond
+	initialRTT = 100 * time.Millisecond
+	maxRTO     = time.Second
+	clockG     = 10 * time.Millisecond
+	alpha      = 1.0 / 8
+	beta       = 1.0 / 4
+)
+
+// ErrClosed is returned by Send after Close.
+var ErrClosed = errors.New("reliable: endpoint closed")
+
+// Config configures an Endpoint.
+type Config struct {
+	// SendType is the MessageType of this side's stream messages
+	// (ssmmsg.InputStreamData for a client, OutputStreamData for an agent).
+	SendType string
+	// Window bounds the unacked payload bytes; Send blocks beyond it.
+	Window int
+	// MaxEarly bounds the out-of-order buffer; a message beyond it is dropped unacked.
+	MaxEarly int
+	// Deliver is called in sequence order, from the goroutine that calls
+	// Receive, for every peer stream message. It returns false when the
+	// payload cannot be taken yet ("handler not ready", §9 item 9): the
+	// message is then not acked, and the peer's retransmission retries it.
+	Deliver func(m *ssmmsg.Message) bool
+	// Acked, if set, is called after the ack of a delivered message was
+	// written (the lab acks HandshakeResponse before sending HandshakeComplete).
+	Acked func(m *ssmmsg.Message)
+	// Tick is how often overdue messages are looked for.
+	Tick time.Duration
+	// Now is the clock (time.Now when nil).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+type pending struct {
+	seq      int64
+	frame    []byte
+	size     int
+	lastSent time.Time
+	resent   bool
+}
+
+// Endpoint is one side's reliability state for one session. It survives
+// reconnects: Detach the old write function, Attach the new one.
+type Endpoint struct {
+	cfg Config
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	write    func([]byte) error // nil while detached
+	linkGen  int
+	paused   bool
+	nextSeq  int64
+	unacked  []*pending // in sequence order
+	inflight int        // payload bytes in unacked
+	srtt     float64
+	rttvar   float64
+	rto      time.Duration
+	closed   bool
+	stop     chan struct{}
+	done     chan struct{}
+
+	recvMu   sync.Mutex // serializes Receive
+	expected int64
+	early    map[int64]*ssmmsg.Message
+
+	stats Stats
+}
+
+// Stats counts what an Endpoint did; for tests and logs.
+type Stats struct {
+	Sent, Retransmitted, Received, Duplicates, Early, NotReady, AcksSent, AcksReceived int64
+}
+
+// New returns an Endpoint, detached, and starts its retransmission timer.
+func New(cfg Config) *Endpoint {
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.MaxEarly <= 0 {
+		cfg.MaxEarly = DefaultMaxEarly
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = DefaultTick
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Endpoint{cfg: cfg, rto: initialRTO, srtt: float64(initialRTT), early: map[int64]*ssmmsg.Message{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	e.cond = sync.NewCond(&e.mu)
+	go e.retransmitLoop()
+	return e
+}
+
+// NewID returns a random (version 4) message id.
+func NewID() ssmmsg.UUID {
+	var u ssmmsg.UUID
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+func (e *Endpoint) millis() uint64 { return uint64(e.cfg.Now().UnixMilli()) }
+
+// Attach makes write the way frames reach the peer and resends everything
+// unacked on it, in order. write must be safe for concurrent use.
+func (e *Endpoint) Attach(write func([]byte) error) {
+	e.mu.Lock()
+	e.write = write
+	e.linkGen++
+	frames := e.dueLocked(true)
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	e.sendFrames(write, frames)
+}
+
+// Detach forgets the current write function; Send keeps buffering.
+func (e *Endpoint) Detach() {
+	e.mu.Lock()
+	e.write = nil
+	e.linkGen++
+	e.mu.Unlock()
+}
+
+// SetPaused stops (true) or resumes (false) putting stream messages on the
+// wire (pause_publication / start_publication, §5.6). Acks still flow.
+func (e *Endpoint) SetPaused(p bool) {
+	e.mu.Lock()
+	was := e.paused
+	e.paused = p
+	var frames [][]byte
+	w := e.write
+	if was && !p {
+		frames = e.dueLocked(false)
+	}
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	if w != nil {
+		e.sendFrames(w, frames)
+	}
+}
+
+// Paused reports whether the endpoint is paused.
+func (e *Endpoint) Paused() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.paused
+}
+
+// Send sequences payload as one stream message of type pt and sends it when
+// attached and not paused. It blocks while the window is full, until ctx ends
+// or the endpoint is closed. A failed write is not an error: the message stays
+// unacked and is retransmitted. It returns the sequence number used.
+func (e *Endpoint) Send(ctx context.Context, pt ssmmsg.PayloadType, payload []byte) (int64, error) {
+	if len(payload) == 0 {
+		return 0, errors.New("reliable: empty payload (§9 item 16)")
+	}
+	e.mu.Lock()
+	for !e.closed && e.inflight > 0 && e.inflight+len(payload) > e.cfg.Window {
+		if err := e.waitLocked(ctx); err != nil {
+			e.mu.Unlock()
+			return 0, err
+		}
+	}
+	if e.closed {
+		e.mu.Unlock()
+		return 0, ErrClosed
+	}
+	seq := e.nextSeq
+	m := ssmmsg.Message{Type: e.cfg.SendType, SchemaVersion: ssmmsg.SchemaVersion, CreatedDate: e.millis(),
+		SequenceNumber: seq, MessageID: NewID(), PayloadType: pt, Payload: payload}
+	if seq == 0 && e.cfg.SendType == ssmmsg.OutputStreamData {
+		m.Flags = ssmmsg.FlagsSYN // as the agent does (§3.3)
+	}
+	frame, err := m.Encode()
+	if err != nil {
+		e.mu.Unlock()
+		return 0, err
+	}
+	e.nextSeq++
+	p := &pending{seq: seq, frame: frame, size: len(payload), lastSent: e.cfg.Now()}
+	e.unacked = append(e.unacked, p)
+	e.inflight += len(payload)
+	e.stats.Sent++
+	w := e.write
+	if e.paused {
+		w = nil
+	}
+	e.mu.Unlock()
+	if w != nil {
+		if err := w(frame); err != nil {
+			e.cfg.Logger.Debug("reliable: send failed; kept for retransmission", "seq", seq, "err", err)
+		}
+	}
+	return seq, nil
+}
+
+// waitLocked waits on cond until woken or ctx is done.
+func (e *Endpoint) waitLocked(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	})
+	e.cond.Wait()
+	stop()
+	return ctx.Err()
+}
+
+// WaitAcked blocks until every sent message has been acked, ctx ends or the
+// endpoint is closed.
+func (e *Endpoint) WaitAcked(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for len(e.unacked) > 0 {
+		if e.closed {
+			return ErrClosed
+		}
+		if err := e.waitLocked(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Unacked returns the number of messages and payload bytes not yet acked.
+func (e *Endpoint) Unacked() (msgs, bytes int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.unacked), e.inflight
+}
+
+// RTO returns the current retransmission timeout.
+func (e *Endpoint) RTO() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rto
+}
+
+// Expected returns the next peer sequence number to be delivered.
+func (e *Endpoint) Expected() int64 {
+	e.recvMu.Lock()
+	defer e.recvMu.Unlock()
+	return e.expected
+}
+
+// Stats returns a copy of the counters.
+func (e *Endpoint) Stats() Stats {
+	e.mu.Lock()
+	s := e.stats
+	e.mu.Unlock()
+	return s
+}
+
+// Receive handles one decoded frame from the peer. Acks update the window;
+// the peer's stream messages are acked, delivered in order and buffered when
+// early; duplicates are re-acked (§9 item 8). Everything else
+// (channel_closed, publication messages, unknown types) is returned for the
+// caller to handle. Receive must not be called concurrently with itself.
+func (e *Endpoint) Receive(m *ssmmsg.Message) (other *ssmmsg.Message) {
+	switch m.Type {
+	case ssmmsg.Acknowledge:
+		e.handleAck(m)
+		return nil
+	case ssmmsg.InputStreamData, ssmmsg.OutputStreamData:
+		if m.Type == e.cfg.SendType {
+			e.cfg.Logger.Debug("reliable: stream message of our own direction ignored", "type", m.Type)
+			return nil
+		}
+		e.handleStream(m)
+		return nil
+	default:
+		return m
+	}
+}
+
+func (e *Endpoint) handleAck(m *ssmmsg.Message) {
+	a, err := ssmmsg.ParseAck(m)
+	if err != nil {
+		e.cfg.Logger.Debug("reliable: bad ack ignored", "err", err)
+		return
+	}
+	now := e.cfg.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stats.AcksReceived++
+	for i, p := range e.unacked {
+		if p.seq != a.AcknowledgedMessageSequenceNumber {
+			continue
+		}
+		if !p.resent { // Karn: samples from retransmissions are ambiguous
+			e.sampleLocked(now.Sub(p.lastSent))
+		}
+		e.unacked = append(e.unacked[:i], e.unacked[i+1:]...)
+		e.inflight -= p.size
+		e.cond.Broadcast()
+		return
+	}
+}
+
+// sampleLocked updates SRTT, RTTVAR and RTO (§5.5).
+func (e *Endpoint) sampleLocked(r time.Duration) {
+	rf := float64(r)
+	e.rttvar = (1-beta)*e.rttvar + beta*math.Abs(e.srtt-rf)
+	e.srtt = (1-alpha)*e.srtt + alpha*rf
+	rto := time.Duration(e.srtt + math.Max(float64(clockG), 4*e.rttvar))
+	e.rto = min(rto, maxRTO)
+}
+
+func (e *Endpoint) handleStream(m *ssmmsg.Message) {
+	e.recvMu.Lock()
+	defer e.recvMu.Unlock()
+	e.mu.Lock()
+	e.stats.Received++
+	e.mu.Unlock()
+	switch {
+	case m.SequenceNumber < e.expected:
+		e.mu.Lock()
+		e.stats.Duplicates++
+		e.mu.Unlock()
+		e.ack(m)
+	case m.SequenceNumber > e.expected:
+		if _, ok := e.early[m.SequenceNumber]; !ok && len(e.early) >= e.cfg.MaxEarly {
+			e.cfg.Logger.Debug("reliable: out-of-order buffer full; dropped unacked", "seq", m.SequenceNumber)
+			return
+		}
+		e.mu.Lock()
+		e.stats.Early++
+		e.mu.Unlock()
+		cp := *m
+		cp.Payload = append([]byte(nil), m.Payload...)
+		e.early[m.SequenceNumber] = &cp
+		e.ack(m)
+	default:
+		if !e.deliver(m) {
+			return
+		}
+		for {
+			next, ok := e.early[e.expected]
+			if !ok {
+				break
+			}
+			// Early messages were acked on arrival; deliver them now.
+			if !e.cfg.Deliver(next) {
+				e.mu.Lock()
+				e.stats.NotReady++
+				e.mu.Unlock()
+				return
+			}
+			delete(e.early, e.expected)
+			e.expected++
+		}
+	}
+}
+
+// deliver hands the in-order message m to Deliver; on success it records it
+// as received before acking (§9 item 23: delivery is idempotent).
+func (e *Endpoint) deliver(m *ssmmsg.Message) bool {
+	if !e.cfg.Deliver(m) {
+		e.mu.Lock()
+		e.stats.NotReady++
+		e.mu.Unlock()
+		return false
+	}
+	e.expected++
+	e.ack(m)
+	if e.cfg.Acked != nil {
+		e.cfg.Acked(m)
+	}
+	return true
+}
+
+func (e *Endpoint) ack(m *ssmmsg.Message) {
+	a, err := ssmmsg.NewAck(m, e.millis(), NewID())
+	if err != nil {
+		return
+	}
+	frame, err := a.Encode()
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	w := e.write
+	e.stats.AcksSent++
+	e.mu.Unlock()
+	if w != nil {
+		if err := w(frame); err != nil {
+			e.cfg.Logger.Debug("reliable: ack not sent", "seq", m.SequenceNumber, "err", err)
+		}
+	}
+}
+
+// dueLocked returns the frames to (re)send: all unacked when all is set,
+// else those overdue. It marks them sent now.
+func (e *Endpoint) dueLocked(all bool) [][]byte {
+	if e.write == nil || e.paused || len(e.unacked) == 0 {
+		return nil
+	}
+	now := e.cfg.Now()
+	var out [][]byte
+	for _, p := range e.unacked {
+		if all || now.Sub(p.lastSent) > e.rto {
+			out = append(out, p.frame)
+			p.lastSent = now
+			p.resent = true
+			e.stats.Retransmitted++
+		}
+	}
+	return out
+}
+
+func (e *Endpoint) sendFrames(w func([]byte) error, frames [][]byte) {
+	for _, f := range frames {
+		if err := w(f); err != nil {
+			e.cfg.Logger.Debug("reliable: retransmission failed", "err", err)
+			return
+		}
+	}
+}
+
+func (e *Endpoint) retransmitLoop() {
+	defer close(e.done)
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		w := e.write
+		frames := e.dueLocked(false)
+		e.mu.Unlock()
+		if len(frames) > 0 {
+			e.cfg.Logger.Debug("reliable: retransmitting", "messages", len(frames))
+			e.sendFrames(w, frames)
+		}
+	}
+}
+
+// Close stops the timer and wakes every blocked Send and WaitAcked. It is idempotent.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		<-e.done
+		return
+	}
+	e.closed = true
+	e.write = nil
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	close(e.stop)
+	<-e.done
+}

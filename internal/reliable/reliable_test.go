@@ -1,0 +1,193 @@
+package reliable
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devgate/devgate/internal/ssmmsg"
+	"go.uber.org/goleak"
+)
+
+// pair wires two endpoints through lossy, reordering in-memory links.
+type pair struct {
+	a, b   *Endpoint
+	mu     sync.Mutex
+	got    [][]byte
+	rnd    *rand.Rand
+	loss   float64
+	toA    chan []byte
+	toB    chan []byte
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	ready  func() bool
+	copies int
+}
+
+func newPair(t *testing.T, loss float64, window int) *pair {
+	p := &pair{rnd: rand.New(rand.NewPCG(1, 2)), loss: loss, toA: make(chan []byte, 100000), toB: make(chan []byte, 100000),
+		stop: make(chan struct{}), ready: func() bool { return true }}
+	p.a = New(Config{SendType: ssmmsg.InputStreamData, Window: window, Tick: 5 * time.Millisecond,
+		Deliver: func(*ssmmsg.Message) bool { return true }})
+	p.b = New(Config{SendType: ssmmsg.OutputStreamData, Tick: 5 * time.Millisecond, Deliver: func(m *ssmmsg.Message) bool {
+		if !p.ready() {
+			return false
+		}
+		p.mu.Lock()
+		p.got = append(p.got, append([]byte(nil), m.Payload...))
+		p.mu.Unlock()
+		return true
+	}})
+	lossy := func(ch chan []byte) func([]byte) error {
+		return func(f []byte) error {
+			p.mu.Lock()
+			drop := p.rnd.Float64() < p.loss
+			p.mu.Unlock()
+			if !drop {
+				ch <- append([]byte(nil), f...)
+			}
+			return nil
+		}
+	}
+	p.a.Attach(lossy(p.toB))
+	p.b.Attach(lossy(p.toA))
+	pump := func(ch chan []byte, e *Endpoint) {
+		defer p.wg.Done()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case f := <-ch:
+				m, err := ssmmsg.Decode(f)
+				if err != nil {
+					t.Errorf("decode: %v", err)
+					return
+				}
+				if o := e.Receive(m); o != nil {
+					t.Errorf("unexpected %s", o.Type)
+				}
+			}
+		}
+	}
+	p.wg.Add(2)
+	go pump(p.toB, p.b)
+	go pump(p.toA, p.a)
+	t.Cleanup(func() {
+		close(p.stop)
+		p.wg.Wait()
+		p.a.Close()
+		p.b.Close()
+	})
+	return p
+}
+
+func TestLossyInOrderDelivery(t *testing.T) {
+	p := newPair(t, 0.2, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 2000
+	for i := range n {
+		if _, err := p.a.Send(ctx, ssmmsg.PayloadOutput, fmt.Appendf(nil, "msg-%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.a.WaitAcked(ctx); err != nil {
+		t.Fatalf("WaitAcked: %v (unacked %v)", err, p.a.Stats())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.got) != n {
+		t.Fatalf("delivered %d messages, want %d", len(p.got), n)
+	}
+	for i, g := range p.got {
+		if want := fmt.Appendf(nil, "msg-%05d", i); !bytes.Equal(g, want) {
+			t.Fatalf("message %d = %q, want %q", i, g, want)
+		}
+	}
+	if s := p.a.Stats(); s.Retransmitted == 0 {
+		t.Errorf("20%% loss but no retransmission: %+v", s)
+	}
+	if s := p.b.Stats(); s.Duplicates == 0 && s.Early == 0 {
+		t.Errorf("20%% loss but no early or duplicate message seen: %+v", s)
+	}
+}
+
+func TestWindowBlocksSend(t *testing.T) {
+	e := New(Config{SendType: ssmmsg.InputStreamData, Window: 2048, Deliver: func(*ssmmsg.Message) bool { return true }})
+	defer e.Close()
+	ctx := context.Background()
+	for range 2 {
+		if _, err := e.Send(ctx, ssmmsg.PayloadOutput, make([]byte, 1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := e.Send(short, ssmmsg.PayloadOutput, make([]byte, 1)); err != context.DeadlineExceeded {
+		t.Fatalf("Send with a full window = %v, want it to block until the deadline", err)
+	}
+	// An ack for seq 0 frees the window.
+	ack, _ := ssmmsg.NewAck(&ssmmsg.Message{Type: ssmmsg.InputStreamData, SequenceNumber: 0}, 1, NewID())
+	e.Receive(ack)
+	if _, err := e.Send(ctx, ssmmsg.PayloadOutput, make([]byte, 1)); err != nil {
+		t.Fatalf("Send after ack: %v", err)
+	}
+	if m, b := e.Unacked(); m != 2 || b != 1025 {
+		t.Fatalf("Unacked = %d msgs %d bytes, want 2, 1025", m, b)
+	}
+}
+
+func TestNotReadyIsNotAcked(t *testing.T) {
+	p := newPair(t, 0, 0)
+	var mu sync.Mutex
+	ready := false
+	p.ready = func() bool { mu.Lock(); defer mu.Unlock(); return ready }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.a.Send(ctx, ssmmsg.PayloadOutput, []byte("banner")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if m, _ := p.a.Unacked(); m != 1 {
+		t.Fatalf("a message the peer could not take was acked (unacked %d)", m)
+	}
+	mu.Lock()
+	ready = true
+	mu.Unlock()
+	if err := p.a.WaitAcked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.got) != 1 || string(p.got[0]) != "banner" {
+		t.Fatalf("got %q", p.got)
+	}
+}
+
+func TestRTO(t *testing.T) {
+	e := New(Config{SendType: ssmmsg.InputStreamData, Deliver: func(*ssmmsg.Message) bool { return true }})
+	defer e.Close()
+	if e.RTO() != 200*time.Millisecond {
+		t.Fatalf("initial RTO %v, want 200ms", e.RTO())
+	}
+	e.mu.Lock()
+	for range 50 {
+		e.sampleLocked(5 * time.Millisecond)
+	}
+	low := e.rto
+	for range 50 {
+		e.sampleLocked(5 * time.Second)
+	}
+	high := e.rto
+	e.mu.Unlock()
+	if low < 5*time.Millisecond+clockG-time.Millisecond || low > 20*time.Millisecond {
+		t.Errorf("RTO after 5 ms samples = %v, want about SRTT+10ms", low)
+	}
+	if high != time.Second {
+		t.Errorf("RTO after 5 s samples = %v, want the 1 s cap", high)
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
