@@ -1,29 +1,53 @@
-// Package mgs is devgate-lab's Session Manager data channel (MGS relay) and emulated SSM agent.
+// Package mgs is devgate-lab's Session Manager data channel: the service side
+// of the WebSocket (MGS, protocol doc §2, §7) and the emulated SSM agent behind
+// it (§4-§6, checklist §10): handshake, sequence numbers, acks and
+// retransmission (through internal/reliable), SSH mode for
+// AWS-StartSSHSession, basic and smux mux modes for port forwarding, channel_closed
+// on every end, and all session state kept across client reconnects.
 //
-// SKELETON ONLY: session bookkeeping and tokens (Create/Resume/Terminate) are real; the data
-// channel itself (ServeHTTP: WebSocket, handshake, acks, port plugin, faults) is NOT implemented
-// yet and answers 501 Not Implemented. It does not implement any SSM API calls (package lab does).
+// It also injects the data-channel faults of internal/lab/faults (delay,
+// bandwidth cap, the agent's pacing, drops, reordering, duplication,
+// publication pauses). It does not implement the SSM API calls: package lab
+// does, and calls Create, Resume and Terminate.
 package mgs
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/devgate/devgate/internal/lab/faults"
+	"github.com/devgate/devgate/internal/ssmmsg"
 )
 
 // ErrUnknownSession is returned for a session id the server never created.
 var ErrUnknownSession = errors.New("mgs: unknown session")
 
+// DefaultAgentVersion is what the emulated agent advertises: 4-part and above
+// 3.1.1511.0, so clients pick mux with keepalive off (§6.1).
+const DefaultAgentVersion = "3.3.1142.0"
+
+// maxFrame bounds one incoming WebSocket message; the official client sends
+// at most 120+1024 bytes.
+const maxFrame = 64 << 10
+
+// openTimeout bounds the wait for the OpenDataChannelInput text frame.
+const openTimeout = 30 * time.Second
+
 // Config configures a Server.
 type Config struct {
-	Faults *faults.Config
+	Faults *faults.Config // nil: no faults, no pacing
 	Logger *slog.Logger
 }
 
@@ -32,21 +56,19 @@ type SessionSpec struct {
 	SessionID    string
 	Target       string
 	Document     string
-	SessionType  string
-	Properties   map[string]string
+	SessionType  string            // "Port"
+	Properties   map[string]string // the document's substituted properties, sent in the handshake
 	AgentVersion string
-	Dial         func(ctx context.Context, host string, port int) (net.Conn, error)
-}
-
-type session struct {
-	spec  SessionSpec
-	token string
-	ended bool
+	// Dial connects the agent to host:port as seen from the instance.
+	Dial func(ctx context.Context, host string, port int) (net.Conn, error)
 }
 
 // Server holds the lab's data-channel sessions.
 type Server struct {
 	cfg      Config
+	f        faults.Config
+	up       websocket.Upgrader
+	seed     atomic.Uint64
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -54,9 +76,22 @@ type Server struct {
 // New returns a Server.
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, sessions: map[string]*session{}}
+	s := &Server{cfg: cfg, sessions: map[string]*session{}}
+	if cfg.Faults != nil {
+		s.f = *cfg.Faults
+	}
+	if s.f.DropMode == "" {
+		s.f.DropMode = "tcp"
+	}
+	s.seed.Store(uint64(s.f.Seed))
+	s.up = websocket.Upgrader{
+		ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10,
+		// The client is not a browser; MGS does not check Origin.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return s
 }
 
 func newToken() (string, error) {
@@ -73,7 +108,10 @@ func (s *Server) Create(spec SessionSpec) (string, error) {
 		return "", errors.New("mgs: empty session id")
 	}
 	if spec.AgentVersion == "" {
-		spec.AgentVersion = "3.3.1142.0"
+		spec.AgentVersion = DefaultAgentVersion
+	}
+	if spec.SessionType == "" {
+		spec.SessionType = ssmmsg.SessionTypePort
 	}
 	tok, err := newToken()
 	if err != nil {
@@ -84,66 +122,137 @@ func (s *Server) Create(spec SessionSpec) (string, error) {
 	if _, ok := s.sessions[spec.SessionID]; ok {
 		return "", errors.New("mgs: duplicate session id " + spec.SessionID)
 	}
-	s.sessions[spec.SessionID] = &session{spec: spec, token: tok}
+	s.sessions[spec.SessionID] = newSession(s, spec, tok)
 	return tok, nil
 }
 
-// Resume mints a fresh token; "" once the session ended.
-func (s *Server) Resume(sessionID string) (string, error) {
+func (s *Server) get(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.sessions[sessionID]
-	if !ok {
+	return s.sessions[id]
+}
+
+// Resume mints a fresh token; "" once the session ended (§7.4).
+func (s *Server) Resume(sessionID string) (string, error) {
+	ss := s.get(sessionID)
+	if ss == nil {
 		return "", ErrUnknownSession
 	}
-	if ss.ended {
-		return "", nil
-	}
-	tok, err := newToken()
-	if err != nil {
-		return "", err
-	}
-	ss.token = tok
-	return tok, nil
+	return ss.resume()
 }
 
-// Terminate ends a session.
-func (s *Server) Terminate(sessionID, reason string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.sessions[sessionID]
-	if !ok {
+// Terminate ends a session: channel_closed with output, then the socket closes.
+func (s *Server) Terminate(sessionID, output string) error {
+	ss := s.get(sessionID)
+	if ss == nil {
 		return ErrUnknownSession
 	}
-	ss.ended = true
-	s.cfg.Logger.Info("mgs: session terminated", "session", sessionID, "reason", reason)
+	ss.end(output)
 	return nil
 }
 
-// TerminateTarget ends every session of an instance.
-func (s *Server) TerminateTarget(instanceID, reason string) {
+// TerminateTarget ends every session of an instance (it stopped, or its agent went offline).
+func (s *Server) TerminateTarget(instanceID, output string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, ss := range s.sessions {
-		if ss.spec.Target == instanceID && !ss.ended {
-			ss.ended = true
-			s.cfg.Logger.Info("mgs: session terminated", "session", id, "reason", reason)
+	var list []*session
+	for _, ss := range s.sessions {
+		if ss.spec.Target == instanceID {
+			list = append(list, ss)
 		}
+	}
+	s.mu.Unlock()
+	for _, ss := range list {
+		ss.end(output)
 	}
 }
 
-// ServeHTTP is the data-channel endpoint. NOT IMPLEMENTED YET: answers 501.
+// Active returns the ids of sessions that have not ended.
+func (s *Server) Active() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id, ss := range s.sessions {
+		if !ss.isEnded() {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// ServeHTTP is the data-channel endpoint: /v1/data-channel/<session-id>.
+// Authorization headers (the 1.3.0.0 plugin signs the upgrade) are accepted
+// and ignored; the token in the first text frame is what counts (§2.2).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.cfg.Logger.Warn("mgs: data channel not implemented", "path", r.URL.Path)
-	http.Error(w, "data channel not implemented in this lab build", http.StatusNotImplemented)
+	id := strings.TrimPrefix(r.URL.Path, "/v1/data-channel/")
+	ss := s.get(id)
+	if ss == nil || id == "" {
+		s.cfg.Logger.Warn("mgs: WebSocket for an unknown session refused", "session", id)
+		http.Error(w, "unknown session", http.StatusNotFound)
+		return
+	}
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		s.cfg.Logger.Warn("mgs: upgrade failed", "session", id, "err", err)
+		return
+	}
+	conn.SetReadLimit(maxFrame)
+	log := s.cfg.Logger.With("session", id, "remote", r.RemoteAddr)
+	in, err := readOpen(conn)
+	if err != nil {
+		log.Warn("mgs: data channel refused", "err", err)
+		refuse(conn, websocket.CloseUnsupportedData, err.Error())
+		return
+	}
+	if err := ss.consumeToken(in.TokenValue); err != nil {
+		log.Warn("mgs: data channel refused", "err", err)
+		refuse(conn, websocket.ClosePolicyViolation, err.Error())
+		return
+	}
+	l := newLink(conn, s.f, s.seed.Add(1), log)
+	ss.serve(l, in.ClientVersion)
+}
+
+// readOpen reads the OpenDataChannelInput text frame; pings that come first
+// are answered by the connection's default handler (§9 item 24).
+func readOpen(conn *websocket.Conn) (ssmmsg.OpenDataChannelInput, error) {
+	var in ssmmsg.OpenDataChannelInput
+	_ = conn.SetReadDeadline(time.Now().Add(openTimeout))
+	mt, data, err := conn.ReadMessage()
+	if err != nil {
+		return in, errors.New("no OpenDataChannelInput: " + err.Error())
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if mt != websocket.TextMessage {
+		return in, errors.New("first frame is not the OpenDataChannelInput text frame")
+	}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return in, errors.New("OpenDataChannelInput is not JSON: " + err.Error())
+	}
+	return in, nil
+}
+
+func refuse(conn *websocket.Conn, code int, text string) {
+	if len(text) > 120 {
+		text = text[:120]
+	}
+	msg := websocket.FormatCloseMessage(code, text)
+	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	conn.Close()
 }
 
 // Close ends all sessions.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	list := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
-		ss.ended = true
+		list = append(list, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range list {
+		ss.end("devgate-lab is shutting down")
+	}
+	for _, ss := range list {
+		ss.wait()
 	}
 	return nil
 }

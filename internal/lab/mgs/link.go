@@ -1,0 +1,200 @@
+package mgs
+
+import (
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/devgate/devgate/internal/lab/faults"
+	"github.com/devgate/devgate/internal/ssmmsg"
+)
+
+var errLinkClosed = errors.New("mgs: client WebSocket closed")
+
+// A link is one client WebSocket of a session. Outgoing frames go through a
+// writer goroutine that applies the data-channel delay, the bandwidth cap,
+// reordering and duplication; incoming frames go through a handler goroutine
+// that applies the delay and the cap the other way. A session outlives its
+// links.
+type link struct {
+	conn *websocket.Conn
+	log  *slog.Logger
+	f    faults.Config
+	rnd  *rand.Rand // writer goroutine only
+	rndR *rand.Rand // reader goroutine only
+
+	out  chan outFrame
+	in   chan inFrame
+	done chan struct{}
+	once sync.Once
+
+	mu     sync.Mutex
+	reason string
+}
+
+type outFrame struct {
+	b     []byte
+	at    time.Time
+	close bool // write a close frame 1000 and shut the socket
+}
+
+type inFrame struct {
+	b  []byte
+	at time.Time
+}
+
+func newLink(conn *websocket.Conn, f faults.Config, seed uint64, log *slog.Logger) *link {
+	return &link{conn: conn, log: log, f: f, rnd: rand.New(rand.NewPCG(seed, 11)), rndR: rand.New(rand.NewPCG(seed, 13)),
+		out: make(chan outFrame, 8192), in: make(chan inFrame, 8192), done: make(chan struct{})}
+}
+
+// write queues a frame for the client. It fails once the link is dead, so the
+// reliability layer keeps the message for the next link.
+func (l *link) write(b []byte) error {
+	select {
+	case <-l.done:
+		return errLinkClosed
+	default:
+	}
+	select {
+	case l.out <- outFrame{b: b, at: time.Now().Add(l.f.DataDelay)}:
+		return nil
+	case <-l.done:
+		return errLinkClosed
+	}
+}
+
+// closeAfterFlush writes what is queued, then a close frame 1000, then shuts the socket.
+func (l *link) closeAfterFlush() {
+	select {
+	case l.out <- outFrame{close: true, at: time.Now().Add(l.f.DataDelay)}:
+	case <-l.done:
+	}
+}
+
+// kill drops the socket abruptly (the client sees 1006).
+func (l *link) kill(reason string) {
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.reason = reason
+		l.mu.Unlock()
+		close(l.done)
+		l.conn.NetConn().Close()
+	})
+}
+
+// bye closes the socket the way the real service does about hourly: close 1000 "Bye".
+func (l *link) bye() {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "Bye")
+	_ = l.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	time.AfterFunc(2*time.Second, func() { l.kill("bye") })
+}
+
+// drop injects a fault drop in the configured mode.
+func (l *link) drop() {
+	if l.f.DropMode == "bye" {
+		l.log.Info("mgs: fault: closing client WebSocket with 1000 Bye")
+		l.bye()
+		return
+	}
+	l.log.Info("mgs: fault: dropping client WebSocket")
+	l.kill("fault drop")
+}
+
+// shaper paces a byte stream at a rate with a small burst.
+type shaper struct {
+	rate float64 // bytes per second; 0: unlimited
+	next time.Time
+}
+
+func (s *shaper) wait(n int) {
+	if s.rate <= 0 {
+		return
+	}
+	now := time.Now()
+	if s.next.Before(now) {
+		s.next = now
+	}
+	s.next = s.next.Add(time.Duration(float64(n) / s.rate * float64(time.Second)))
+	if d := time.Until(s.next); d > 2*time.Millisecond {
+		time.Sleep(d)
+	}
+}
+
+func isOutputData(b []byte) bool {
+	const t = ssmmsg.OutputStreamData
+	return len(b) > 4+len(t) && string(b[4:4+len(t)]) == t
+}
+
+func sleepUntil(t time.Time) {
+	if d := time.Until(t); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// writeLoop is the link's only writer of data frames.
+func (l *link) writeLoop() {
+	sh := shaper{rate: float64(l.f.BandwidthCap)}
+	var held []byte
+	put := func(b []byte) bool {
+		sh.wait(len(b))
+		if err := l.conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			l.kill("write: " + err.Error())
+			return false
+		}
+		return true
+	}
+	for {
+		var f outFrame
+		if held != nil {
+			select {
+			case f = <-l.out:
+			case <-time.After(5 * time.Millisecond): // no successor came: let it go
+				if !put(held) {
+					return
+				}
+				held = nil
+				continue
+			case <-l.done:
+				return
+			}
+		} else {
+			select {
+			case f = <-l.out:
+			case <-l.done:
+				return
+			}
+		}
+		sleepUntil(f.at)
+		if f.close {
+			if held != nil && !put(held) {
+				return
+			}
+			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+			_ = l.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			l.kill("closed by the lab")
+			return
+		}
+		data := isOutputData(f.b)
+		if data && held == nil && l.f.ReorderProb > 0 && l.rnd.Float64() < l.f.ReorderProb {
+			held = f.b
+			continue
+		}
+		if !put(f.b) {
+			return
+		}
+		if data && l.f.DuplicateProb > 0 && l.rnd.Float64() < l.f.DuplicateProb && !put(f.b) {
+			return
+		}
+		if held != nil {
+			if !put(held) {
+				return
+			}
+			held = nil
+		}
+	}
+}
