@@ -4,9 +4,15 @@ package labtest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/faults"
@@ -45,4 +51,46 @@ func Start(t testing.TB, opts lab.Options) *lab.Lab {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// Session is what StartSession returned.
+type Session struct {
+	ID, Token, StreamURL string
+}
+
+// StartSession calls StartSession through the SDK against l for the instance
+// with this Name tag or id, retrying TargetNotConnected for a few seconds.
+func StartSession(t testing.TB, l *lab.Lab, nameOrID, document string, params map[string][]string) Session {
+	t.Helper()
+	inst, ok := l.Instance(nameOrID)
+	if !ok {
+		t.Fatalf("no instance %q", nameOrID)
+	}
+	c := ssm.NewFromConfig(l.AWSConfig())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := c.StartSession(context.Background(), &ssm.StartSessionInput{Target: aws.String(inst.ID),
+			DocumentName: aws.String(document), Parameters: params})
+		if err == nil {
+			return Session{ID: aws.ToString(out.SessionId), Token: aws.ToString(out.TokenValue), StreamURL: aws.ToString(out.StreamUrl)}
+		}
+		var tnc *ssmtypes.TargetNotConnected
+		if !errors.As(err, &tnc) || time.Now().After(deadline) {
+			t.Fatalf("StartSession: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Resume returns a Resume function for datachannel.Config that calls
+// ResumeSession against l.
+func Resume(l *lab.Lab, sessionID string) func(ctx context.Context) (string, error) {
+	c := ssm.NewFromConfig(l.AWSConfig())
+	return func(ctx context.Context) (string, error) {
+		out, err := c.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sessionID)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.TokenValue), nil
+	}
 }

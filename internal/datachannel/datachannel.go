@@ -1,0 +1,642 @@
+// Package datachannel is the client side of one Session Manager data channel
+// (protocol doc §2-§7): it dials the stream URL, sends OpenDataChannelInput,
+// answers the agent's handshake, and then exposes the session as a stream
+// (Read, Write, CloseWrite, Close) over internal/reliable's sequence numbers,
+// acks, out-of-order buffer and retransmission.
+//
+// Unlike the official plugin it never loses data: writers block on a bounded
+// window of unacked bytes, a message that could not be sent is kept for the
+// next socket, and delivery is idempotent per sequence number. When the
+// WebSocket drops or the service closes it, it calls ResumeSession (Config.Resume),
+// redials the original stream URL and carries on, until Config.ResumeTimeout.
+//
+// It does not call StartSession or pick targets (internal/tunnel does), does
+// not speak smux (callers layer it on top), and has no KMS support.
+package datachannel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/reliable"
+	"github.com/devgate/devgate/internal/ssmmsg"
+)
+
+// DefaultClientVersion is the 4-part ClientVersion devgate announces: above
+// 1.1.70 (the agent picks mux for port forwarding) and above 1.2.331.0 (the
+// agent turns its smux keepalive off), §6.1.
+const DefaultClientVersion = "1.3.0.0"
+
+// Config configures a Session.
+type Config struct {
+	StreamURL string
+	SessionID string
+	Token     string
+	// ClientVersion is sent in OpenDataChannelInput and the handshake.
+	ClientVersion string
+	// Resume calls ResumeSession and returns the new token ("" when the
+	// session ended). Nil disables reconnecting.
+	Resume func(ctx context.Context) (string, error)
+	// Header, if set, returns extra headers for each WebSocket upgrade
+	// (the SigV4 signature for service ssmmessages, §2.2).
+	Header func(ctx context.Context, url string) (http.Header, error)
+	// ResumeTimeout bounds one outage: give up when no socket could be
+	// re-established within it (default 2 min).
+	ResumeTimeout time.Duration
+	// MaxPayload is the largest payload sent (default 1024, what the real
+	// agent and service accept).
+	MaxPayload int
+	// Window bounds unacked bytes in flight (default reliable.DefaultWindow).
+	Window int
+	// ReadBuffer bounds received bytes not yet Read (default 8 MiB).
+	ReadBuffer int
+	// OnReconnect, if set, is told when a drop happened (err) and when it healed (nil).
+	OnReconnect func(err error)
+	Dialer      *websocket.Dialer
+	Logger      *slog.Logger
+}
+
+// ClosedError is how a session ends when the service sends channel_closed:
+// Output is the service's text (often empty).
+type ClosedError struct {
+	SessionID string
+	Output    string
+}
+
+func (e *ClosedError) Error() string {
+	if e.Output == "" {
+		return "session " + e.SessionID + " closed by the service"
+	}
+	return "session " + e.SessionID + " closed by the service: " + e.Output
+}
+
+// ErrClosed is returned by Read and Write after Close.
+var ErrClosed = errors.New("datachannel: session closed")
+
+const pingInterval = 5 * time.Minute
+
+// Session is one open data channel.
+type Session struct {
+	cfg      Config
+	log      *slog.Logger
+	ep       *reliable.Endpoint
+	clientID string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	hsReq  chan []byte
+	hsDone chan ssmmsg.HandshakeComplete
+	flags  chan ssmmsg.Flag
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	chunks   [][]byte
+	buffered int
+	ended    bool
+	endErr   error // *ClosedError, a TunnelLost error, or ErrClosed
+	done     chan struct{}
+	conn     *wsConn
+	closing  bool
+
+	agentVersion    string
+	sessionType     string
+	properties      map[string]string
+	customerMessage string
+}
+
+// Open dials the data channel and completes the handshake. The session is
+// ready for Read and Write when it returns.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	if cfg.ClientVersion == "" {
+		cfg.ClientVersion = DefaultClientVersion
+	}
+	if cfg.ResumeTimeout <= 0 {
+		cfg.ResumeTimeout = 2 * time.Minute
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = ssmmsg.MaxPayload
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = 8 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Session{cfg: cfg, log: cfg.Logger.With("session", cfg.SessionID), clientID: reliable.NewID().String(),
+		ctx: sctx, cancel: cancel, hsReq: make(chan []byte, 1), hsDone: make(chan ssmmsg.HandshakeComplete, 1),
+		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
+		Deliver: s.deliver, Logger: s.log})
+	c, err := s.dial(ctx, cfg.Token)
+	if err != nil {
+		s.shutdown()
+		return nil, exitcode.Wrap(err, exitcode.SessionRefused,
+			"check that the network reaches the ssmmessages endpoint (proxy, VPC endpoint) and run `devgate doctor`",
+			"could not open the Session Manager data channel")
+	}
+	s.attach(c)
+	if err := s.handshake(ctx); err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	return s, nil
+}
+
+// handshake answers HandshakeRequest and waits for HandshakeComplete (§4).
+func (s *Session) handshake(ctx context.Context) error {
+	fail := func(err error) error {
+		var ce *ClosedError
+		if errors.As(err, &ce) {
+			return exitcode.Wrap(err, exitcode.SessionRefused, "", "the session ended during the handshake")
+		}
+		return exitcode.Wrap(err, exitcode.SessionRefused, "", "Session Manager handshake failed")
+	}
+	var req []byte
+	select {
+	case req = <-s.hsReq:
+	case <-s.done:
+		return fail(s.Err())
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	hr, st, err := ssmmsg.ParseHandshakeRequest(req)
+	if err != nil {
+		return fail(err)
+	}
+	resp := ssmmsg.HandshakeResponse{ClientVersion: s.cfg.ClientVersion}
+	for _, a := range hr.RequestedClientActions {
+		pa := ssmmsg.ProcessedClientAction{ActionType: a.ActionType}
+		switch a.ActionType {
+		case ssmmsg.ActionSessionType:
+			switch st.SessionType {
+			case ssmmsg.SessionTypePort, ssmmsg.SessionTypeStandardStream, ssmmsg.SessionTypeInteractiveCommands,
+				ssmmsg.SessionTypeNonInteractiveCommands:
+				pa.ActionStatus = ssmmsg.ActionSuccess
+			default:
+				pa.ActionStatus = ssmmsg.ActionFailed
+				pa.Error = "Failed to process action SessionType: Unknown session type " + st.SessionType
+			}
+		case ssmmsg.ActionKMSEncryption:
+			pa.ActionStatus = ssmmsg.ActionFailed
+			pa.Error = "devgate does not support KMS-encrypted sessions"
+		default:
+			pa.ActionStatus = ssmmsg.ActionUnsupported
+			pa.Error = "Unsupported action " + a.ActionType
+		}
+		resp.ProcessedClientActions = append(resp.ProcessedClientActions, pa)
+	}
+	s.mu.Lock()
+	s.agentVersion = hr.AgentVersion
+	if st != nil {
+		s.sessionType = st.SessionType
+		s.properties = map[string]string{}
+		for k := range st.Properties {
+			s.properties[k] = st.Property(k)
+		}
+	}
+	s.mu.Unlock()
+	body, err := json.Marshal(resp)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := s.ep.Send(ctx, ssmmsg.PayloadHandshakeResponse, body); err != nil {
+		return fail(err)
+	}
+	select {
+	case hc := <-s.hsDone:
+		s.mu.Lock()
+		s.customerMessage = hc.CustomerMessage
+		s.mu.Unlock()
+		return nil
+	case <-s.done:
+		return fail(s.Err())
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+// AgentVersion is the agent's version from the handshake.
+func (s *Session) AgentVersion() string { s.mu.Lock(); defer s.mu.Unlock(); return s.agentVersion }
+
+// SessionType is the handshake's session type ("Port" for devgate's documents).
+func (s *Session) SessionType() string { s.mu.Lock(); defer s.mu.Unlock(); return s.sessionType }
+
+// Property returns a handshake property ("portNumber", "type", ...).
+func (s *Session) Property(k string) string { s.mu.Lock(); defer s.mu.Unlock(); return s.properties[k] }
+
+// CustomerMessage is HandshakeComplete's message for the user ("" mostly).
+func (s *Session) CustomerMessage() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.customerMessage
+}
+
+// Flags delivers flags the agent sent (ConnectToPortError in mux mode).
+func (s *Session) Flags() <-chan ssmmsg.Flag { return s.flags }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended: *ClosedError for channel_closed, a
+// TunnelLost exitcode error, ErrClosed after Close; nil while it runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endErr
+}
+
+// deliver takes the agent's stream messages in order (called by reliable).
+func (s *Session) deliver(m *ssmmsg.Message) bool {
+	switch m.PayloadType {
+	case ssmmsg.PayloadHandshakeRequest:
+		select {
+		case s.hsReq <- append([]byte(nil), m.Payload...):
+		default:
+		}
+	case ssmmsg.PayloadHandshakeComplete:
+		var hc ssmmsg.HandshakeComplete
+		if err := json.Unmarshal(m.Payload, &hc); err != nil {
+			s.log.Warn("datachannel: malformed HandshakeComplete", "err", err)
+		}
+		select {
+		case s.hsDone <- hc:
+		default:
+		}
+	case ssmmsg.PayloadOutput:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for s.buffered >= s.cfg.ReadBuffer && !s.closing && !s.ended {
+			s.cond.Wait() // backpressure: the reader stops reading the socket
+		}
+		if s.closing || s.ended {
+			return true
+		}
+		s.chunks = append(s.chunks, append([]byte(nil), m.Payload...))
+		s.buffered += len(m.Payload)
+		s.cond.Broadcast()
+	case ssmmsg.PayloadFlag:
+		f, err := ssmmsg.ParseFlag(m.Payload)
+		if err != nil {
+			s.log.Warn("datachannel: bad flag", "err", err)
+			return true
+		}
+		if f == ssmmsg.FlagConnectToPortError {
+			s.log.Warn("datachannel: the agent could not connect to the destination port")
+		}
+		select {
+		case s.flags <- f:
+		default:
+		}
+	default:
+		s.log.Debug("datachannel: payload ignored", "type", m.PayloadType)
+	}
+	return true
+}
+
+// Read reads the agent's output. It returns io.EOF after channel_closed once
+// everything before it was read, and the session's error otherwise.
+func (s *Session) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.chunks) == 0 && !s.ended {
+		s.cond.Wait()
+	}
+	if len(s.chunks) == 0 {
+		var ce *ClosedError
+		if errors.As(s.endErr, &ce) {
+			return 0, io.EOF
+		}
+		return 0, s.endErr
+	}
+	n := 0
+	for n < len(p) && len(s.chunks) > 0 {
+		c := copy(p[n:], s.chunks[0])
+		n += c
+		if c == len(s.chunks[0]) {
+			s.chunks[0] = nil
+			s.chunks = s.chunks[1:]
+		} else {
+			s.chunks[0] = s.chunks[0][c:]
+		}
+	}
+	s.buffered -= n
+	s.cond.Broadcast()
+	return n, nil
+}
+
+// Write sends p as Output messages of at most MaxPayload bytes. It blocks
+// while the window is full, including during a reconnect.
+func (s *Session) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if err := s.Err(); err != nil {
+			return n, err
+		}
+		end := min(n+s.cfg.MaxPayload, len(p))
+		if _, err := s.ep.Send(s.ctx, ssmmsg.PayloadOutput, append([]byte(nil), p[n:end]...)); err != nil {
+			if e := s.Err(); e != nil {
+				return n, e
+			}
+			return n, err
+		}
+		n = end
+	}
+	return n, nil
+}
+
+// SendFlag sends a flag (DisconnectToPort, TerminateSession) as a stream message.
+func (s *Session) SendFlag(f ssmmsg.Flag) error {
+	_, err := s.ep.Send(s.ctx, ssmmsg.PayloadFlag, ssmmsg.FlagPayload(f))
+	return err
+}
+
+// Flush waits until everything written has been acked by the agent.
+func (s *Session) Flush(ctx context.Context) error {
+	err := s.ep.WaitAcked(ctx)
+	if errors.Is(err, reliable.ErrClosed) {
+		if e := s.Err(); e != nil {
+			return e
+		}
+	}
+	return err
+}
+
+// CloseWrite ends the client's half: it waits until everything written was
+// acked (the bytes reached the agent). The protocol has no half-close
+// message, so the agent is not told; Read keeps working.
+func (s *Session) CloseWrite(ctx context.Context) error { return s.Flush(ctx) }
+
+// Close ends the session: it sends Flag TerminateSession when the agent
+// understands it (§6.5), waits briefly for channel_closed, and releases
+// everything. The caller also calls the TerminateSession API.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if !ended && ssmmsg.ClientSendsTerminateFlag(s.AgentVersion()) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.SendFlag(ssmmsg.FlagTerminateSession); err == nil {
+			select {
+			case <-s.done:
+			case <-ctx.Done():
+			}
+		}
+		cancel()
+	}
+	s.shutdown()
+	return nil
+}
+
+func (s *Session) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	c := s.conn
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.finish(ErrClosed)
+	s.cancel()
+	if c != nil {
+		c.close()
+	}
+	s.ep.Close()
+	s.wg.Wait()
+}
+
+// finish records why the session ended (first reason wins).
+func (s *Session) finish(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.endErr = err
+	close(s.done)
+	s.cond.Broadcast()
+}
+
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing || s.ended
+}
+
+// wsConn is one WebSocket with a serialized writer.
+type wsConn struct {
+	ws   *websocket.Conn
+	wmu  sync.Mutex
+	stop chan struct{}
+	once sync.Once
+}
+
+func (c *wsConn) write(b []byte) error {
+	select {
+	case <-c.stop:
+		return errors.New("datachannel: socket closed")
+	default:
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Minute))
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+		c.close()
+		return err
+	}
+	return nil
+}
+
+// close shuts the socket without a close frame, as the official plugin does (§2.3).
+func (c *wsConn) close() {
+	c.once.Do(func() {
+		close(c.stop)
+		c.ws.NetConn().Close()
+	})
+}
+
+// dial opens one WebSocket and sends OpenDataChannelInput and the keepalive ping.
+func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
+	hdr := http.Header{}
+	if s.cfg.Header != nil {
+		h, err := s.cfg.Header(ctx, s.cfg.StreamURL)
+		if err != nil {
+			s.log.Warn("datachannel: could not sign the upgrade; sending it unsigned", "err", err)
+		}
+		for k, v := range h {
+			hdr[k] = v
+		}
+	}
+	d := s.cfg.Dialer
+	if d == nil {
+		d = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 45 * time.Second,
+			ReadBufferSize: 64 << 10, WriteBufferSize: 16 << 10}
+	}
+	ws, resp, err := d.DialContext(ctx, s.cfg.StreamURL, hdr)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("WebSocket upgrade refused: HTTP %s", resp.Status)
+		}
+		return nil, err
+	}
+	open, err := json.Marshal(ssmmsg.OpenDataChannelInput{MessageSchemaVersion: "1.0", RequestId: reliable.NewID().String(),
+		TokenValue: token, ClientId: s.clientID, ClientVersion: s.cfg.ClientVersion})
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, open); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	c := &wsConn{ws: ws, stop: make(chan struct{})}
+	_ = ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(pingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+				_ = ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second))
+			}
+		}
+	}()
+	return c, nil
+}
+
+// attach makes c the session's socket and starts reading it.
+func (s *Session) attach(c *wsConn) {
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+	s.ep.Attach(c.write)
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.readLoop(c) }()
+}
+
+// readLoop reads c until it fails, then reconnects or ends the session.
+func (s *Session) readLoop(c *wsConn) {
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.close()
+			s.lost(c, err)
+			return
+		}
+		if mt != websocket.BinaryMessage {
+			s.log.Debug("datachannel: non-binary frame dropped")
+			continue
+		}
+		m, err := ssmmsg.Decode(data)
+		if err != nil {
+			// Neither acked nor delivered: the agent retransmits a good copy.
+			s.log.Warn("datachannel: malformed frame dropped", "err", err)
+			continue
+		}
+		other := s.ep.Receive(m)
+		if other == nil {
+			continue
+		}
+		switch other.Type {
+		case ssmmsg.ChannelClosed:
+			cc, err := ssmmsg.ParseChannelClosed(other)
+			if err != nil {
+				s.log.Warn("datachannel: channel_closed body unreadable", "err", err)
+			}
+			s.log.Info("datachannel: channel_closed", "output", cc.Output)
+			s.finish(&ClosedError{SessionID: s.cfg.SessionID, Output: cc.Output})
+			c.close()
+			return
+		case ssmmsg.PausePublication:
+			s.ep.SetPaused(true)
+		case ssmmsg.StartPublication:
+			s.ep.SetPaused(false)
+		default:
+			s.log.Debug("datachannel: message ignored", "type", other.Type)
+		}
+	}
+}
+
+// lost handles the end of socket c: reconnect unless the session is over.
+func (s *Session) lost(c *wsConn, cause error) {
+	s.ep.Detach()
+	if s.isClosing() {
+		return
+	}
+	var ce *websocket.CloseError
+	if errors.As(cause, &ce) && ce.Code == websocket.ClosePolicyViolation {
+		s.finish(exitcode.Wrap(cause, exitcode.SessionRefused, "start a new session", "the service refused the data channel token"))
+		return
+	}
+	s.log.Info("datachannel: WebSocket lost; resuming", "err", cause)
+	if s.cfg.OnReconnect != nil {
+		s.cfg.OnReconnect(cause)
+	}
+	if s.cfg.Resume == nil {
+		s.finish(exitcode.Wrap(cause, exitcode.TunnelLost, "", "data channel lost"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ResumeTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	var last error = cause
+	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil {
+			if s.isClosing() {
+				return
+			}
+			s.finish(exitcode.Wrap(last, exitcode.TunnelLost,
+				"the network or the instance went away; run `devgate doctor <target>`",
+				"data channel lost and not resumed within %s (%d attempts)", s.cfg.ResumeTimeout, attempt-1))
+			return
+		}
+		nc, err := s.resumeOnce(ctx)
+		if err == nil {
+			s.log.Info("datachannel: resumed", "attempt", attempt)
+			if s.cfg.OnReconnect != nil {
+				s.cfg.OnReconnect(nil)
+			}
+			s.attach(nc)
+			return
+		}
+		var ended *ClosedError
+		if errors.As(err, &ended) {
+			s.finish(exitcode.Wrap(err, exitcode.TunnelLost, "start a new connection",
+				"the session ended while the data channel was down"))
+			return
+		}
+		last = err
+		s.log.Info("datachannel: resume attempt failed", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func (s *Session) resumeOnce(ctx context.Context) (*wsConn, error) {
+	tok, err := s.cfg.Resume(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ResumeSession: %w", err)
+	}
+	if tok == "" {
+		return nil, &ClosedError{SessionID: s.cfg.SessionID, Output: "ResumeSession returned no token: the session timed out or was terminated"}
+	}
+	return s.dial(ctx, tok)
+}
