@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/doctor"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshconfig"
@@ -110,7 +111,7 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 
 	var checks []doctor.Check
 	dr := &dateRecorder{}
-	cfg, cfgErr := loadAWS(ctx, af.profile, af.region)
+	cfg, cfgErr := awsapi.Load(ctx, af.profile, af.region)
 	if cfgErr != nil {
 		checks = append(checks, doctor.Check{Name: "AWS configuration", Run: func(context.Context) doctor.Result {
 			return doctor.Result{Detail: cfgErr.Error(), Fix: exitcode.HintOf(cfgErr)}
@@ -189,7 +190,7 @@ func (s *sdkDoctor) ServerDate() time.Time {
 func (s *sdkDoctor) Identity(ctx context.Context) (string, error) {
 	out, err := sts.NewFromConfig(s.cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", classifyAWS(err, "sts:GetCallerIdentity")
+		return "", awsapi.Classify(err, "sts:GetCallerIdentity")
 	}
 	return aws.ToString(out.Arn), nil
 }
@@ -210,13 +211,13 @@ func (s *sdkDoctor) Probe(ctx context.Context, action, id string) error {
 		return fmt.Errorf("doctor: no probe for %s", action)
 	}
 	if err != nil {
-		return classifyAWS(err, action)
+		return awsapi.Classify(err, action)
 	}
 	return nil
 }
 
 func (s *sdkDoctor) Instance(ctx context.Context, target string) (string, string, error) {
-	row, err := resolveTarget(ctx, s.cfg, target, time.Now())
+	row, err := resolveInstance(ctx, s.cfg, target)
 	if err != nil {
 		return "", "", err
 	}
@@ -224,7 +225,7 @@ func (s *sdkDoctor) Instance(ctx context.Context, target string) (string, string
 }
 
 func (s *sdkDoctor) Agent(ctx context.Context, id string) (string, string, error) {
-	m, err := agentStatus(ctx, s.cfg, []instanceRow{{ID: id}})
+	m, err := awsapi.AgentStatus(ctx, s.cfg, []awsapi.Instance{{ID: id}})
 	if err != nil {
 		return "", "", err
 	}
@@ -243,7 +244,7 @@ func (s *sdkDoctor) PushKey(ctx context.Context, id, osUser, pub string) error {
 		InstanceId: aws.String(id), InstanceOSUser: aws.String(osUser), SSHPublicKey: aws.String(pub),
 	})
 	if err != nil {
-		return classifyAWS(err, "ec2-instance-connect:SendSSHPublicKey")
+		return awsapi.Classify(err, "ec2-instance-connect:SendSSHPublicKey")
 	}
 	if !out.Success {
 		return errors.New("SendSSHPublicKey returned Success=false")

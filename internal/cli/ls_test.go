@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/devgate/devgate/internal/awsapi"
 )
 
 // fakeRegion is a unit-test fake of the few EC2 (query/XML) and SSM (JSON)
@@ -136,7 +138,7 @@ func TestLs(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errs)
 	}
-	var rows []instanceRow
+	var rows []awsapi.Instance
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatal(err, out)
 	}

@@ -18,6 +18,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
@@ -208,7 +209,7 @@ func confirm(io IO, q string) (bool, error) {
 // listInventory returns the non-terminated instances (Name tag, id) in the
 // region, with the AWS SDK's default chain (AWS_ENDPOINT_URL is honoured).
 func listInventory(ctx context.Context, profile, region string) ([]sshconfig.Instance, error) {
-	cfg, err := loadAWS(ctx, profile, region)
+	cfg, err := awsapi.Load(ctx, profile, region)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +223,7 @@ func listInventory(ctx context.Context, profile, region string) ([]sshconfig.Ins
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, classifyAWS(err, "ec2:DescribeInstances")
+			return nil, awsapi.Classify(err, "ec2:DescribeInstances")
 		}
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 )
 
@@ -35,11 +36,11 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := loadAWS(ctx, af.profile, af.region)
+			cfg, err := awsapi.Load(ctx, af.profile, af.region)
 			if err != nil {
 				return err
 			}
-			row, err := resolveTarget(ctx, cfg, args[0], time.Now())
+			row, err := resolveInstance(ctx, cfg, args[0])
 			if err != nil {
 				return err
 			}
@@ -61,7 +62,7 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 				_, err = client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{row.ID}})
 			}
 			if err != nil {
-				return classifyAWS(err, "ec2:"+map[bool]string{true: "StartInstances", false: "StopInstances"}[on])
+				return awsapi.Classify(err, "ec2:"+map[bool]string{true: "StartInstances", false: "StopInstances"}[on])
 			}
 			fmt.Fprintf(io.ErrOut, "devgate: %s: %s requested (was %s)\n", label, verb, row.State)
 			if !wait {
@@ -88,7 +89,7 @@ func waitState(ctx context.Context, io IO, client *ec2.Client, id, label, want s
 			if ctx.Err() != nil {
 				break
 			}
-			return classifyAWS(err, "ec2:DescribeInstances")
+			return awsapi.Classify(err, "ec2:DescribeInstances")
 		}
 		state := ""
 		for _, r := range out.Reservations {

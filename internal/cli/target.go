@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/sshconfig"
+)
+
+// defaultPrefix is the alias prefix `devgate setup` uses unless told otherwise.
+const defaultPrefix = "devbox"
+
+// resolveOptions are the target-resolution settings shared by every command:
+// the managed ssh config's aliases and the user's cache of resolved names.
+func resolveOptions(prefix string) awsapi.ResolveOptions {
+	o := awsapi.ResolveOptions{Prefix: prefix}
+	if home, _, err := homeDir(); err == nil {
+		if b, err := os.ReadFile(sshconfig.ManagedPath(home)); err == nil {
+			o.Aliases = sshconfig.ManagedHosts(b)
+		}
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		o.CacheFile = filepath.Join(dir, "devgate", "targets.json")
+	}
+	return o
+}
+
+// resolveInstance maps a target to one instance, described now.
+func resolveInstance(ctx context.Context, cfg aws.Config, target string) (awsapi.Instance, error) {
+	t, err := awsapi.Resolve(ctx, cfg, target, resolveOptions(defaultPrefix))
+	if err != nil {
+		return awsapi.Instance{}, err
+	}
+	rows, err := awsapi.Describe(ctx, cfg, true, []string{t.ID}, time.Now())
+	if err != nil {
+		return awsapi.Instance{}, err
+	}
+	if len(rows) != 1 {
+		return awsapi.Instance{}, exitcode.New(exitcode.NotFound, "run `devgate ls` to see the instances", "instance %s not found", t.ID)
+	}
+	return rows[0], nil
+}

@@ -1,0 +1,356 @@
+// Package labcli is the devgate-lab command: `up` runs a simulated AWS region
+// (package lab) in the foreground and writes the files a user needs to reach
+// it (D/env, D/ssh_config); `down` stops a running one; `env` prints its
+// variables. It holds no simulation logic of its own.
+package labcli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/faults"
+)
+
+// Files a running lab keeps in its directory.
+const (
+	EnvFile       = "env"
+	SSHConfigFile = "ssh_config"
+	PidFile       = "lab.pid"
+	KnownHosts    = "known_hosts"
+	LogFile       = "lab.log"
+)
+
+// ServiceFactory adds services (ACM, S3, …) to a lab; main wires them.
+type ServiceFactory func() []lab.Service
+
+// Main runs devgate-lab with args and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services ServiceFactory) int {
+	root := &cobra.Command{
+		Use:           "devgate-lab",
+		Short:         "A simulated AWS region with real sshd devboxes, for trying and testing devgate",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(stderr)
+	root.SetErr(stderr)
+	root.AddCommand(upCmd(stdout, stderr, services), downCmd(stdout), envCmd(stdout))
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "devgate-lab: error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// fileConfig is the optional --config file.
+type fileConfig struct {
+	Region    string              `json:"region,omitempty"`
+	Instances []lab.InstanceSpec `json:"instances,omitempty"`
+}
+
+func upCmd(stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
+	var dir, addr, config, devgate, logLevel string
+	var instances []string
+	f := faults.Defaults()
+	c := &cobra.Command{
+		Use:   "up --dir D",
+		Short: "Run the lab in the foreground until `down` or a signal",
+		Long: `Runs the lab: every AWS service devgate uses on one loopback port, and a real sshd per instance.
+Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return errors.New("--dir is required")
+			}
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			dir = abs
+			if pid, alive := running(dir); alive {
+				return fmt.Errorf("a lab is already running in %s (pid %d); run `devgate-lab down --dir %s`", dir, pid, dir)
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			opts := lab.Options{Dir: dir, Addr: addr, Faults: f}
+			if config != "" {
+				fc, err := readConfig(config)
+				if err != nil {
+					return err
+				}
+				opts.Region, opts.Instances = fc.Region, fc.Instances
+			}
+			if len(instances) > 0 {
+				opts.Instances = nil
+				for _, s := range instances {
+					spec, err := parseInstance(s)
+					if err != nil {
+						return err
+					}
+					opts.Instances = append(opts.Instances, spec)
+				}
+			}
+			logf, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return err
+			}
+			defer logf.Close()
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logf, levelFilter{stderr}), &slog.HandlerOptions{Level: lvl}))
+			if services != nil {
+				opts.Services = services()
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			l, err := lab.Start(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			if devgate == "" {
+				devgate = findDevgate()
+			}
+			if err := writeFiles(dir, l, devgate); err != nil {
+				return err
+			}
+			pidPath := filepath.Join(dir, PidFile)
+			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(pidPath)
+			fmt.Fprintf(stdout, "devgate-lab is up at %s (region %s)\n", l.Endpoint(), l.Region())
+			for _, in := range l.Instances() {
+				fmt.Fprintf(stdout, "  %-6s %s  %-8s user %s\n", in.Name, in.ID, in.State, in.User)
+			}
+			fmt.Fprintf(stdout, "env:        %s   (. %s)\n", filepath.Join(dir, EnvFile), filepath.Join(dir, EnvFile))
+			fmt.Fprintf(stdout, "ssh config: %s   (ssh -F %s gpu1)\n", filepath.Join(dir, SSHConfigFile), filepath.Join(dir, SSHConfigFile))
+			fmt.Fprintf(stdout, "log:        %s\n", filepath.Join(dir, LogFile))
+			<-ctx.Done()
+			fmt.Fprintln(stdout, "devgate-lab: shutting down")
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&dir, "dir", "", "state directory (host keys, pushed keys, env, ssh_config, logs)")
+	fl.StringVar(&addr, "addr", "127.0.0.1:0", "listen address of the endpoint")
+	fl.StringVar(&config, "config", "", `JSON file: {"region":"…","instances":[{"name":"gpu1","state":"running","type":"g5.xlarge","user":"…"}]}`)
+	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped] (repeatable; default gpu1:running, gpu2:stopped)")
+	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
+	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
+	f.RegisterFlags(fl)
+	return c
+}
+
+// levelFilter passes only warnings and errors to the terminal.
+type levelFilter struct{ w io.Writer }
+
+func (l levelFilter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "level=WARN") || strings.Contains(string(p), "level=ERROR") {
+		return l.w.Write(p)
+	}
+	return len(p), nil
+}
+
+func readConfig(path string) (fileConfig, error) {
+	var fc fileConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fc, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return fc, fmt.Errorf("%s: %w", path, err)
+	}
+	return fc, nil
+}
+
+func parseInstance(s string) (lab.InstanceSpec, error) {
+	name, state, _ := strings.Cut(s, ":")
+	if state == "" {
+		state = "running"
+	}
+	if name == "" || (state != "running" && state != "stopped") {
+		return lab.InstanceSpec{}, fmt.Errorf("--instance %q: want name[:running|stopped]", s)
+	}
+	return lab.InstanceSpec{Name: name, State: state}, nil
+}
+
+// findDevgate returns the devgate binary for ProxyCommand lines.
+func findDevgate() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "devgate")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("devgate"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	return "devgate"
+}
+
+// writeFiles writes D/env and D/ssh_config, both 0600.
+func writeFiles(dir string, l *lab.Lab, devgate string) error {
+	var env strings.Builder
+	env.WriteString("# devgate-lab: source this file (. " + filepath.Join(dir, EnvFile) + ")\n")
+	for _, kv := range l.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(v))
+	}
+	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
+		return err
+	}
+	var sc strings.Builder
+	fmt.Fprintf(&sc, "# devgate-lab instances; use with: ssh -F %s <name>\n", filepath.Join(dir, SSHConfigFile))
+	fmt.Fprintf(&sc, "# Source %s first: devgate connect reads the lab's endpoint and keys from the environment.\n", filepath.Join(dir, EnvFile))
+	for _, in := range l.Instances() {
+		fmt.Fprintf(&sc, "\nHost %s %s\n", in.Name, in.ID)
+		fmt.Fprintf(&sc, "  HostName %s\n", in.ID)
+		fmt.Fprintf(&sc, "  User %s\n", in.User)
+		fmt.Fprintf(&sc, "  ProxyCommand %s connect %%h %%p --user %%r\n", sshQuote(devgate))
+		fmt.Fprintf(&sc, "  IdentityFile ~/.ssh/devgate/id_ed25519\n")
+		fmt.Fprintf(&sc, "  IdentitiesOnly yes\n")
+		fmt.Fprintf(&sc, "  UserKnownHostsFile %s\n", sshQuote(filepath.Join(dir, KnownHosts)))
+		fmt.Fprintf(&sc, "  StrictHostKeyChecking accept-new\n")
+		fmt.Fprintf(&sc, "  HostKeyAlias %s\n", in.ID)
+		fmt.Fprintf(&sc, "  ServerAliveInterval 15\n")
+		fmt.Fprintf(&sc, "  ServerAliveCountMax 8\n")
+	}
+	return os.WriteFile(filepath.Join(dir, SSHConfigFile), []byte(sc.String()), 0o600)
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == ':' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func sshQuote(s string) string {
+	if strings.ContainsAny(s, " \t\"") {
+		return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+	}
+	return s
+}
+
+// running reports the pid of a live lab in dir.
+func running(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, PidFile))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return pid, false
+	}
+	return pid, true
+}
+
+func downCmd(stdout io.Writer) *cobra.Command {
+	var dir string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "down --dir D",
+		Short: "Stop the lab running in D and every process it started",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return errors.New("--dir is required")
+			}
+			pid, alive := running(dir)
+			if !alive {
+				killSSHDs(dir) // a lab killed with -9 leaves its sshds behind
+				fmt.Fprintf(stdout, "no lab running in %s\n", dir)
+				return nil
+			}
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				return fmt.Errorf("stop lab pid %d: %w", pid, err)
+			}
+			deadline := time.Now().Add(wait)
+			for time.Now().Before(deadline) {
+				if _, alive := running(dir); !alive {
+					killSSHDs(dir)
+					fmt.Fprintf(stdout, "devgate-lab in %s stopped\n", dir)
+					return nil
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killSSHDs(dir)
+			os.Remove(filepath.Join(dir, PidFile))
+			fmt.Fprintf(stdout, "devgate-lab in %s killed after %s\n", dir, wait)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "the lab's state directory")
+	c.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to wait before killing")
+	return c
+}
+
+// killSSHDs stops sshd processes recorded in dir/instances/*/sshd.pid.
+func killSSHDs(dir string) {
+	pids, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "sshd.pid"))
+	for _, p := range pids {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			_ = syscall.Kill(-pid, syscall.SIGTERM) // its process group
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+		os.Remove(p)
+	}
+}
+
+func envCmd(stdout io.Writer) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "env --dir D",
+		Short: "Print the environment of the lab in D (eval \"$(devgate-lab env --dir D)\")",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return errors.New("--dir is required")
+			}
+			if _, alive := running(dir); !alive {
+				return fmt.Errorf("no lab running in %s; start one with `devgate-lab up --dir %s`", dir, dir)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, EnvFile))
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(b)
+			return err
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "the lab's state directory")
+	return c
+}
