@@ -169,4 +169,3 @@ func Classify(err error, action string) error {
 
 // InstanceIDRe matches instance ids (EC2 and hybrid managed instances).
 var InstanceIDRe = regexp.MustCompile(`^(i|mi)-[0-9a-f]{8,17}$`)
-

@@ -59,7 +59,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 
 // fileConfig is the optional --config file.
 type fileConfig struct {
-	Region    string              `json:"region,omitempty"`
+	Region    string             `json:"region,omitempty"`
 	Instances []lab.InstanceSpec `json:"instances,omitempty"`
 }
 
