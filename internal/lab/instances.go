@@ -11,7 +11,7 @@ type InstanceSpec struct {
 	ID           string `json:"id,omitempty"`
 	Name         string `json:"name"`
 	Type         string `json:"type,omitempty"`
-	State        string `json:"state,omitempty"` // "running" or "stopped"
+	State        string `json:"state,omitempty"` // "running", "stopped" or "terminated"
 	User         string `json:"user,omitempty"`
 	PrivateIP    string `json:"privateIp,omitempty"`
 	AgentVersion string `json:"agentVersion,omitempty"`

@@ -146,8 +146,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		if spec.State == "" {
 			spec.State = "running"
 		}
-		if spec.State != "running" && spec.State != "stopped" {
-			return nil, fmt.Errorf("lab: instance %s: state must be running or stopped, not %q", spec.Name, spec.State)
+		if spec.State != "running" && spec.State != "stopped" && spec.State != "terminated" {
+			return nil, fmt.Errorf("lab: instance %s: state must be running, stopped or terminated, not %q", spec.Name, spec.State)
 		}
 		if spec.User == "" {
 			spec.User = osUser.Username

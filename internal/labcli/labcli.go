@@ -153,7 +153,7 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 	fl.StringVar(&dir, "dir", "", "state directory (host keys, pushed keys, env, ssh_config, logs)")
 	fl.StringVar(&addr, "addr", "127.0.0.1:0", "listen address of the endpoint")
 	fl.StringVar(&config, "config", "", `JSON file: {"region":"…","instances":[{"name":"gpu1","state":"running","type":"g5.xlarge","user":"…"}]}`)
-	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped] (repeatable; default gpu1:running, gpu2:stopped)")
+	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped|terminated] (repeatable; default gpu1:running, gpu2:stopped)")
 	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
 	f.RegisterFlags(fl)
@@ -189,8 +189,8 @@ func parseInstance(s string) (lab.InstanceSpec, error) {
 	if state == "" {
 		state = "running"
 	}
-	if name == "" || (state != "running" && state != "stopped") {
-		return lab.InstanceSpec{}, fmt.Errorf("--instance %q: want name[:running|stopped]", s)
+	if name == "" || (state != "running" && state != "stopped" && state != "terminated") {
+		return lab.InstanceSpec{}, fmt.Errorf("--instance %q: want name[:running|stopped|terminated]", s)
 	}
 	return lab.InstanceSpec{Name: name, State: state}, nil
 }

@@ -1,0 +1,209 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/datachannel"
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/sshkey"
+	"github.com/devgate/devgate/internal/tunnel"
+)
+
+func init() { register(newConnectCommand) }
+
+// defaultUser is the OS user a key is pushed for when neither --user nor DEVGATE_USER says.
+const defaultUser = "ec2-user"
+
+func newConnectCommand(io IO) *cobra.Command {
+	var af awsFlags
+	var user, key, document, logFile, prefix string
+	var noStart, verbose, quiet bool
+	var timeout, resumeTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "connect <target> <port>",
+		Short: "Tunnel stdin/stdout to a port of an instance (the ssh ProxyCommand)",
+		Long: `connect is what ssh runs as ProxyCommand: ProxyCommand devgate connect %h %p --user %r.
+It resolves the target, starts the instance if it is stopped, waits for it and its SSM agent,
+pushes a temporary key with EC2 Instance Connect, opens a Session Manager session to the port
+and bridges it to stdin/stdout. stdout carries only the stream; progress goes to stderr.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			port, err := strconv.Atoi(args[1])
+			if err != nil || port < 1 || port > 65535 {
+				return exitcode.New(exitcode.Usage, "ProxyCommand devgate connect %h %p", "port %q is not a port number", args[1])
+			}
+			log, closeLog, err := connectLogger(io, logFile, verbose)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
+			if user == "" {
+				user = os.Getenv("DEVGATE_USER")
+			}
+			if user == "" {
+				user = defaultUser
+			}
+			pub, err := connectKey(key)
+			if err != nil {
+				return err
+			}
+			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			if err != nil {
+				return err
+			}
+			progress := func(format string, a ...any) {
+				log.Info(fmt.Sprintf(format, a...))
+				if !quiet {
+					fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
+				}
+			}
+			opts := tunnel.Options{Target: args[0], Port: port, User: user, PublicKey: pub, Document: document,
+				NoStart: noStart, Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix),
+				Progress: progress, Logger: log,
+				OnReconnect: func(err error) {
+					if err != nil {
+						progress("connection lost (%v); resuming", err)
+					} else {
+						progress("resumed")
+					}
+				}}
+			if dir, err := os.UserCacheDir(); err == nil {
+				opts.StateDir = filepath.Join(dir, "devgate")
+			}
+			conn, err := tunnel.Dial(ctx, cfg, opts)
+			if err != nil {
+				return err
+			}
+			return bridge(ctx, io, conn, progress)
+		},
+	}
+	af.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&user, "user", "", "OS user to push the key for (ssh's %r; default $DEVGATE_USER, else ec2-user)")
+	f.StringVar(&key, "key", "", "private key whose public half is pushed (default ~/.ssh/devgate/id_ed25519, created if missing)")
+	f.StringVar(&document, "document", tunnel.DocSSH, "session document: "+tunnel.DocSSH+" or "+tunnel.DocPortForwarding)
+	f.BoolVar(&noStart, "no-start", false, "fail instead of starting a stopped instance")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the session")
+	f.DurationVar(&resumeTimeout, "resume-timeout", 2*time.Minute, "give up when a dropped data channel cannot be resumed within this")
+	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors still)")
+	f.StringVar(&prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	return cmd
+}
+
+// connectLogger returns the logger of connect: a file, or stderr with
+// --verbose, or nothing. stdout is never used.
+func connectLogger(io IO, path string, verbose bool) (*slog.Logger, func(), error) {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	switch {
+	case path != "":
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, exitcode.Wrap(err, exitcode.LocalIO, "choose a writable --log-file", "cannot open the log file")
+		}
+		return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: lvl})), func() { f.Close() }, nil
+	case verbose:
+		return slog.New(slog.NewTextHandler(io.ErrOut, &slog.HandlerOptions{Level: lvl})), func() {}, nil
+	}
+	return slog.New(slog.DiscardHandler), func() {}, nil
+}
+
+// connectKey returns the authorized_keys line to push: --key's public half,
+// or devgate's own key (created on first use).
+func connectKey(path string) (string, error) {
+	if path == "" {
+		home, _, err := homeDir()
+		if err != nil {
+			return "", err
+		}
+		k, err := sshkey.Ensure(sshkey.DefaultPath(home))
+		if err != nil {
+			return "", err
+		}
+		return k.Public.AuthorizedKey, nil
+	}
+	p, err := sshkey.LoadPublic(sshkey.PublicPath(path))
+	if err != nil {
+		p, err = sshkey.LoadPublic(path)
+	}
+	if err != nil {
+		return "", exitcode.Wrap(err, exitcode.Config, "pass the private key path; its .pub must sit beside it", "cannot read the public key of %s", path)
+	}
+	return p.AuthorizedKey, nil
+}
+
+// bridge copies stdin to the tunnel and the tunnel to stdout until one side
+// ends. stdin EOF and a signal end the session cleanly (TerminateSession).
+func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
+	outDone := make(chan error, 1)
+	go func() {
+		_, err := copyFlush(io.Out, conn)
+		outDone <- err
+	}()
+	inDone := make(chan error, 1)
+	go func() {
+		_, err := copyFlush(conn, io.In)
+		inDone <- err
+	}()
+	var once sync.Once
+	closeConn := func() { once.Do(func() { _ = conn.Close() }) }
+	defer closeConn()
+	select {
+	case err := <-inDone:
+		if err == nil { // stdin EOF: ssh is done with us
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = conn.CloseWrite(fctx)
+			cancel()
+		}
+		closeConn()
+		return nil
+	case err := <-outDone:
+		return sessionEnd(conn, err, progress)
+	case <-ctx.Done():
+		progress("terminating session %s", conn.SessionID)
+		closeConn()
+		return nil
+	}
+}
+
+// sessionEnd reports how the session ended when the agent side closed it.
+func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {
+	err := conn.Session().Err()
+	var ce *datachannel.ClosedError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Output != "" {
+			progress("session ended: %s", ce.Output)
+		}
+		return nil
+	case err != nil:
+		return err
+	case copyErr != nil:
+		// stdout is gone (ssh exited): not an error of ours.
+		return nil
+	}
+	return nil
+}
+
+// copyFlush is io.Copy with a buffer sized to the protocol's messages.
+func copyFlush(dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, 32<<10)
+	return io.CopyBuffer(dst, src, buf)
+}
