@@ -66,23 +66,33 @@ func Resolve(ctx context.Context, cfg aws.Config, target string, o ResolveOption
 	if o.Prefix != "" && strings.HasPrefix(target, o.Prefix+"-") {
 		names = append(names, strings.TrimPrefix(target, o.Prefix+"-"))
 	}
-	rows, err := Describe(ctx, cfg, false, nil, o.Now())
+	rows, err := Describe(ctx, cfg, true, nil, o.Now())
 	if err != nil {
 		return Target{}, err
 	}
 	for _, name := range names {
-		var match, running []Instance
+		// Prefer running (or pending) instances, then other live ones, then terminated ones,
+		// so that a terminated namesake never shadows a live instance.
+		var tiers [3][]Instance
 		for _, r := range rows {
-			if r.Name == name {
-				match = append(match, r)
-				if r.State == "running" || r.State == "pending" {
-					running = append(running, r)
-				}
+			if r.Name != name {
+				continue
+			}
+			switch r.State {
+			case "running", "pending":
+				tiers[0] = append(tiers[0], r)
+			case "terminated", "shutting-down":
+				tiers[2] = append(tiers[2], r)
+			default:
+				tiers[1] = append(tiers[1], r)
 			}
 		}
-		pick := match
-		if len(running) > 0 {
-			pick = running
+		var pick []Instance
+		for _, tier := range tiers {
+			if len(tier) > 0 {
+				pick = tier
+				break
+			}
 		}
 		switch {
 		case len(pick) == 0:

@@ -129,7 +129,7 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			if devgate == "" {
 				devgate = findDevgate()
 			}
-			if err := writeFiles(dir, l, devgate); err != nil {
+			if err := WriteFiles(dir, l, devgate, "~/.ssh/devgate/id_ed25519"); err != nil {
 				return err
 			}
 			pidPath := filepath.Join(dir, PidFile)
@@ -211,8 +211,9 @@ func findDevgate() string {
 	return "devgate"
 }
 
-// writeFiles writes D/env and D/ssh_config, both 0600.
-func writeFiles(dir string, l *lab.Lab, devgate string) error {
+// WriteFiles writes D/env and D/ssh_config (both 0600): the lab's variables,
+// and one Host per instance whose ProxyCommand is `devgate connect`.
+func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	var env strings.Builder
 	env.WriteString("# devgate-lab: source this file (. " + filepath.Join(dir, EnvFile) + ")\n")
 	for _, kv := range l.Env() {
@@ -230,7 +231,7 @@ func writeFiles(dir string, l *lab.Lab, devgate string) error {
 		fmt.Fprintf(&sc, "  HostName %s\n", in.ID)
 		fmt.Fprintf(&sc, "  User %s\n", in.User)
 		fmt.Fprintf(&sc, "  ProxyCommand %s connect %%h %%p --user %%r\n", sshQuote(devgate))
-		fmt.Fprintf(&sc, "  IdentityFile ~/.ssh/devgate/id_ed25519\n")
+		fmt.Fprintf(&sc, "  IdentityFile %s\n", sshQuote(identityFile))
 		fmt.Fprintf(&sc, "  IdentitiesOnly yes\n")
 		fmt.Fprintf(&sc, "  UserKnownHostsFile %s\n", sshQuote(filepath.Join(dir, KnownHosts)))
 		fmt.Fprintf(&sc, "  StrictHostKeyChecking accept-new\n")
