@@ -287,8 +287,13 @@ func TestE2ELargeCopyBothWays(t *testing.T) {
 func TestE2ELargeCopyWithDropsEvery5s(t *testing.T) {
 	f := labtest.Fast()
 	f.DropEvery = 5 * time.Second
+	f.BandwidthCap = 24 << 20 // long enough a copy for several drops each way
 	e := newE2E(t, lab.Options{Faults: f})
 	copyBothWays(t, e, 256<<20)
+	if d := e.l.Mgs().Drops(); d < 2 {
+		t.Fatalf("only %d drops during the copies: the fault was not exercised", d)
+	}
+	t.Logf("%d WebSocket drops during the copies", e.l.Mgs().Drops())
 }
 
 // TestE2EFailureClasses: each failure class has its message, its exit code

@@ -434,12 +434,23 @@ func (s *Session) isClosing() bool {
 	return s.closing || s.ended
 }
 
-// wsConn is one WebSocket with a serialized writer.
+// wsConn is one WebSocket with its own writer goroutine. write never blocks:
+// a reader that blocks on a write can deadlock both ends when both sockets
+// are full. A frame that does not fit in the queue is dropped and recovered
+// by retransmission (data) or by the peer's retransmission (acks).
 type wsConn struct {
 	ws   *websocket.Conn
-	wmu  sync.Mutex
+	out  chan []byte
 	stop chan struct{}
 	once sync.Once
+}
+
+const sendQueue = 16384
+
+var errSendQueueFull = errors.New("datachannel: send queue full")
+
+func newWSConn(ws *websocket.Conn) *wsConn {
+	return &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{})}
 }
 
 func (c *wsConn) write(b []byte) error {
@@ -448,14 +459,28 @@ func (c *wsConn) write(b []byte) error {
 		return errors.New("datachannel: socket closed")
 	default:
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Minute))
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
-		c.close()
-		return err
+	select {
+	case c.out <- b:
+		return nil
+	default:
+		return errSendQueueFull
 	}
-	return nil
+}
+
+// writeLoop is the socket's only data writer.
+func (c *wsConn) writeLoop() {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case b := <-c.out:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Minute))
+			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+				c.close()
+				return
+			}
+		}
+	}
 }
 
 // close shuts the socket without a close frame, as the official plugin does (§2.3).
@@ -500,9 +525,10 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		ws.Close()
 		return nil, err
 	}
-	c := &wsConn{ws: ws, stop: make(chan struct{})}
+	c := newWSConn(ws)
 	_ = ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second))
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); c.writeLoop() }()
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(pingInterval)
@@ -640,3 +666,6 @@ func (s *Session) resumeOnce(ctx context.Context) (*wsConn, error) {
 	}
 	return s.dial(ctx, tok)
 }
+
+// Stats returns the reliability counters of the client side.
+func (s *Session) Stats() reliable.Stats { return s.ep.Stats() }

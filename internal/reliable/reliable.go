@@ -78,7 +78,11 @@ type pending struct {
 	size     int
 	lastSent time.Time
 	resent   bool
+	tries    uint // retransmissions on the current link; each doubles the wait
 }
+
+// maxBackoffShift caps the per-message backoff at 64 RTOs.
+const maxBackoffShift = 6
 
 // Endpoint is one side's reliability state for one session. It survives
 // reconnects: Detach the old write function, Attach the new one.
@@ -438,8 +442,12 @@ func (e *Endpoint) ack(m *ssmmsg.Message) {
 	}
 }
 
-// dueLocked returns the frames to (re)send: all unacked when all is set,
-// else those overdue. It marks them sent now.
+// dueLocked returns the frames to (re)send: all unacked when all is set (a
+// new link), else those overdue. A message waits RTO before its first
+// retransmission and twice as long before each next one on the same link
+// (as TCP backs off), so that a queue deeper than the 1 s RTO cap — a slow
+// link with a full window — does not turn into a storm of spurious
+// retransmissions. It marks them sent now.
 func (e *Endpoint) dueLocked(all bool) [][]byte {
 	if e.write == nil || e.paused || len(e.unacked) == 0 {
 		return nil
@@ -447,12 +455,17 @@ func (e *Endpoint) dueLocked(all bool) [][]byte {
 	now := e.cfg.Now()
 	var out [][]byte
 	for _, p := range e.unacked {
-		if all || now.Sub(p.lastSent) > e.rto {
-			out = append(out, p.frame)
-			p.lastSent = now
-			p.resent = true
-			e.stats.Retransmitted++
+		if all {
+			p.tries = 0
+		} else if now.Sub(p.lastSent) <= e.rto<<min(p.tries, maxBackoffShift) {
+			continue
+		} else {
+			p.tries++
 		}
+		out = append(out, p.frame)
+		p.lastSent = now
+		p.resent = true
+		e.stats.Retransmitted++
 	}
 	return out
 }

@@ -109,6 +109,10 @@ func Ensure(path string) (Key, error) {
 	}
 	pub := makePublic(sshPub, comment())
 	if err := writeNew(path, pemEncode(block), 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Another devgate (parallel ssh connections) created it first: use theirs.
+			return Ensure(path)
+		}
 		return Key{}, err
 	}
 	if err := writeReplace(k.PublicPath, []byte(pub.AuthorizedKey+"\n"), 0o644); err != nil {

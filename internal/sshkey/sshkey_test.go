@@ -136,3 +136,41 @@ func FuzzLoadPublic(f *testing.F) {
 		}
 	})
 }
+
+func TestEnsureConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devgate", "id_ed25519")
+	const n = 20
+	keys := make(chan Key, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			k, err := Ensure(path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			keys <- k
+		}()
+	}
+	var first string
+	created := 0
+	for range n {
+		select {
+		case err := <-errs:
+			t.Fatalf("concurrent Ensure: %v", err)
+		case k := <-keys:
+			if first == "" {
+				first = k.Public.AuthorizedKey
+			}
+			if k.Public.AuthorizedKey != first {
+				t.Fatalf("two different keys: %q and %q", first, k.Public.AuthorizedKey)
+			}
+			if k.Created {
+				created++
+			}
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d callers created the key, want 1", created)
+	}
+}

@@ -13,7 +13,15 @@ import (
 	"github.com/devgate/devgate/internal/ssmmsg"
 )
 
-var errLinkClosed = errors.New("mgs: client WebSocket closed")
+var (
+	errLinkClosed = errors.New("mgs: client WebSocket closed")
+	errLinkFull   = errors.New("mgs: client WebSocket send queue full")
+)
+
+// outQueue is how many frames may wait for the writer. Writes never block
+// (a reader that blocks on a write can deadlock both ends); a frame that
+// does not fit is dropped and recovered by retransmission.
+const outQueue = 16384
 
 // A link is one client WebSocket of a session. Outgoing frames go through a
 // writer goroutine that applies the data-channel delay, the bandwidth cap,
@@ -34,6 +42,8 @@ type link struct {
 
 	mu     sync.Mutex
 	reason string
+
+	onDrop func() // counts fault drops
 }
 
 type outFrame struct {
@@ -49,11 +59,12 @@ type inFrame struct {
 
 func newLink(conn *websocket.Conn, f faults.Config, seed uint64, log *slog.Logger) *link {
 	return &link{conn: conn, log: log, f: f, rnd: rand.New(rand.NewPCG(seed, 11)), rndR: rand.New(rand.NewPCG(seed, 13)),
-		out: make(chan outFrame, 8192), in: make(chan inFrame, 8192), done: make(chan struct{})}
+		out: make(chan outFrame, outQueue), in: make(chan inFrame, 8192), done: make(chan struct{})}
 }
 
-// write queues a frame for the client. It fails once the link is dead, so the
-// reliability layer keeps the message for the next link.
+// write queues a frame for the client without blocking. It fails once the
+// link is dead or its queue is full; the reliability layer keeps the message
+// and retransmits it.
 func (l *link) write(b []byte) error {
 	select {
 	case <-l.done:
@@ -63,8 +74,8 @@ func (l *link) write(b []byte) error {
 	select {
 	case l.out <- outFrame{b: b, at: time.Now().Add(l.f.DataDelay)}:
 		return nil
-	case <-l.done:
-		return errLinkClosed
+	default:
+		return errLinkFull
 	}
 }
 
@@ -96,6 +107,9 @@ func (l *link) bye() {
 
 // drop injects a fault drop in the configured mode.
 func (l *link) drop() {
+	if l.onDrop != nil {
+		l.onDrop()
+	}
 	if l.f.DropMode == "bye" {
 		l.log.Info("mgs: fault: closing client WebSocket with 1000 Bye")
 		l.bye()

@@ -69,6 +69,7 @@ type Server struct {
 	f        faults.Config
 	up       websocket.Upgrader
 	seed     atomic.Uint64
+	drops    atomic.Int64
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -209,6 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := newLink(conn, s.f, s.seed.Add(1), log)
+	l.onDrop = func() { s.drops.Add(1) }
 	ss.serve(l, in.ClientVersion)
 }
 
@@ -239,6 +241,9 @@ func refuse(conn *websocket.Conn, code int, text string) {
 	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	conn.Close()
 }
+
+// Drops returns how many client WebSockets the drop faults closed.
+func (s *Server) Drops() int64 { return s.drops.Load() }
 
 // Close ends all sessions.
 func (s *Server) Close() error {
