@@ -360,4 +360,3 @@ func (p *PKI) Server() (*Bundle, error) {
 	}
 	return p.Current(name)
 }
-
