@@ -120,7 +120,8 @@ func ParseIndex(b []byte) ([]Entry, error) {
 	}
 	var n int
 	var sum string
-	if _, err := fmt.Sscanf(strings.TrimPrefix(trailer, trailerPrefix), "entries=%d sha256=%s", &n, &sum); err != nil {
+	if _, err := fmt.Sscanf(strings.TrimPrefix(trailer, trailerPrefix), "entries=%d sha256=%s", &n, &sum); err != nil ||
+		trailer != fmt.Sprintf("%sentries=%d sha256=%s", trailerPrefix, n, sum) {
 		return nil, &IndexError{Msg: "malformed trailer line"}
 	}
 	got := sha256.Sum256(data)
@@ -183,6 +184,9 @@ func parseEntry(line string) (Entry, error) {
 			r, err := ParseReason(reason)
 			if err != nil {
 				return e, err
+			}
+			if reason != r.String() {
+				return e, fmt.Errorf("revocation reason %q is not spelt %q", reason, r.String())
 			}
 			e.Reason, e.reasonText = r, true
 		}
