@@ -450,3 +450,32 @@ func parseCertPEM(b []byte) (*x509.Certificate, error) {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// auxNames are the files besides the PKI proper that devgate keeps in the
+// directory (aws.json: the ACM ARNs per region, so re-imports keep them).
+var auxNames = map[string]bool{"aws.json": true}
+
+// ReadAux reads an auxiliary file; a missing file is (nil, nil).
+func (p *PKI) ReadAux(name string) ([]byte, error) {
+	if !auxNames[name] {
+		return nil, fmt.Errorf("pki: %q is not an auxiliary file", name)
+	}
+	b, err := os.ReadFile(p.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// WriteAux replaces an auxiliary file atomically (0600), under the lock.
+func (p *PKI) WriteAux(name string, data []byte) error {
+	if !auxNames[name] {
+		return fmt.Errorf("pki: %q is not an auxiliary file", name)
+	}
+	unlock, err := lockDir(p.dir, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return writeFile(p.path(name), data)
+}
