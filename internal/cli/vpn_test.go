@@ -16,6 +16,7 @@ import (
 	"github.com/devgate/devgate/internal/lab/labtest"
 	"github.com/devgate/devgate/internal/lab/labvpn"
 	"github.com/devgate/devgate/internal/ovpn"
+	"github.com/devgate/devgate/internal/ovpn/openvpntest"
 )
 
 const cliPass = "correct horse battery"
@@ -191,6 +192,12 @@ func TestVPNEndToEnd(t *testing.T) {
 	if out, err := exec.Command("openssl", "verify", "-crl_check", "-CAfile", filepath.Join(dir, "ca.crt"), "-CRLfile", filepath.Join(dir, "crl.pem"), certFile).CombinedOutput(); err != nil {
 		t.Fatalf("openssl verify: %v %s", err, out)
 	}
+	// A real OpenVPN server with the (renewed) server certificate and the CRL
+	// accepts the profile exported from the endpoint and completed by devgate.
+	srvLog, cliLog := openvpntest.Attempt(t, vpnServer(t, dir), b)
+	if !strings.Contains(srvLog, "[alice] Peer Connection Initiated") || !strings.Contains(cliLog, "VERIFY OK: depth=0, CN=vpn.example.com") {
+		t.Fatalf("openvpn with alice.ovpn:\nserver:\n%s\nclient:\n%s", srvLog, cliLog)
+	}
 	code, _, stderr = vpn(t, dir, "profile", "alice", "--endpoint", endpoint)
 	if code != int(exitcode.Usage) || !strings.Contains(stderr, "exists") {
 		t.Fatalf("profile over an existing file: %d %s", code, stderr)
@@ -219,6 +226,10 @@ func TestVPNEndToEnd(t *testing.T) {
 	if code, _, stderr := vpn(t, dir, "import", "--endpoint", endpoint); code != 0 || svc.CRLImports(endpoint) != 2 {
 		t.Fatalf("import after revoke: %d %s", code, stderr)
 	}
+	srvLog, _ = openvpntest.Attempt(t, vpnServer(t, dir), b)
+	if !strings.Contains(srvLog, "VERIFY ERROR: depth=0, error=certificate revoked: CN=alice") || strings.Contains(srvLog, "Peer Connection Initiated") {
+		t.Fatalf("openvpn after revoke:\n%s", srvLog)
+	}
 	if code, _, stderr := vpn(t, dir, "pki", "revoke", "alice", "--reason", "sleepy"); code != int(exitcode.Usage) || !strings.Contains(stderr, "keyCompromise") {
 		t.Fatalf("bad reason: %d %s", code, stderr)
 	}
@@ -238,6 +249,19 @@ func TestVPNEndToEnd(t *testing.T) {
 		}
 	}
 	sameFiles(t, "corrupt index", before, dirHash(t, dir))
+}
+
+// vpnServer is the OpenVPN server side of the PKI in dir, read from its files.
+func vpnServer(t *testing.T, dir string) openvpntest.Server {
+	t.Helper()
+	read := func(rel string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return openvpntest.Server{CA: read("ca.crt"), Cert: read("issued/vpn.example.com.crt"), Key: read("private/vpn.example.com.key"), CRL: read("crl.pem")}
 }
 
 func field(out, key string) string {
