@@ -1,9 +1,11 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -481,6 +483,119 @@ func TestOpenSSLShowsSANAndEKU(t *testing.T) {
 			if strings.Contains(string(out), w) {
 				t.Errorf("%s: openssl x509 -text has %q", filepath.Base(tc.file), w)
 			}
+		}
+	}
+}
+
+// TestCAKeyNeverInTheClear decrypts the CA key and searches every file of
+// the directory for it (PEM, DER, and the RSA modulus's private parts would
+// all contain the PKCS#8 DER's base64 or bytes).
+func TestCAKeyNeverInTheClear(t *testing.T) {
+	p, dir := initPKI(t)
+	p2 := openUnlocked(t, dir, testOpts())
+	if _, err := p2.Issue("alice", KindClient, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.ChangePassphrase("another long passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(p2.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p2.caKey.(*rsa.PrivateKey).D.Bytes()
+	needles := map[string][]byte{"DER": der, "base64 line": []byte(base64.StdEncoding.EncodeToString(der)[:64]), "private exponent": d}
+	filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(path)
+		for what, n := range needles {
+			if bytes.Contains(b, n) {
+				t.Errorf("%s holds the CA key (%s)", path, what)
+			}
+		}
+		return nil
+	})
+	// The new passphrase works, the old one does not.
+	p3, _ := Open(dir, testOpts())
+	if err := p3.Unlock(testPass); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("old passphrase: %v", err)
+	}
+	if err := p3.Unlock("another long passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	_ = p
+}
+
+// TestConcurrentIssueProcesses issues from 8 separate processes at once
+// (this test binary re-executed), so the flock is exercised across processes.
+func TestConcurrentIssueProcesses(t *testing.T) {
+	if dir := os.Getenv("DEVGATE_PKI_HELPER_DIR"); dir != "" {
+		t.Skip("helper mode")
+	}
+	_, dir := initPKI(t)
+	const n = 8
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*bytes.Buffer, n)
+	for i := range cmds {
+		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestHelperIssue$", "-test.count=1")
+		cmds[i].Env = append(os.Environ(), "DEVGATE_PKI_HELPER_DIR="+dir, fmt.Sprintf("DEVGATE_PKI_HELPER_NAME=proc%d", i))
+		outs[i] = &bytes.Buffer{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("helper %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	p := openUnlocked(t, dir, testOpts())
+	l, err := p.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range l.Entries {
+		if seen[e.SerialHex()] {
+			t.Fatalf("duplicate serial %s", e.SerialHex())
+		}
+		seen[e.SerialHex()] = true
+	}
+	if len(l.Entries) != n+1 {
+		t.Fatalf("%d entries, want %d", len(l.Entries), n+1)
+	}
+}
+
+// TestHelperIssue is the child of TestConcurrentIssueProcesses.
+func TestHelperIssue(t *testing.T) {
+	dir := os.Getenv("DEVGATE_PKI_HELPER_DIR")
+	if dir == "" {
+		t.Skip("only run as a helper process")
+	}
+	p := openUnlocked(t, dir, testOpts())
+	if _, err := p.Issue(os.Getenv("DEVGATE_PKI_HELPER_NAME"), KindClient, 0, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenSSLReadsIndex: `openssl ca -status` reads devgate's index (the
+// trailer is a comment to OpenSSL) and agrees on every status.
+func TestOpenSSLReadsIndex(t *testing.T) {
+	_, dir := initPKI(t)
+	p := openUnlocked(t, dir, testOpts())
+	p.Issue("alice", KindClient, 0, false)
+	p.Issue("bob", KindClient, 0, false)
+	p.Revoke("bob", ReasonKeyCompromise)
+	cnf := filepath.Join(t.TempDir(), "ca.cnf")
+	os.WriteFile(cnf, []byte("[ ca ]\ndefault_ca = d\n[ d ]\ndir = "+dir+"\ndatabase = $dir/index.txt\nserial = $dir/serial\n"+
+		"new_certs_dir = $dir/certs\ncertificate = $dir/ca.crt\nprivate_key = $dir/none\ndefault_md = sha256\npolicy = p\n[ p ]\ncommonName = supplied\n"), 0o600)
+	for serial, want := range map[string]string{"02": "02=Valid (V)", "03": "03=Valid (V)", "04": "04=Revoked (R)"} {
+		out, _ := exec.Command("openssl", "ca", "-config", cnf, "-status", serial).CombinedOutput()
+		if !strings.Contains(string(out), want) {
+			t.Errorf("openssl ca -status %s: %s, want %q", serial, out, want)
 		}
 	}
 }
