@@ -44,8 +44,18 @@ func (p *PKI) CRL(days int) (*CRLInfo, error) {
 // crlLocked signs and writes the CRL. The CRL number is the larger of the
 // crlnumber file and the current CRL's number plus one; the file is advanced
 // before the CRL is written so a crash never reuses a number.
+//
+// days 0 keeps the current CRL's validity period (so a revoke keeps what
+// `pki init --crl-days` or `pki crl --days` chose), else DefaultCRLDays.
 func (p *PKI) crlLocked(days int) (*CRLInfo, error) {
-	days = orDefault(days, DefaultCRLDays)
+	if days == 0 {
+		days = DefaultCRLDays
+		if cur, err := p.readCRL(); err == nil && cur != nil && !cur.NextUpdate.IsZero() {
+			if d := int(cur.NextUpdate.Sub(cur.ThisUpdate).Round(24*time.Hour) / (24 * time.Hour)); d >= 1 {
+				days = d
+			}
+		}
+	}
 	if days < 1 {
 		return nil, errors.New("days must be at least 1")
 	}

@@ -256,7 +256,8 @@ func TestIssueRevokeRenewCRL(t *testing.T) {
 	if _, err := p.Issue("alice", KindClient, 30, false); err != nil {
 		t.Fatal(err)
 	}
-	// Standalone CRL: number increments, nextUpdate honours days.
+	// Standalone CRL: number increments, nextUpdate honours days, and later
+	// CRLs signed by revoke keep that period.
 	info, err := p.CRL(7)
 	if err != nil {
 		t.Fatal(err)
@@ -276,8 +277,8 @@ func TestIssueRevokeRenewCRL(t *testing.T) {
 	if bob2.Entry.Kind != KindClient || !bob2.Cert.NotAfter.After(bob.Cert.NotAfter) {
 		t.Fatalf("renewed: kind %v expiry %v (old %v)", bob2.Entry.Kind, bob2.Cert.NotAfter, bob.Cert.NotAfter)
 	}
-	if !crlHas(readCRL(t, p), bob.Entry.Serial) {
-		t.Fatal("renewed certificate's predecessor not in the CRL")
+	if c := readCRL(t, p); !crlHas(c, bob.Entry.Serial) || c.NextUpdate.Sub(c.ThisUpdate) != 7*24*time.Hour {
+		t.Fatalf("after renew: predecessor in CRL %v, period %v (want 7 days kept)", crlHas(c, bob.Entry.Serial), c.NextUpdate.Sub(c.ThisUpdate))
 	}
 	if _, err := p.Renew("carol", 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Renew(unknown) = %v", err)
