@@ -209,6 +209,14 @@ resets existing client connections.`,
 				verb = "re-imported (same ARN)"
 			}
 			fmt.Fprintf(io.ErrOut, "devgate: %s server certificate %s (serial %s) into ACM in %s\n", verb, srv.Entry.Name, srv.Entry.SerialHex(), cfg.Region)
+			// What ACM made of it: Client VPN needs a domain name on the server certificate.
+			if d, err := acm.NewFromConfig(cfg).DescribeCertificate(ctx, &acm.DescribeCertificateInput{CertificateArn: &arn}); err != nil {
+				fmt.Fprintf(io.ErrOut, "devgate: warning: cannot check the imported certificate (acm:DescribeCertificate): %v\n", err)
+			} else if dn := aws.ToString(d.Certificate.DomainName); dn == "" {
+				fmt.Fprintln(io.ErrOut, "devgate: warning: ACM shows no domain name for the certificate; CreateClientVpnEndpoint will refuse it")
+			} else {
+				fmt.Fprintf(io.ErrOut, "devgate: ACM: domain %s, %s, expires %s\n", dn, d.Certificate.KeyAlgorithm, aws.ToTime(d.Certificate.NotAfter).UTC().Format("2006-01-02"))
+			}
 			fmt.Fprintf(io.Out, "server-certificate-arn\t%s\n", arn)
 			fmt.Fprintf(io.Out, "client-root-certificate-chain-arn\t%s\n", arn)
 			if endpoint == "" || noCRL {

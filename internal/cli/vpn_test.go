@@ -146,6 +146,9 @@ func TestVPNEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("import: %d %s", code, stderr)
 	}
+	if !strings.Contains(stderr, "ACM: domain vpn.example.com, RSA_2048") {
+		t.Fatalf("import did not report ACM's view:\n%s", stderr)
+	}
 	arn := field(stdout, "server-certificate-arn")
 	if !strings.HasPrefix(arn, "arn:aws:acm:us-east-1:") || field(stdout, "client-root-certificate-chain-arn") != arn {
 		t.Fatalf("import output:\n%s", stdout)
