@@ -116,13 +116,18 @@ func pkiError(err error) error {
 	case errors.Is(err, pki.ErrNotInitialized):
 		return exitcode.Wrap(err, exitcode.Config, "run `devgate vpn pki init --server-name vpn.<your domain>` or pass --dir", "no PKI here")
 	case errors.Is(err, pki.ErrExists):
-		return exitcode.Wrap(err, exitcode.Usage, "", "refused")
+		return plain(err, exitcode.Usage, "")
 	case errors.Is(err, pki.ErrNotFound):
-		return exitcode.Wrap(err, exitcode.NotFound, "`devgate vpn pki list` shows the certificates", "not found")
+		return plain(err, exitcode.NotFound, "`devgate vpn pki list` shows the certificates")
 	case errors.Is(err, pki.ErrBadName):
-		return exitcode.Wrap(err, exitcode.Usage, "", "bad name")
+		return plain(err, exitcode.Usage, "")
 	}
 	return exitcode.Wrap(err, exitcode.Generic, "", "pki")
+}
+
+// plain classifies an error whose own text already says what went wrong.
+func plain(err error, c exitcode.Class, hint string) error {
+	return &exitcode.Error{Class: c, Msg: err.Error(), Hint: hint}
 }
 
 func newVPNCommand(io IO) *cobra.Command {
@@ -211,7 +216,7 @@ func newPKIIssueCommand(io IO, o *vpnOptions) *cobra.Command {
 			}
 			b, err := p.Issue(args[0], pki.KindClient, days, force)
 			if errors.Is(err, pki.ErrExists) {
-				return exitcode.Wrap(err, exitcode.Usage, fmt.Sprintf("`devgate vpn pki renew %s` replaces it; --force supersedes it", args[0]), "refused")
+				return plain(err, exitcode.Usage, fmt.Sprintf("`devgate vpn pki renew %s` replaces it; --force supersedes it", args[0]))
 			}
 			if err != nil {
 				return pkiError(err)

@@ -265,7 +265,7 @@ func (p *PKI) Renew(name string, days int) (*Bundle, error) {
 		}
 	}
 	if kind == "" {
-		return nil, fmt.Errorf("no unrevoked certificate named %q to renew: %w (use `pki issue`)", name, ErrNotFound)
+		return nil, fmt.Errorf("no unrevoked certificate named %q to renew (%w; use `pki issue`)", name, ErrNotFound)
 	}
 	return p.issueWithKey(name, kind, days, true, key, ReasonSuperseded)
 }
@@ -296,7 +296,7 @@ func (p *PKI) Revoke(name string, reason Reason) (Entry, error) {
 		}
 	}
 	if idx < 0 {
-		return Entry{}, fmt.Errorf("no unrevoked certificate named %q: %w", name, ErrNotFound)
+		return Entry{}, fmt.Errorf("no unrevoked certificate named %q (%w)", name, ErrNotFound)
 	}
 	e := &entries[idx]
 	e.Revoked, e.RevokedAt, e.Reason, e.reasonText = true, p.opts.now(), reason, true
@@ -356,7 +356,7 @@ func (p *PKI) Server() (*Bundle, error) {
 		}
 	}
 	if name == "" {
-		return nil, fmt.Errorf("no unrevoked server certificate: %w", ErrNotFound)
+		return nil, fmt.Errorf("no unrevoked server certificate (%w)", ErrNotFound)
 	}
 	return p.Current(name)
 }

@@ -422,7 +422,7 @@ func (p *PKI) Current(name string) (*Bundle, error) {
 		}
 	}
 	if cur == nil {
-		return nil, fmt.Errorf("certificate %q: %w (issue it with `devgate vpn pki issue %s`)", name, ErrNotFound, name)
+		return nil, fmt.Errorf("no certificate named %q (%w; issue it with `devgate vpn pki issue %s`)", name, ErrNotFound, name)
 	}
 	certPEM, err := os.ReadFile(p.CertPath(name))
 	if err != nil {
