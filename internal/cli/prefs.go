@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/prefs"
 )
@@ -24,7 +25,7 @@ func newPrefsCommand(io IO) *cobra.Command {
 }
 
 func prefsStore(cmd *cobra.Command, af awsFlags) (prefs.Store, string, error) {
-	cfg, err := loadAWS(cmd.Context(), af.profile, af.region)
+	cfg, err := awsapi.Load(cmd.Context(), af.profile, af.region)
 	if err != nil {
 		return prefs.Store{}, "", err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/ovpn"
 	"github.com/devgate/devgate/internal/pki"
@@ -31,7 +32,7 @@ func classifyVPN(err error, action string) error {
 	case strings.Contains(s, "ValidationException") || strings.Contains(s, "InvalidParameterValue"):
 		return exitcode.Wrap(err, exitcode.Generic, "", "AWS refused %s", action)
 	}
-	return classifyAWS(err, action)
+	return awsapi.Classify(err, action)
 }
 
 func newVPNProfileCommand(io IO, o *vpnOptions) *cobra.Command {
@@ -68,7 +69,7 @@ func newVPNProfileCommand(io IO, o *vpnOptions) *cobra.Command {
 					return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot read %s", config)
 				}
 			} else {
-				cfg, err := loadAWS(cmd.Context(), af.profile, af.region)
+				cfg, err := awsapi.Load(cmd.Context(), af.profile, af.region)
 				if err != nil {
 					return err
 				}
@@ -196,7 +197,7 @@ resets existing client connections.`,
 			if !time.Now().Before(srv.Cert.NotAfter) {
 				return exitcode.New(exitcode.Config, fmt.Sprintf("run `devgate vpn pki renew %s`", srv.Entry.Name), "the server certificate expired on %s", srv.Cert.NotAfter.UTC().Format("2006-01-02"))
 			}
-			cfg, err := loadAWS(ctx, af.profile, af.region)
+			cfg, err := awsapi.Load(ctx, af.profile, af.region)
 			if err != nil {
 				return err
 			}
