@@ -6,9 +6,13 @@ import (
 	"context"
 	"os"
 
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labvpn"
 	"github.com/devgate/devgate/internal/labcli"
 )
 
 func main() {
-	os.Exit(labcli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, nil))
+	os.Exit(labcli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, func() []lab.Service {
+		return []lab.Service{labvpn.New()} // ACM, Client VPN and SSM documents
+	}))
 }
