@@ -364,4 +364,3 @@ func TestE2EFailureClasses(t *testing.T) {
 		})
 	}
 }
-

@@ -32,6 +32,7 @@ const (
 	SSHConfigFile = "ssh_config"
 	PidFile       = "lab.pid"
 	KnownHosts    = "known_hosts"
+	InstancesFile = "instances.json"
 	LogFile       = "lab.log"
 )
 
@@ -239,7 +240,26 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		fmt.Fprintf(&sc, "  ServerAliveInterval 15\n")
 		fmt.Fprintf(&sc, "  ServerAliveCountMax 8\n")
 	}
-	return os.WriteFile(filepath.Join(dir, SSHConfigFile), []byte(sc.String()), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, SSHConfigFile), []byte(sc.String()), 0o600); err != nil {
+		return err
+	}
+	// instances.json: for scripts and benchmarks (direct ssh to an instance's sshd is the floor).
+	type row struct {
+		Name    string `json:"name"`
+		ID      string `json:"id"`
+		State   string `json:"state"`
+		User    string `json:"user"`
+		SSHPort int    `json:"sshPort"`
+	}
+	var rows []row
+	for _, in := range l.Instances() {
+		rows = append(rows, row{in.Name, in.ID, in.State, in.User, in.SSHPort})
+	}
+	b, err := json.MarshalIndent(rows, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, InstancesFile), append(b, '\n'), 0o600)
 }
 
 func shellQuote(s string) string {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Benchmark devgate connect against direct ssh (the floor) and, when
+# session-manager-plugin is on PATH, the official client — side by side on one
+# devgate-lab run with API latency 50 ms, data-channel delay 20 ms each way
+# and the real agent's pacing (1024-byte reads, 1 ms sleep per message).
+#
+#   bash bench/connect.sh            # SIZE_MB=64 RUNS=10 RTT=200 by default
+#   SIZE_MB=256 bash bench/connect.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB=${SIZE_MB:-64}
+RUNS=${RUNS:-10}
+RTT=${RTT:-200}
+DATA_DELAY=${DATA_DELAY:-20ms}
+API_LATENCY=${API_LATENCY:-50ms}
+
+bin=$(mktemp -d)
+lab=$(mktemp -d)
+trap '"$bin/devgate-lab" down --dir "$lab" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab"' EXIT
+go build -o "$bin/" ./cmd/devgate ./cmd/devgate-lab ./bench/connectbench
+
+"$bin/devgate-lab" up --dir "$lab" --devgate "$bin/devgate" \
+  --api-latency "$API_LATENCY" --data-delay "$DATA_DELAY" --pacing=true --key-ttl 1h >"$lab/up.out" 2>&1 &
+for _ in $(seq 100); do [ -f "$lab/lab.pid" ] && break; sleep 0.1; done
+[ -f "$lab/lab.pid" ] || { cat "$lab/up.out"; exit 1; }
+echo "$DATA_DELAY" >"$lab/bench-data-delay"
+
+echo "devgate connect benchmark — $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr)"
+echo "lab: api-latency $API_LATENCY, data-delay $DATA_DELAY each way, agent pacing on"
+"$bin/connectbench" -lab "$lab" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT"
