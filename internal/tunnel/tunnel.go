@@ -399,7 +399,8 @@ func (d *dialer) pushKey(ctx context.Context, id string) error {
 	if d.o.StateDir == "" {
 		return push()
 	}
-	sum := sha256.Sum256([]byte(d.o.PublicKey))
+	// The stamp names the endpoint and region too: two labs (or partitions) can share instance ids.
+	sum := sha256.Sum256([]byte(d.o.PublicKey + "\n" + d.cfg.Region + "\n" + aws.ToString(d.cfg.BaseEndpoint)))
 	dir := filepath.Join(d.o.StateDir, "pushed")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return push()
