@@ -1,0 +1,145 @@
+package labcli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUpEnvDown runs `devgate-lab up` in-process, drives it with AWS CLI v1
+// (a client nobody here wrote) using only the variables from D/env, then
+// stops it with `down` and checks that no sshd is left.
+func TestUpEnvDown(t *testing.T) {
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatalf("aws CLI not on PATH (.ci/run installs it): %v", err)
+	}
+	dir := t.TempDir()
+	var upOut, upErr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), []string{"up", "--dir", dir, "--instance", "gpu1", "--instance", "gpu2:stopped",
+			"--boot-delay", "200ms", "--agent-delay", "100ms", "--pacing=false"}, &upOut, &upErr, nil)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, PidFile)); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("up exited %d: %s %s", code, upOut.String(), upErr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("up did not write its pid file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, f := range []string{EnvFile, SSHConfigFile, InstancesFile} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v mode %v, want 0600", f, err, st.Mode().Perm())
+		}
+	}
+	var envOut, envErr bytes.Buffer
+	if code := Main(context.Background(), []string{"env", "--dir", dir}, &envOut, &envErr, nil); code != 0 {
+		t.Fatalf("env: %d %s", code, envErr.String())
+	}
+	env := []string{"HOME=" + t.TempDir(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "PATH=" + os.Getenv("PATH")}
+	for _, line := range strings.Split(envOut.String(), "\n") {
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			env = append(env, k+"="+strings.Trim(v, "'"))
+		}
+	}
+	aws := func(extra []string, args ...string) (string, error) {
+		cmd := exec.Command(awsBin, append(args, "--output", "json")...)
+		cmd.Env = append(append([]string(nil), env...), extra...)
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if out, err := aws(nil, "sts", "get-caller-identity"); err != nil || !strings.Contains(out, `"Account"`) {
+		t.Fatalf("sts get-caller-identity: %v\n%s", err, out)
+	}
+	out, err := aws(nil, "ec2", "describe-instances")
+	if err != nil {
+		t.Fatalf("ec2 describe-instances: %v\n%s", err, out)
+	}
+	var di struct {
+		Reservations []struct {
+			Instances []struct {
+				InstanceId string
+				State      struct{ Name string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &di); err != nil {
+		t.Fatal(err)
+	}
+	stopped := ""
+	for _, r := range di.Reservations {
+		for _, in := range r.Instances {
+			if in.State.Name == "stopped" {
+				stopped = in.InstanceId
+			}
+		}
+	}
+	if stopped == "" {
+		t.Fatalf("no stopped instance in %s", out)
+	}
+	if out, err := aws(nil, "ec2", "start-instances", "--instance-ids", stopped); err != nil || !strings.Contains(out, `"pending"`) {
+		t.Fatalf("ec2 start-instances: %v\n%s", err, out)
+	}
+	if out, err := aws(nil, "ssm", "describe-instance-information"); err != nil || !strings.Contains(out, `"Online"`) {
+		t.Fatalf("ssm describe-instance-information: %v\n%s", err, out)
+	}
+	if out, err := aws([]string{"AWS_SECRET_ACCESS_KEY=wrong"}, "sts", "get-caller-identity"); err == nil || !strings.Contains(out, "SignatureDoesNotMatch") {
+		t.Fatalf("wrong secret: %v\n%s", err, out)
+	}
+
+	pids := sshdPids(t, dir)
+	var downOut bytes.Buffer
+	if code := Main(context.Background(), []string{"down", "--dir", dir}, &downOut, &downOut, nil); code != 0 {
+		t.Fatalf("down: %s", downOut.String())
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("up exited %d: %s", code, upErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("up still running after down")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("sshd %d still running after down", pid)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, PidFile)); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
+
+func sshdPids(t *testing.T, dir string) []int {
+	files, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "sshd.pid"))
+	var pids []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) != 2 {
+		t.Fatalf("%d sshd pid files, want 2", len(pids))
+	}
+	return pids
+}
