@@ -28,3 +28,14 @@ echo "$DATA_DELAY" >"$lab/bench-data-delay"
 echo "devgate connect benchmark — $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr)"
 echo "lab: api-latency $API_LATENCY, data-delay $DATA_DELAY each way, agent pacing on"
 "$bin/connectbench" -lab "$lab" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT"
+
+# The same client on a lab with no modeled latency: what devgate itself adds.
+"$bin/devgate-lab" down --dir "$lab" >/dev/null
+lab0=$(mktemp -d)
+trap '"$bin/devgate-lab" down --dir "$lab0" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab" "$lab0"' EXIT
+"$bin/devgate-lab" up --dir "$lab0" --devgate "$bin/devgate" --pacing=false --key-ttl 1h >"$lab0/up.out" 2>&1 &
+for _ in $(seq 100); do [ -f "$lab0/lab.pid" ] && break; sleep 0.1; done
+echo 0s >"$lab0/bench-data-delay"
+echo
+echo "lab without modeled latency (api-latency 0, data-delay 0, no pacing): devgate's own overhead"
+"$bin/connectbench" -lab "$lab0" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT" -parts abc

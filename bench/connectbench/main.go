@@ -44,6 +44,7 @@ func main() {
 	runs := flag.Int("runs", 10, "warm connects per client")
 	sizeMiB := flag.Int("size", 64, "MiB moved each way per client")
 	samples := flag.Int("rtt", 200, "1-byte round trips per client")
+	parts := flag.String("parts", "abcd", "which measurements to run")
 	flag.Parse()
 
 	env := readEnv(filepath.Join(*labDir, "env"))
@@ -77,42 +78,51 @@ func main() {
 	// Warm up: the first devgate connect creates the key and pushes it (key TTL is long in the bench lab).
 	run(env, nil, io.Discard, append(devgate.args, "true")...)
 
-	fmt.Printf("\n(a) warm connect `ssh host true`, median of %d\n", *runs)
-	warm := map[string]time.Duration{}
-	for _, c := range clients {
-		var ds []time.Duration
-		for range *runs {
-			t := time.Now()
-			run(env, nil, io.Discard, append(c.args, "true")...)
-			ds = append(ds, time.Since(t))
+	if strings.Contains(*parts, "a") {
+		fmt.Printf("\n(a) warm connect `ssh host true`, median of %d\n", *runs)
+		warm := map[string]time.Duration{}
+		for _, c := range clients {
+			var ds []time.Duration
+			for range *runs {
+				t := time.Now()
+				run(env, nil, io.Discard, append(c.args, "true")...)
+				ds = append(ds, time.Since(t))
+			}
+			warm[c.name] = median(ds)
+			fmt.Printf("  %-32s median %7.1f ms   min %7.1f ms   max %7.1f ms\n", c.name, ms(median(ds)), ms(minOf(ds)), ms(maxOf(ds)))
 		}
-		warm[c.name] = median(ds)
-		fmt.Printf("  %-32s median %7.1f ms   min %7.1f ms   max %7.1f ms\n", c.name, ms(median(ds)), ms(minOf(ds)), ms(maxOf(ds)))
+		fmt.Printf("  devgate − floor: %.1f ms\n", ms(warm[devgate.name]-warm[direct.name]))
 	}
-	fmt.Printf("  devgate − floor: %.1f ms\n", ms(warm[devgate.name]-warm[direct.name]))
 
 	size := int64(*sizeMiB) << 20
-	fmt.Printf("\n(b) %d MiB through one session (zeros; ssh encrypts them)\n", *sizeMiB)
-	for _, c := range clients {
-		t := time.Now()
-		run(env, nil, io.Discard, append(c.args, fmt.Sprintf("head -c %d /dev/zero", size))...)
-		down := time.Since(t)
-		t = time.Now()
-		run(env, io.LimitReader(zeros{}, size), io.Discard, append(c.args, "cat > /dev/null")...)
-		up := time.Since(t)
-		fmt.Printf("  %-32s down %7.2f MB/s (%6.1f s)   up %7.2f MB/s (%6.1f s)\n", c.name,
-			float64(size)/down.Seconds()/1e6, down.Seconds(), float64(size)/up.Seconds()/1e6, up.Seconds())
+	if strings.Contains(*parts, "b") {
+		fmt.Printf("\n(b) %d MiB through one session (zeros; ssh encrypts them)\n", *sizeMiB)
+		for _, c := range clients {
+			t := time.Now()
+			run(env, nil, io.Discard, append(c.args, fmt.Sprintf("head -c %d /dev/zero", size))...)
+			down := time.Since(t)
+			t = time.Now()
+			run(env, io.LimitReader(zeros{}, size), io.Discard, append(c.args, "cat > /dev/null")...)
+			up := time.Since(t)
+			fmt.Printf("  %-32s down %7.2f MB/s (%6.1f s)   up %7.2f MB/s (%6.1f s)\n", c.name,
+				float64(size)/down.Seconds()/1e6, down.Seconds(), float64(size)/up.Seconds()/1e6, up.Seconds())
+		}
 	}
 
-	fmt.Printf("\n(c) 1-byte round trip through an interactive session (`ssh host cat`), %d samples\n", *samples)
-	p50s := map[string]time.Duration{}
-	for _, c := range clients {
-		ds := rtt(env, c.args, *samples)
-		p50s[c.name] = percentile(ds, 50)
-		fmt.Printf("  %-32s p50 %7.2f ms   p99 %7.2f ms\n", c.name, ms(percentile(ds, 50)), ms(percentile(ds, 99)))
+	if strings.Contains(*parts, "c") {
+		fmt.Printf("\n(c) 1-byte round trip through an interactive session (`ssh host cat`), %d samples\n", *samples)
+		p50s := map[string]time.Duration{}
+		for _, c := range clients {
+			ds := rtt(env, c.args, *samples)
+			p50s[c.name] = percentile(ds, 50)
+			fmt.Printf("  %-32s p50 %7.2f ms   p99 %7.2f ms\n", c.name, ms(percentile(ds, 50)), ms(percentile(ds, 99)))
+		}
+		fmt.Printf("  devgate p50 − (floor p50 + modeled 2×data-delay): %.2f ms\n",
+			ms(p50s[devgate.name]-p50s[direct.name]-2*dataDelay(*labDir)))
 	}
-	fmt.Printf("  devgate p50 − (floor p50 + modeled 2×data-delay): %.2f ms\n",
-		ms(p50s[devgate.name]-p50s[direct.name]-2*dataDelay(*labDir)))
+	if !strings.Contains(*parts, "d") {
+		return
+	}
 
 	fmt.Printf("\n(d) proxy process cost while moving %d MiB down through one session\n", *sizeMiB)
 	out := filepath.Join(os.TempDir(), "connectbench-rusage")
@@ -236,7 +246,7 @@ func percentile(ds []time.Duration, p int) time.Duration {
 
 func minOf(ds []time.Duration) time.Duration { return percentile(ds, 0) }
 func maxOf(ds []time.Duration) time.Duration { return percentile(ds, 100) }
-func ms(d time.Duration) float64            { return float64(d) / 1e6 }
+func ms(d time.Duration) float64             { return float64(d) / 1e6 }
 
 func must(err error) {
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
+	"github.com/devgate/devgate/internal/tunnel"
 	"github.com/devgate/devgate/internal/vscode"
 )
 
@@ -234,6 +236,28 @@ func (s *sdkDoctor) Agent(ctx context.Context, id string) (string, string, error
 		return "", "", nil
 	}
 	return string(ii.PingStatus), aws.ToString(ii.AgentVersion), nil
+}
+
+func (s *sdkDoctor) SSHBanner(ctx context.Context, id string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := tunnel.Dial(ctx, s.cfg, tunnel.Options{Target: id, Port: 22, NoStart: true, Timeout: 30 * time.Second})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	line := make([]byte, 0, 256)
+	b := make([]byte, 1)
+	for len(line) < 255 {
+		if _, err := io.ReadFull(conn, b); err != nil {
+			return string(line), err
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	return strings.TrimRight(string(line), "\r"), nil
 }
 
 func (s *sdkDoctor) PushKey(ctx context.Context, id, osUser, pub string) error {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/devgate/devgate/internal/doctor"
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labtest"
 )
 
 // doctorHome runs setup (no inventory) and vscode --write in a short HOME.
@@ -18,7 +20,7 @@ func doctorHome(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
 	t.Setenv("HOME", home)
-	if code, _, errs := runCLI(t, "", "setup", "--yes", "--region", "us-east-1"); code != 0 {
+	if code, _, errs := runCLI(t, "", "setup", "--yes"); code != 0 {
 		t.Fatal(errs)
 	}
 	os.MkdirAll(filepath.Join(home, ".config/Code/User"), 0o700)
@@ -42,10 +44,19 @@ func doctorResults(t *testing.T, args ...string) (int, map[string]doctor.Result)
 	return code, m
 }
 
+// TestDoctorCommand runs doctor against devgate-lab (the real SDK, a real
+// session to the instance's sshd) and checks it names the right failing
+// check for each broken thing.
 func TestDoctorCommand(t *testing.T) {
-	inst := &fakeInstance{id: "i-0000000000000000a", name: "gpu1", state: "running", agent: "Online"}
-	startFakeRegion(t, inst)
+	l := labtest.Start(t, lab.Options{})
+	for _, kv := range l.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	home := doctorHome(t)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
 
 	code, m := doctorResults(t, "devbox-gpu1")
 	for name, r := range m {
@@ -53,25 +64,30 @@ func TestDoctorCommand(t *testing.T) {
 			t.Errorf("healthy: %s failed: %s (fix: %s)", name, r.Detail, r.Fix)
 		}
 	}
-	if code != 0 || !m["test key push"].OK || !m["ssh -G devbox-gpu1"].OK || !m["clock skew"].OK {
+	if code != 0 || !m["test key push"].OK || !m["ssh -G devbox-gpu1"].OK || !m["clock skew"].OK ||
+		!strings.HasPrefix(m["SSM session to port 22"].Detail, "SSH-2.0-") {
 		t.Fatalf("healthy: exit %d %+v", code, m)
 	}
 
-	inst.state = "stopped"
-	code, m = doctorResults(t, "devbox-gpu1")
-	if code == 0 || m["instance devbox-gpu1"].OK || !strings.Contains(m["instance devbox-gpu1"].Fix, "devgate start") {
-		t.Fatalf("stopped: exit %d %+v", code, m["instance devbox-gpu1"])
+	code, m = doctorResults(t, "devbox-gpu2") // stopped
+	if code == 0 || m["instance devbox-gpu2"].OK || !strings.Contains(m["instance devbox-gpu2"].Fix, "devgate start") ||
+		!m["SSM agent"].Skipped || !m["SSM session to port 22"].Skipped {
+		t.Fatalf("stopped: exit %d %+v", code, m)
 	}
-	inst.state, inst.agent = "running", "ConnectionLost"
-	if _, m = doctorResults(t, "gpu1"); m["SSM agent"].OK {
-		t.Fatalf("agent offline passed: %+v", m["SSM agent"])
+
+	l.SetAgentOnline("gpu1", false)
+	if code, m = doctorResults(t, "gpu1"); code == 0 || m["SSM agent"].OK || m["SSM agent"].Skipped || !m["instance gpu1"].OK {
+		t.Fatalf("agent offline: exit %d %+v", code, m["SSM agent"])
 	}
-	inst.agent = "Online"
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDWRONG")
+	l.ResetAgent("gpu1")
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
 	if _, m = doctorResults(t, "gpu1"); m["AWS credentials"].OK || !strings.Contains(m["AWS credentials"].Detail, "SignatureDoesNotMatch") {
 		t.Fatalf("wrong secret: %+v", m["AWS credentials"])
 	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	_, secret := l.Credentials()
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+
 	os.Chmod(filepath.Join(home, ".ssh/devgate/id_ed25519"), 0o644)
 	if _, m = doctorResults(t, "gpu1"); m["key permissions"].OK {
 		t.Fatal("0644 key passed")
@@ -80,5 +96,17 @@ func TestDoctorCommand(t *testing.T) {
 	code, out, _ := runCLI(t, "", "doctor", "gpu1")
 	if code == 0 || !strings.Contains(out, "✗ key permissions") || !strings.Contains(out, "    fix: chmod 600") || !strings.Contains(out, "✓ AWS credentials") {
 		t.Fatalf("text output (%d):\n%s", code, out)
+	}
+	os.Chmod(filepath.Join(home, ".ssh/devgate/id_ed25519"), 0o600)
+
+	// A HOME deep enough that ~/.ssh/devgate/cm/%C passes the macOS socket-path limit.
+	long := filepath.Join(home, strings.Repeat("d", 60))
+	os.MkdirAll(long, 0o700)
+	t.Setenv("HOME", long)
+	if code, _, errs := runCLI(t, "", "setup", "--yes"); code != 0 {
+		t.Fatal(errs)
+	}
+	if _, m = doctorResults(t, "devbox-gpu1"); m["ControlPath length"].OK {
+		t.Fatalf("a %d-byte HOME did not fail the ControlPath check: %+v", len(long), m["ControlPath length"])
 	}
 }

@@ -250,6 +250,9 @@ type AWS interface {
 	Agent(ctx context.Context, id string) (ping, version string, err error)
 	// PushKey sends a public key with EC2 Instance Connect.
 	PushKey(ctx context.Context, id, osUser, publicKey string) error
+	// SSHBanner opens a real Session Manager session to port 22 of the
+	// instance and returns the first line the target sent (sshd's banner).
+	SSHBanner(ctx context.Context, id string) (string, error)
 }
 
 // MaxSkew is the clock skew above which SigV4 requests are rejected.
@@ -263,7 +266,7 @@ var Permissions = []string{"ec2:DescribeInstances", "ssm:DescribeInstanceInforma
 func AWSChecks(a AWS, now func() time.Time, target, osUser, pubKey string) []Check {
 	var credsOK bool
 	var id, state string
-	var instOK bool
+	var instOK, agentOK bool
 	checks := []Check{
 		{Name: "region", Run: func(context.Context) Result {
 			if a.Region() == "" {
@@ -351,6 +354,7 @@ func AWSChecks(a AWS, now func() time.Time, target, osUser, pubKey string) []Che
 			if ping != "Online" {
 				return fail("agent is "+ping, "restart the agent (sudo systemctl restart amazon-ssm-agent) and check its network path to the SSM endpoints")
 			}
+			agentOK = true
 			if !ssmmsg.ClientChoosesMux(ver) {
 				return fail("agent "+ver+" is too old for multiplexed port sessions", "update the agent (AWS-UpdateSSMAgent)")
 			}
@@ -364,6 +368,19 @@ func AWSChecks(a AWS, now func() time.Time, target, osUser, pubKey string) []Che
 				return fromErr(err, "grant ec2-instance-connect:SendSSHPublicKey and install ec2-instance-connect on the instance")
 			}
 			return pass("EC2 Instance Connect accepted the key for " + osUser)
+		}},
+		Check{Name: "SSM session to port 22", Run: func(ctx context.Context) Result {
+			if !agentOK {
+				return skipped("agent not online")
+			}
+			banner, err := a.SSHBanner(ctx, id)
+			if err != nil {
+				return fromErr(err, "check ssm:StartSession on the instance and AWS-StartSSHSession, and that the network reaches ssmmessages")
+			}
+			if !strings.HasPrefix(banner, "SSH-") {
+				return fail(fmt.Sprintf("port 22 answered %q, not an SSH banner", banner), "check that sshd runs on the instance and listens on port 22")
+			}
+			return pass(banner)
 		}},
 	)
 	return checks

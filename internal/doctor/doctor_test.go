@@ -19,6 +19,7 @@ import (
 // this package only).
 type fakeAWS struct {
 	identityErr error
+	banner      string
 	date        time.Time
 	denied      map[string]bool
 	state       string
@@ -45,6 +46,12 @@ func (f *fakeAWS) Instance(_ context.Context, target string) (string, string, er
 }
 func (f *fakeAWS) Agent(context.Context, string) (string, string, error) { return f.ping, f.ver, nil }
 func (f *fakeAWS) PushKey(context.Context, string, string, string) error { return f.pushErr }
+func (f *fakeAWS) SSHBanner(context.Context, string) (string, error) {
+	if f.banner == "" {
+		return "SSH-2.0-OpenSSH_9.2p1", nil
+	}
+	return f.banner, nil
+}
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
