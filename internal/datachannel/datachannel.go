@@ -133,13 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &Session{cfg: cfg, log: cfg.Logger.With("session", cfg.SessionID), clientID: reliable.NewID().String(),
-		ctx: sctx, cancel: cancel, hsReq: make(chan []byte, 1), hsDone: make(chan ssmmsg.HandshakeComplete, 1),
-		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
-	s.cond = sync.NewCond(&s.mu)
-	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
-		Deliver: s.deliver, Logger: s.log})
+	s := newSession(cfg)
 	c, err := s.dial(ctx, cfg.Token)
 	if err != nil {
 		s.shutdown()
@@ -153,6 +147,18 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newSession builds a Session with no socket yet.
+func newSession(cfg Config) *Session {
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Session{cfg: cfg, log: cfg.Logger.With("session", cfg.SessionID), clientID: reliable.NewID().String(),
+		ctx: sctx, cancel: cancel, hsReq: make(chan []byte, 1), hsDone: make(chan ssmmsg.HandshakeComplete, 1),
+		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
+		Deliver: s.deliver, Logger: s.log})
+	return s
 }
 
 // handshake answers HandshakeRequest and waits for HandshakeComplete (§4).
@@ -568,34 +574,43 @@ func (s *Session) readLoop(c *wsConn) {
 			s.log.Debug("datachannel: non-binary frame dropped")
 			continue
 		}
-		m, err := ssmmsg.Decode(data)
-		if err != nil {
-			// Neither acked nor delivered: the agent retransmits a good copy.
-			s.log.Warn("datachannel: malformed frame dropped", "err", err)
-			continue
-		}
-		other := s.ep.Receive(m)
-		if other == nil {
-			continue
-		}
-		switch other.Type {
-		case ssmmsg.ChannelClosed:
-			cc, err := ssmmsg.ParseChannelClosed(other)
-			if err != nil {
-				s.log.Warn("datachannel: channel_closed body unreadable", "err", err)
-			}
-			s.log.Info("datachannel: channel_closed", "output", cc.Output)
-			s.finish(&ClosedError{SessionID: s.cfg.SessionID, Output: cc.Output})
+		if s.handleFrame(data) {
 			c.close()
 			return
-		case ssmmsg.PausePublication:
-			s.ep.SetPaused(true)
-		case ssmmsg.StartPublication:
-			s.ep.SetPaused(false)
-		default:
-			s.log.Debug("datachannel: message ignored", "type", other.Type)
 		}
 	}
+}
+
+// handleFrame processes one frame from the service; it reports whether the
+// session ended (channel_closed).
+func (s *Session) handleFrame(data []byte) (ended bool) {
+	m, err := ssmmsg.Decode(data)
+	if err != nil {
+		// Neither acked nor delivered: the agent retransmits a good copy.
+		s.log.Warn("datachannel: malformed frame dropped", "err", err)
+		return false
+	}
+	other := s.ep.Receive(m)
+	if other == nil {
+		return false
+	}
+	switch other.Type {
+	case ssmmsg.ChannelClosed:
+		cc, err := ssmmsg.ParseChannelClosed(other)
+		if err != nil {
+			s.log.Warn("datachannel: channel_closed body unreadable", "err", err)
+		}
+		s.log.Info("datachannel: channel_closed", "output", cc.Output)
+		s.finish(&ClosedError{SessionID: s.cfg.SessionID, Output: cc.Output})
+		return true
+	case ssmmsg.PausePublication:
+		s.ep.SetPaused(true)
+	case ssmmsg.StartPublication:
+		s.ep.SetPaused(false)
+	default:
+		s.log.Debug("datachannel: message ignored", "type", other.Type)
+	}
+	return false
 }
 
 // lost handles the end of socket c: reconnect unless the session is over.

@@ -361,3 +361,35 @@ func BenchmarkEncodeDecode1KiB(b *testing.B) {
 		}
 	}
 }
+
+// FuzzBodies feeds arbitrary payloads to every JSON/flag body decoder and the
+// version comparison: errors, never panics; comparisons are antisymmetric.
+func FuzzBodies(f *testing.F) {
+	f.Add([]byte(`{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"Port","Properties":{"portNumber":"22"}}}]}`), "3.3.1142.0", "3.0.196.0")
+	f.Add([]byte(`{"Output":"x","CreatedDate":1503434274948}`), "1.2.331.0", "1.1.70")
+	f.Add([]byte{0, 0, 0, 3}, "3.3", "3.3.0.0")
+	f.Add([]byte(`{"RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":1}]}`), "", "-1.x")
+	f.Fuzz(func(t *testing.T, p []byte, a, b string) {
+		if _, st, err := ParseHandshakeRequest(p); err == nil && st != nil {
+			for k := range st.Properties {
+				_ = st.Property(k)
+			}
+		}
+		_, _ = ParseAck(&Message{Type: Acknowledge, Payload: p})
+		_, _ = ParseChannelClosed(&Message{Type: ChannelClosed, Payload: p})
+		if fl, err := ParseFlag(p); err == nil && !bytes.Equal(FlagPayload(fl), p) {
+			t.Fatalf("flag %d does not round-trip %x", fl, p)
+		}
+		c1, ok1 := CompareVersions(a, b)
+		c2, ok2 := CompareVersions(b, a)
+		if ok1 != ok2 || (ok1 && c1 != -c2) {
+			t.Fatalf("CompareVersions(%q,%q)=%d,%v but reversed %d,%v", a, b, c1, ok1, c2, ok2)
+		}
+		p1, ok1 := CompareVersionsPadded(a, b)
+		p2, ok2 := CompareVersionsPadded(b, a)
+		if ok1 != ok2 || (ok1 && p1 != -p2) {
+			t.Fatalf("CompareVersionsPadded(%q,%q)=%d,%v but reversed %d,%v", a, b, p1, ok1, p2, ok2)
+		}
+		_ = AgentChoosesMux(a) || ClientChoosesMux(a) || AgentSmuxKeepalive(a) || ClientSmuxKeepalive(a) || ClientSendsTerminateFlag(a)
+	})
+}
