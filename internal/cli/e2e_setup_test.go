@@ -1,0 +1,68 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devgate/devgate/internal/lab"
+)
+
+// TestE2ESetupThenSSH: `devgate setup` against the lab writes the managed
+// config; real ssh through ~/.ssh/config (Include) reaches the instance over
+// devgate connect, pins its host key under the instance id, and refuses a
+// changed host key.
+func TestE2ESetupThenSSH(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, 2*time.Minute)
+	if out, errs, code := e.devgate(ctx, nil, nil, "setup", "--yes", "--user", e.user(t)); code != 0 {
+		t.Fatalf("setup: %d\n%s\n%s", code, out, errs)
+	}
+	userConfig := filepath.Join(e.home, ".ssh", "config")
+	ssh := func(args ...string) (string, string, error) {
+		cmd := exec.CommandContext(ctx, "ssh", append([]string{"-F", userConfig, "-o", "BatchMode=yes",
+			"-o", "ControlMaster=no", "-o", "ControlPath=none"}, args...)...)
+		cmd.Env = e.environ
+		var o, er bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &er
+		err := cmd.Run()
+		return o.String(), er.String(), err
+	}
+	out, errs, err := ssh("devbox-gpu1", "echo", "through setup")
+	if err != nil || out != "through setup\n" {
+		t.Fatalf("ssh devbox-gpu1: %q %v\n%s", out, err, errs)
+	}
+	kh := filepath.Join(e.home, ".ssh", "devgate", "known_hosts")
+	b, err := os.ReadFile(kh)
+	id := e.inst(t, "gpu1")
+	if err != nil || !strings.Contains(string(b), id) {
+		t.Fatalf("host key not pinned under %s: %q %v", id, b, err)
+	}
+	// Replace the pinned key with another: ssh must refuse, never connect.
+	other := strings.TrimSpace(e.inst2Key(t))
+	if err := os.WriteFile(kh, []byte(id+" "+other+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err = ssh("devbox-gpu1", "echo", "must not run")
+	if err == nil || strings.Contains(out, "must not run") || !strings.Contains(errs, "Host key verification failed") {
+		t.Fatalf("a changed host key was not refused: %v %q\n%s", err, out, errs)
+	}
+}
+
+func (e *e2e) user(t *testing.T) string {
+	in, _ := e.l.Instance("gpu1")
+	return in.User
+}
+
+// inst2Key is gpu2's host key ("ssh-ed25519 AAAA…"), a valid key that is not gpu1's.
+func (e *e2e) inst2Key(t *testing.T) string {
+	in, ok := e.l.Instance("gpu2")
+	if !ok || in.HostKey == "" {
+		t.Fatal("no host key for gpu2")
+	}
+	return in.HostKey
+}
