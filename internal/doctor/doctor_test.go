@@ -101,7 +101,7 @@ func TestAWSHealthy(t *testing.T) {
 	if Failed(rs) {
 		t.Fatalf("%+v", rs)
 	}
-	if len(rs) != 9 || rs[3].Name != "instance gpu1" {
+	if len(rs) != 10 || rs[3].Name != "instance gpu1" || rs[9].Name != "SSM session to port 22" {
 		t.Fatalf("order: %+v", rs)
 	}
 }
@@ -242,5 +242,20 @@ func TestVSCodeSettingsCheck(t *testing.T) {
 	os.WriteFile(p, b, 0o600)
 	if rs := Run(context.Background(), []Check{VSCodeSettings(products, os.ReadFile, 120, []string{"devbox-gpu1"})}); Failed(rs) {
 		t.Fatalf("%+v", rs)
+	}
+}
+
+func TestSessionBanner(t *testing.T) {
+	a := healthy()
+	a.banner = "HTTP/1.1 400 Bad Request"
+	rs := run(a)
+	last := rs[len(rs)-1]
+	if last.Name != "SSM session to port 22" || last.OK || !strings.Contains(last.Fix, "sshd") {
+		t.Fatalf("a non-SSH banner passed: %+v", last)
+	}
+	a = healthy()
+	a.ping = "ConnectionLost"
+	if last := run(a)[9]; !last.Skipped {
+		t.Fatalf("session check ran with the agent offline: %+v", last)
 	}
 }
