@@ -2,10 +2,12 @@ package cli_test
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,4 +67,51 @@ func (e *e2e) inst2Key(t *testing.T) string {
 		t.Fatal("no host key for gpu2")
 	}
 	return in.HostKey
+}
+
+// TestE2EPortForwardingDocument: accounts that only allow
+// AWS-StartPortForwardingSession still get ssh, through one smux stream.
+func TestE2EPortForwardingDocument(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	var out bytes.Buffer
+	pc := "ProxyCommand=devgate connect %h %p --user %r --document AWS-StartPortForwardingSession"
+	stderr, err := e.ssh(ctx, nil, &out, "-o", pc, "gpu1", "echo", "via port forwarding")
+	if err != nil || out.String() != "via port forwarding\n" {
+		t.Fatalf("ssh: %q %v\n%s", out.String(), err, stderr)
+	}
+}
+
+// TestE2ESigtermTerminates: SIGTERM (ssh closing its ProxyCommand) ends the
+// session cleanly: exit 0 and TerminateSession reaches the service.
+func TestE2ESigtermTerminates(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cmd := exec.CommandContext(ctx, "devgate", "connect", "gpu1", "22", "--user", e.user(t))
+	cmd.Env = e.environ
+	cmd.Stdin = r
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	banner := make([]byte, 8)
+	if _, err := stdout.Read(banner); err != nil {
+		t.Fatalf("no banner: %v\n%s", err, stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	go io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if e.l.Calls("TerminateSession") < 1 || len(e.l.Mgs().Active()) != 0 {
+		t.Fatalf("TerminateSession calls %d, active sessions %v", e.l.Calls("TerminateSession"), e.l.Mgs().Active())
+	}
 }
