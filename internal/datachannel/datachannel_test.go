@@ -23,28 +23,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// server runs handle for every connection on a loopback port.
-func server(t *testing.T, handle func(net.Conn)) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func echo(c net.Conn) { _, _ = io.Copy(c, c) }
 
 func open(t *testing.T, l *lab.Lab, port int, mod func(*datachannel.Config)) *datachannel.Session {
@@ -84,7 +62,7 @@ func roundTrip(t *testing.T, s *datachannel.Session, n int) {
 
 func TestEchoSSHMode(t *testing.T) {
 	l := labtest.Start(t, lab.Options{})
-	port := server(t, echo)
+	port := labtest.Serve(t, echo)
 	s := open(t, l, port, nil)
 	if s.SessionType() != "Port" || s.Property("portNumber") != strconv.Itoa(port) || s.Property("type") != "" {
 		t.Fatalf("handshake: type %q properties portNumber=%q type=%q", s.SessionType(), s.Property("portNumber"), s.Property("type"))
@@ -113,7 +91,7 @@ func TestEchoSSHMode(t *testing.T) {
 
 func TestTargetEOFEndsWithChannelClosed(t *testing.T) {
 	l := labtest.Start(t, lab.Options{})
-	port := server(t, func(c net.Conn) { c.Write([]byte("bye from the target")) })
+	port := labtest.Serve(t, func(c net.Conn) { c.Write([]byte("bye from the target")) })
 	s := open(t, l, port, nil)
 	defer s.Close()
 	got, err := io.ReadAll(s)
@@ -145,7 +123,7 @@ func TestReconnectUnderDropsAndFaults(t *testing.T) {
 			f.PauseFor = 20 * time.Millisecond
 			f.DataDelay = 2 * time.Millisecond
 			l := labtest.Start(t, lab.Options{Faults: f})
-			port := server(t, echo)
+			port := labtest.Serve(t, echo)
 			var drops, heals atomic.Int32
 			s := open(t, l, port, func(c *datachannel.Config) {
 				c.OnReconnect = func(err error) {
@@ -169,7 +147,7 @@ func TestResumeGivesUp(t *testing.T) {
 	f := labtest.Fast()
 	f.DropEvery = 200 * time.Millisecond
 	l := labtest.Start(t, lab.Options{Faults: f})
-	port := server(t, echo)
+	port := labtest.Serve(t, echo)
 	s := open(t, l, port, func(c *datachannel.Config) {
 		c.ResumeTimeout = 500 * time.Millisecond
 		c.Resume = func(context.Context) (string, error) { return "", errors.New("network unreachable") }

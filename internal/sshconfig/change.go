@@ -6,11 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/rogpeppe/go-internal/diff"
 
+	"github.com/devgate/devgate/internal/atomicfile"
 	"github.com/devgate/devgate/internal/exitcode"
 )
 
@@ -85,34 +85,5 @@ func (c Change) Apply(now time.Time) (backup string, err error) {
 }
 
 func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return exitcode.Wrap(err, exitcode.LocalIO, "check the directory's permissions and free space", "cannot write %s", path)
-	}
-	name := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(name)
-		return exitcode.Wrap(err, exitcode.LocalIO, "check free space and permissions", "cannot write %s", path)
-	}
-	if runtime.GOOS != "windows" {
-		if err := f.Chmod(mode); err != nil {
-			return fail(err)
-		}
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return exitcode.Wrap(err, exitcode.LocalIO, "check free space", "cannot write %s", path)
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return exitcode.Wrap(err, exitcode.LocalIO, "check the directory's permissions", "cannot write %s", path)
-	}
-	return nil
+	return atomicfile.Write(path, data, mode)
 }

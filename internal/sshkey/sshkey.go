@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/devgate/devgate/internal/atomicfile"
 	"github.com/devgate/devgate/internal/exitcode"
 )
 
@@ -108,14 +109,14 @@ func Ensure(path string) (Key, error) {
 		return Key{}, fmt.Errorf("public key: %w", err)
 	}
 	pub := makePublic(sshPub, comment())
-	if err := writeNew(path, pemEncode(block), 0o600); err != nil {
+	if err := atomicfile.Create(path, pemEncode(block), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Another devgate (parallel ssh connections) created it first: use theirs.
 			return Ensure(path)
 		}
 		return Key{}, err
 	}
-	if err := writeReplace(k.PublicPath, []byte(pub.AuthorizedKey+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(k.PublicPath, []byte(pub.AuthorizedKey+"\n"), 0o644); err != nil {
 		return Key{}, err
 	}
 	k.Public = pub
@@ -199,7 +200,7 @@ func derivePublic(path string) (Public, error) {
 		return Public{}, exitcode.Wrap(err, exitcode.Config, "point --key at an OpenSSH private key", "key %s does not parse", path)
 	}
 	pub := makePublic(signer.PublicKey(), comment())
-	if err := writeReplace(PublicPath(path), []byte(pub.AuthorizedKey+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(PublicPath(path), []byte(pub.AuthorizedKey+"\n"), 0o644); err != nil {
 		return Public{}, err
 	}
 	return pub, nil
@@ -219,60 +220,6 @@ func comment() string {
 		return "devgate"
 	}
 	return "devgate@" + h
-}
-
-// writeNew writes data to a fresh file at path, failing if path exists. The
-// data is written to a temporary file first so that a crash never leaves a
-// half-written key at path.
-func writeNew(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		return exitcode.Wrap(err, exitcode.LocalIO, "remove the file or choose another --key", "cannot create key %s", path)
-	}
-	return nil
-}
-
-func writeReplace(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return exitcode.Wrap(err, exitcode.LocalIO, "check the directory's permissions", "cannot write %s", path)
-	}
-	return nil
-}
-
-func writeTemp(path string, data []byte, mode fs.FileMode) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", exitcode.Wrap(err, exitcode.LocalIO, "check the directory's permissions and free space", "cannot write %s", path)
-	}
-	name := f.Name()
-	fail := func(err error) (string, error) {
-		f.Close()
-		os.Remove(name)
-		return "", exitcode.Wrap(err, exitcode.LocalIO, "check free space", "cannot write %s", path)
-	}
-	if err := f.Chmod(mode); err != nil && runtime.GOOS != "windows" {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return "", exitcode.Wrap(err, exitcode.LocalIO, "check free space", "cannot write %s", path)
-	}
-	return name, nil
 }
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -93,4 +94,28 @@ func Resume(l *lab.Lab, sessionID string) func(ctx context.Context) (string, err
 		}
 		return aws.ToString(out.TokenValue), nil
 	}
+}
+
+// Serve runs handle for every TCP connection on a fresh loopback port until
+// the test ends, and returns the port: in the lab, "port P on the instance"
+// (StartSession's dial maps localhost:P to 127.0.0.1:P).
+func Serve(t testing.TB, handle func(net.Conn)) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -47,27 +47,6 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-func listen(t *testing.T, handle func(net.Conn)) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func echo(c net.Conn) { _, _ = io.Copy(c, c) }
 
 func openDC(t *testing.T, l *lab.Lab, doc string, params map[string][]string) *datachannel.Session {
@@ -158,7 +137,7 @@ func frame(t *testing.T, m ssmmsg.Message) []byte {
 // reason, and the transfer finishes byte-exact.
 func TestBadInputEndsOnlyThatSession(t *testing.T) {
 	l := labtest.Start(t, lab.Options{})
-	port := listen(t, echo)
+	port := labtest.Serve(t, echo)
 	params := map[string][]string{"portNumber": {strconv.Itoa(port)}}
 	good := openDC(t, l, "AWS-StartSSHSession", params)
 
@@ -239,7 +218,7 @@ func TestBadInputEndsOnlyThatSession(t *testing.T) {
 // ConnectToPortError for a refused port.
 func TestMuxMode(t *testing.T) {
 	l := labtest.Start(t, lab.Options{})
-	port := listen(t, echo)
+	port := labtest.Serve(t, echo)
 	s := openDC(t, l, "AWS-StartPortForwardingSession", map[string][]string{"portNumber": {strconv.Itoa(port)}, "localPortNumber": {"0"}})
 	if s.Property("type") != "LocalPortForwarding" || !ssmmsg.ClientChoosesMux(s.AgentVersion()) {
 		t.Fatalf("handshake type %q agent %q: not a mux session", s.Property("type"), s.AgentVersion())
@@ -320,7 +299,7 @@ func TestMuxConnectToPortError(t *testing.T) {
 func TestBasicMode(t *testing.T) {
 	l := labtest.Start(t, lab.Options{})
 	conns := make(chan struct{}, 10)
-	port := listen(t, func(c net.Conn) { conns <- struct{}{}; echo(c) })
+	port := labtest.Serve(t, func(c net.Conn) { conns <- struct{}{}; echo(c) })
 	ss := labtest.StartSession(t, l, "gpu1", "AWS-StartPortForwardingSession", map[string][]string{"portNumber": {strconv.Itoa(port)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
