@@ -37,6 +37,7 @@ import (
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/datachannel"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/filelock"
 	"github.com/devgate/devgate/internal/ssmmsg"
 )
 
@@ -406,7 +407,7 @@ func (d *dialer) pushKey(ctx context.Context, id string) error {
 		return push()
 	}
 	stamp := filepath.Join(dir, id+"-"+safeName(d.o.User)+"-"+hex.EncodeToString(sum[:8]))
-	unlock, err := lockFile(ctx, stamp+".lock")
+	unlock, err := filelock.Lock(ctx, stamp+".lock", true)
 	if err != nil {
 		d.log.Warn("tunnel: key-push lock unavailable; pushing", "err", err)
 		return push()
