@@ -118,21 +118,6 @@ type Session struct {
 // Open dials the data channel and completes the handshake. The session is
 // ready for Read and Write when it returns.
 func Open(ctx context.Context, cfg Config) (*Session, error) {
-	if cfg.ClientVersion == "" {
-		cfg.ClientVersion = DefaultClientVersion
-	}
-	if cfg.ResumeTimeout <= 0 {
-		cfg.ResumeTimeout = 2 * time.Minute
-	}
-	if cfg.MaxPayload <= 0 {
-		cfg.MaxPayload = ssmmsg.MaxPayload
-	}
-	if cfg.ReadBuffer <= 0 {
-		cfg.ReadBuffer = 8 << 20
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
 	s := newSession(cfg)
 	c, err := s.dial(ctx, cfg.Token)
 	if err != nil {
@@ -151,6 +136,21 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 
 // newSession builds a Session with no socket yet.
 func newSession(cfg Config) *Session {
+	if cfg.ClientVersion == "" {
+		cfg.ClientVersion = DefaultClientVersion
+	}
+	if cfg.ResumeTimeout <= 0 {
+		cfg.ResumeTimeout = 2 * time.Minute
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = ssmmsg.MaxPayload
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = 8 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, log: cfg.Logger.With("session", cfg.SessionID), clientID: reliable.NewID().String(),
 		ctx: sctx, cancel: cancel, hsReq: make(chan []byte, 1), hsDone: make(chan ssmmsg.HandshakeComplete, 1),
