@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labtest"
 )
 
 // TestE2ESetupThenSSH: `devgate setup` against the lab writes the managed
@@ -114,4 +115,25 @@ func TestE2ESigtermTerminates(t *testing.T) {
 	if e.l.Calls("TerminateSession") < 1 || len(e.l.Mgs().Active()) != 0 {
 		t.Fatalf("TerminateSession calls %d, active sessions %v", e.l.Calls("TerminateSession"), e.l.Mgs().Active())
 	}
+}
+
+// TestE2EThrottledAPIsRetried: with half of all API calls throttled, connect
+// still succeeds (the SDK's standard retryer), on the cold path too.
+func TestE2EThrottledAPIsRetried(t *testing.T) {
+	f := labtest.Fast()
+	f.ThrottleRate = 0.5
+	f.Seed = 42
+	e := newE2E(t, lab.Options{Faults: f})
+	ctx := ctxFor(t, 2*time.Minute)
+	for _, host := range []string{"gpu1", "gpu2"} {
+		var out bytes.Buffer
+		stderr, err := e.ssh(ctx, nil, &out, host, "echo", "ok")
+		if err != nil || out.String() != "ok\n" {
+			t.Fatalf("%s under throttling: %q %v\n%s", host, out.String(), err, stderr)
+		}
+	}
+	if e.l.Throttled() == 0 {
+		t.Fatal("no call was throttled: the fault was not exercised")
+	}
+	t.Logf("%d API calls throttled and retried", e.l.Throttled())
 }

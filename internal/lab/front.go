@@ -33,8 +33,9 @@ type front struct {
 	latency  func() time.Duration
 	throttle func() float64
 
-	rmu sync.Mutex
-	rnd *rand.Rand
+	rmu       sync.Mutex
+	throttles int
+	rnd       *rand.Rand
 
 	cmu   sync.Mutex
 	calls map[string]int
@@ -180,7 +181,18 @@ func (f *front) throttled() bool {
 	}
 	f.rmu.Lock()
 	defer f.rmu.Unlock()
-	return f.rnd.Float64() < p
+	hit := f.rnd.Float64() < p
+	if hit {
+		f.throttles++
+	}
+	return hit
+}
+
+// throttleCount is how many calls were answered with a throttling error.
+func (f *front) throttleCount() int {
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	return f.throttles
 }
 
 func (f *front) serveJSON(ctx context.Context, w http.ResponseWriter, target string, body []byte, reqID string) {

@@ -338,6 +338,9 @@ func (l *Lab) Deny(action string) {
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
 func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
 
+// Throttled returns how many API calls the throttling fault refused.
+func (l *Lab) Throttled() int { return l.front.throttleCount() }
+
 // Mgs is the lab's data-channel server (tests terminate sessions through it).
 func (l *Lab) Mgs() *mgs.Server { return l.mgs }
 
