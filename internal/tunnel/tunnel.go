@@ -124,7 +124,8 @@ type dialer struct {
 	start time.Time
 	log   *slog.Logger
 	// saidPush: the push line is printed once per Dial (warm and cold paths may both push).
-	saidPush bool
+	saidPush    bool
+	saidSession bool
 }
 
 // Dial runs the connect flow and returns an open tunnel.
@@ -207,6 +208,10 @@ func (d *dialer) warm(ctx context.Context, id string) (*Conn, error) {
 	if d.o.PublicKey != "" {
 		wg.Add(1)
 		go func() { defer wg.Done(); pushErr = d.pushKey(ctx, id) }()
+	}
+	if !d.saidSession {
+		d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		d.saidSession = true
 	}
 	out, err := d.startSession(ctx, id)
 	wg.Wait()
