@@ -136,4 +136,3 @@ func TestE2EForwardPortInUse(t *testing.T) {
 		t.Fatalf("after Ctrl-C: %v\n%s", err, stderr.String())
 	}
 }
-
