@@ -24,6 +24,7 @@ func newForwardCommand(io IO) *cobra.Command {
 	var bind, prefix, logFile string
 	var noStart, auto, verbose, quiet bool
 	var timeout, resumeTimeout time.Duration
+	var sessions int
 	cmd := &cobra.Command{
 		Use:   "forward <target> SPEC...",
 		Short: "Forward local ports to ports of an instance (Jupyter, TensorBoard, dashboards)",
@@ -91,7 +92,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 						progress("forward %s: resumed", remote)
 					}
 				}
-				fw, err := forward.Listen(forward.Options{Spec: sp, Bind: bind, Auto: auto, Notify: say, Logger: log,
+				fw, err := forward.Listen(forward.Options{Spec: sp, Bind: bind, Auto: auto, Notify: say, Logger: log, Sessions: sessions,
 					Open: func(ctx context.Context) (*tunnel.Conn, error) { return tunnel.OpenSession(ctx, cfg, o) }})
 				if err != nil {
 					return err
@@ -146,6 +147,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 	f := cmd.Flags()
 	f.StringVar(&bind, "bind", "127.0.0.1", "local address to listen on")
 	f.BoolVar(&auto, "auto", false, "pick a free local port when one is in use (printed)")
+	f.IntVar(&sessions, "sessions", 1, "most sessions per port: parallel connections that find every session busy open another (each session is paced by the agent to about 1 MB/s)")
 	f.BoolVar(&noStart, "no-start", false, "fail instead of starting a stopped instance")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and each session")
 	f.DurationVar(&resumeTimeout, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this; the next connection opens a new session")

@@ -50,6 +50,11 @@ type Options struct {
 	// connections, sessions lost and replaced).
 	Notify func(format string, args ...any)
 	Logger *slog.Logger
+	// Sessions is the most sessions opened for this port (default 1): a
+	// local connection that finds every session busy opens another one, up
+	// to this many, so parallel connections are not all held to one
+	// session's throughput (the agent paces each session, §8).
+	Sessions int
 }
 
 // Forwarder is one listening local port.
@@ -59,7 +64,7 @@ type Forwarder struct {
 
 	openMu    sync.Mutex // one session opening at a time
 	mu        sync.Mutex
-	cur       *link
+	links     []*link // open sessions, at most Options.Sessions
 	conns     map[net.Conn]struct{}
 	closed    bool
 	saidBasic bool
@@ -77,6 +82,9 @@ func Listen(o Options) (*Forwarder, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Sessions < 1 {
+		o.Sessions = 1
 	}
 	addr := net.JoinHostPort(o.Bind, strconv.Itoa(o.Spec.LocalPort))
 	ln, err := net.Listen("tcp", addr)
@@ -156,63 +164,108 @@ func (f *Forwarder) shutdown() {
 	for c := range f.conns {
 		c.Close()
 	}
-	l := f.cur
-	f.cur = nil
+	links := f.links
+	f.links = nil
 	f.mu.Unlock()
-	if l != nil {
-		l.close()
+	var wg sync.WaitGroup
+	for _, l := range links {
+		wg.Go(l.close)
 	}
+	wg.Wait()
 	f.wg.Wait()
 }
 
-// link returns the live session, opening a new one when there is none.
+// link returns a live session for one more local connection, counted as
+// active until release: the least busy one, or a new one when every session
+// is busy and fewer than Options.Sessions are open. Dead sessions are closed.
 func (f *Forwarder) link(ctx context.Context) (*link, error) {
+	if l, err := f.pick(); l != nil || err != nil {
+		return l, err
+	}
 	f.openMu.Lock()
 	defer f.openMu.Unlock()
-	f.mu.Lock()
-	l := f.cur
-	closed := f.closed
-	f.mu.Unlock()
-	if closed {
-		return nil, errClosed
-	}
-	if l != nil && !l.isDead() {
-		return l, nil
-	}
-	if l != nil {
-		l.close()
+	if l, err := f.pick(); l != nil || err != nil {
+		return l, err
 	}
 	conn, err := f.o.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	l = newLink(f, conn)
+	l := newLink(f, conn)
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
 		l.close()
 		return nil, errClosed
 	}
-	f.cur = l
+	f.links = append(f.links, l)
+	l.active++
 	say := l.mux == nil && !f.saidBasic
 	if say {
 		f.saidBasic = true
 	}
 	f.mu.Unlock()
 	if say {
-		f.o.Notify("forward %s: the SSM agent (version %s) is too old for multiplexing; serving one connection at a time (agent 3.0.222.0 or later serves them in parallel)",
+		f.o.Notify("forward %s: the SSM agent (version %s) is too old for multiplexing; serving one connection at a time per session (agent 3.0.222.0 or later serves them in parallel)",
 			f.o.Spec.Remote(), conn.Session().AgentVersion())
 	}
 	return l, nil
 }
 
+// pick returns the least busy live session when it is idle, or when no
+// other may be opened; nil when a new session should be opened. Dead
+// sessions are pruned and closed in the background.
+func (f *Forwarder) pick() (*link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, errClosed
+	}
+	live := f.links[:0]
+	for _, l := range f.links {
+		if l.isDead() {
+			f.wg.Add(1)
+			go func() { defer f.wg.Done(); l.close() }()
+			continue
+		}
+		live = append(live, l)
+	}
+	clear(f.links[len(live):])
+	f.links = live
+	var best *link
+	for _, l := range live {
+		if best == nil || l.active < best.active {
+			best = l
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	if best.active == 0 || len(live) >= f.o.Sessions {
+		best.active++
+		return best, nil
+	}
+	return nil, nil
+}
+
+// release ends one local connection's use of l.
+func (f *Forwarder) release(l *link) {
+	f.mu.Lock()
+	l.active--
+	f.mu.Unlock()
+}
+
 var errClosed = errors.New("forward: closed")
 
 // lost tells the user that l's session ended by itself. The dead link stays
-// current until the next connection replaces it (link) or shutdown closes it.
+// listed until the next connection prunes it (pick) or shutdown closes it.
 func (f *Forwarder) lost(l *link) {
 	f.mu.Lock()
-	cur, closed := f.cur == l, f.closed
+	cur := false
+	for _, x := range f.links {
+		cur = cur || x == l
+	}
+	closed := f.closed
 	f.mu.Unlock()
 	if !cur || closed {
 		return
@@ -240,6 +293,7 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn) {
 		} else {
 			retry = l.serveBasic(ctx, c)
 		}
+		f.release(l)
 		if !retry {
 			return
 		}
@@ -250,6 +304,7 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn) {
 type link struct {
 	f       *Forwarder
 	conn    *tunnel.Conn
+	active  int           // local connections using it (Forwarder.mu)
 	mux     *smux.Session // nil: basic mode
 	refused chan struct{} // one token per ConnectToPortError
 	dead    chan struct{}

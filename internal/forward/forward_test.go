@@ -128,10 +128,15 @@ func (w *fwd) stop(t *testing.T) {
 
 func startFwd(t *testing.T, l *lab.Lab, inst string, sp forward.Spec) *fwd {
 	t.Helper()
+	return startFwdN(t, l, inst, sp, 1)
+}
+
+func startFwdN(t *testing.T, l *lab.Lab, inst string, sp forward.Spec, sessions int) *fwd {
+	t.Helper()
 	w := &fwd{done: make(chan struct{})}
 	w.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: 60 * time.Second}
 	cfg := l.AWSConfig()
-	f, err := forward.Listen(forward.Options{Spec: sp, Notify: w.note,
+	f, err := forward.Listen(forward.Options{Spec: sp, Notify: w.note, Sessions: sessions,
 		Open: func(ctx context.Context) (*tunnel.Conn, error) {
 			return tunnel.OpenSession(ctx, cfg, tunnel.Options{Target: inst, Port: sp.RemotePort, Host: sp.Host, Timeout: 30 * time.Second})
 		}})
@@ -443,4 +448,43 @@ func TestNoGoroutineLeakAfterCtrlC(t *testing.T) {
 		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
 		goleak.IgnoreAnyFunction("github.com/devgate/devgate/internal/forward_test.startServer.func2"),
 		goleak.IgnoreAnyFunction("github.com/devgate/devgate/internal/forward_test.TestNoGoroutineLeakAfterCtrlC.func2"))
+}
+
+// TestSessionsSpreadParallelConnections: with Sessions 3, parallel
+// connections that find every session busy open more, up to 3; the rest share.
+func TestSessionsSpreadParallelConnections(t *testing.T) {
+	l := labtest.Start(t, lab.Options{})
+	s := startServer(t)
+	w := startFwdN(t, l, "gpu1", forward.Spec{RemotePort: s.port}, 3)
+	const n = 2 << 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Go(func() {
+			b, err := w.get("/slow?n=" + strconv.Itoa(n))
+			if err == nil && !bytes.Equal(b, blob(n)) {
+				err = errors.New("wrong body")
+			}
+			errs <- err
+		})
+	}
+	// All six are held after their first MiB: every session is busy.
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Calls("StartSession") < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(s.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := l.Calls("StartSession"); c != 3 {
+		t.Errorf("StartSession %d times, want 3 (the limit)", c)
+	}
+	w.stop(t)
+	waitNoSessions(t, l)
 }
