@@ -13,4 +13,4 @@ DATA_DELAY=${DATA_DELAY:-20ms}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/devgate ./bench/forwardbench
-"$bin/forwardbench" -devgate "$bin/devgate" -runs "$RUNS" -data-delay "$DATA_DELAY" -pacing=true
+"$bin/forwardbench" -devgate "$bin/devgate" -runs "$RUNS" -data-delay "$DATA_DELAY" -pacing=true -sessions "${SESSIONS:-1,6}"

@@ -36,6 +36,7 @@ func main() {
 	size := flag.Int("size", 200<<10, "bytes per response")
 	parallel := flag.Int("parallel", 6, "parallel connections (a browser's per-host limit)")
 	delay := flag.Duration("data-delay", 20*time.Millisecond, "one-way data-channel delay, each direction")
+	sessions := flag.String("sessions", "1,6", "devgate forward --sessions values to measure, comma-separated")
 	pacing := flag.Bool("pacing", true, "the real agent's pacing (1024-byte reads, 1 ms sleep)")
 	flag.Parse()
 
@@ -78,18 +79,20 @@ func main() {
 	var clients []client
 	clients = append(clients, client{name: "direct (floor)", url: fmt.Sprintf("http://127.0.0.1:%d/", srvPort), stop: func() {}})
 
-	dg := exec.Command(*devgate, "forward", "gpu1", "0:"+strconv.Itoa(srvPort))
-	dg.Env = env
-	dg.Stderr = os.Stderr
-	out, err := dg.StdoutPipe()
-	must(err)
-	must(dg.Start())
-	line, err := bufio.NewReader(out).ReadString('\n')
-	must(err)
-	clients = append(clients, client{name: "devgate forward", url: strings.Fields(line)[0] + "/", stop: func() {
-		dg.Process.Signal(syscall.SIGINT)
-		dg.Wait()
-	}})
+	for _, ns := range strings.Split(*sessions, ",") {
+		dg := exec.Command(*devgate, "forward", "gpu1", "0:"+strconv.Itoa(srvPort), "--quiet", "--sessions", ns)
+		dg.Env = env
+		dg.Stderr = os.Stderr
+		out, err := dg.StdoutPipe()
+		must(err)
+		must(dg.Start())
+		line, err := bufio.NewReader(out).ReadString('\n')
+		must(err)
+		clients = append(clients, client{name: "devgate forward --sessions " + ns, url: strings.Fields(line)[0] + "/", stop: func() {
+			dg.Process.Signal(syscall.SIGINT)
+			dg.Wait()
+		}})
+	}
 
 	if _, err := exec.LookPath("session-manager-plugin"); err == nil {
 		inst, _ := l.Instance("gpu1")

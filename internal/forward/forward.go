@@ -88,11 +88,11 @@ func Listen(o Options) (*Forwarder, error) {
 	}
 	addr := net.JoinHostPort(o.Bind, strconv.Itoa(o.Spec.LocalPort))
 	ln, err := net.Listen("tcp", addr)
-	if err != nil && o.Auto && errors.Is(err, syscall.EADDRINUSE) {
+	if err != nil && o.Auto && inUse(err) {
 		ln, err = net.Listen("tcp", net.JoinHostPort(o.Bind, "0"))
 	}
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
+		if inUse(err) {
 			return nil, exitcode.Wrap(err, exitcode.Usage,
 				fmt.Sprintf("pick another local port (e.g. %d:%s) or pass --auto", o.Spec.LocalPort+10000, o.Spec.Remote()),
 				"local port %s is already in use", addr)
@@ -100,6 +100,13 @@ func Listen(o Options) (*Forwarder, error) {
 		return nil, exitcode.Wrap(err, exitcode.LocalIO, "check --bind", "cannot listen on %s", addr)
 	}
 	return &Forwarder{o: o, ln: ln.(*net.TCPListener), conns: map[net.Conn]struct{}{}}, nil
+}
+
+// inUse reports a listen error for an address in use (Windows says it in
+// its own words: WSAEADDRINUSE, 10048).
+func inUse(err error) bool {
+	var errno syscall.Errno
+	return errors.Is(err, syscall.EADDRINUSE) || errors.As(err, &errno) && errno == 10048
 }
 
 // Addr is the local address listened on.
