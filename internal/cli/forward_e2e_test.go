@@ -136,3 +136,46 @@ func TestE2EForwardPortInUse(t *testing.T) {
 		t.Fatalf("after Ctrl-C: %v\n%s", err, stderr.String())
 	}
 }
+
+// TestE2EForwardStoppedInstance: --no-start refuses a stopped instance with
+// its exit code; without it forward starts the instance like connect.
+func TestE2EForwardStoppedInstance(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	p := httpOnInstance(t)
+	spec := "0:" + strconv.Itoa(p)
+	out, errOut, code := e.devgate(ctx, nil, nil, "forward", "--no-start", "gpu2", spec)
+	if code != 14 || out != "" || !strings.Contains(errOut, "--no-start") {
+		t.Fatalf("--no-start on a stopped instance: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	cmd := exec.CommandContext(ctx, "devgate", "forward", "gpu2", spec)
+	cmd.Env = e.environ
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no URL line: %v\n%s", err, stderr.String())
+	}
+	resp, err := http.Get(strings.Fields(line)[0] + "/n/777")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if len(b) != 777 {
+		t.Fatalf("%d bytes", len(b))
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "Starting instance") {
+		t.Errorf("stderr lacks the start:\n%s", stderr.String())
+	}
+}
