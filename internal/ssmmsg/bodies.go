@@ -308,6 +308,16 @@ func AgentChoosesMux(clientVersion string) bool {
 	return ok && c >= 0
 }
 
+// AgentHasMux reports whether an agent of this version has the smux port
+// session at all: agents up to 3.0.196.0 predate it and always run basic
+// mode, whatever the client's version (the plugin's threshold, §6.1). The
+// comparison pads, as the agent's own versionutil does, so a non-4-part
+// AgentVersion such as "3.3" still has mux (the trap of §6.1).
+func AgentHasMux(agentVersion string) bool {
+	c, ok := CompareVersionsPadded(agentVersion, muxMinAgentVersionExcl)
+	return ok && c > 0
+}
+
 // ClientChoosesMux reports whether a client picks smux for a
 // LocalPortForwarding session with this AgentVersion (strict 4-part compare).
 func ClientChoosesMux(agentVersion string) bool {

@@ -45,6 +45,8 @@ import (
 const (
 	DocSSH            = "AWS-StartSSHSession"
 	DocPortForwarding = "AWS-StartPortForwardingSession"
+	// DocPortForwardingRemoteHost forwards to Options.Host:Port as the instance reaches it.
+	DocPortForwardingRemoteHost = "AWS-StartPortForwardingSessionToRemoteHost"
 )
 
 // KeyPushReuse is how long a pushed key is trusted to still be on the
@@ -71,6 +73,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// OnReconnect is passed to the data channel.
 	OnReconnect func(err error)
+	// Host is the remote host of DocPortForwardingRemoteHost.
+	Host string
+	// NoStream leaves a port-forwarding session without an smux stream:
+	// the caller multiplexes it (see OpenSession).
+	NoStream bool
 }
 
 // Conn is an open tunnel to the target port.
@@ -133,7 +140,7 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if o.Document == "" {
 		o.Document = DocSSH
 	}
-	if o.Document != DocSSH && o.Document != DocPortForwarding {
+	if o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
 		return nil, exitcode.New(exitcode.Usage, "use "+DocSSH+" or "+DocPortForwarding, "unsupported document %q", o.Document)
 	}
 	if o.Timeout <= 0 {
@@ -334,8 +341,11 @@ func (d *dialer) waitAgent(ctx context.Context, id string) error {
 
 func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSessionOutput, error) {
 	params := map[string][]string{"portNumber": {strconv.Itoa(d.o.Port)}}
-	if d.o.Document == DocPortForwarding {
+	if d.o.Document == DocPortForwarding || d.o.Document == DocPortForwardingRemoteHost {
 		params["localPortNumber"] = []string{"0"}
+	}
+	if d.o.Document == DocPortForwardingRemoteHost {
+		params["host"] = []string{d.o.Host}
 	}
 	out, err := d.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(id),
 		DocumentName: aws.String(d.o.Document), Parameters: params})
@@ -463,7 +473,7 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		return nil, err
 	}
 	c := &Conn{InstanceID: id, SessionID: sid, sess: sess, stream: sess, ssm: d.ssm}
-	if d.o.Document == DocPortForwarding && sess.Property("type") == "LocalPortForwarding" && ssmmsg.ClientChoosesMux(sess.AgentVersion()) {
+	if !d.o.NoStream && d.o.Document == DocPortForwarding && sess.Property("type") == "LocalPortForwarding" && ssmmsg.ClientChoosesMux(sess.AgentVersion()) {
 		mcfg := smux.DefaultConfig()
 		mcfg.Version = 1
 		mcfg.KeepAliveDisabled = !ssmmsg.ClientSmuxKeepalive(sess.AgentVersion())

@@ -15,7 +15,8 @@ import (
 )
 
 // startPlugin picks the port plugin's mode as the real agent does (§6.1):
-// smux for LocalPortForwarding with ClientVersion ≥ 1.1.70, else basic;
+// smux for LocalPortForwarding with ClientVersion ≥ 1.1.70 when the agent's
+// own version has mux (> 3.0.196.0), else basic;
 // without a type it is SSH mode (AWS-StartSSHSession).
 func (s *session) startPlugin(clientVersion string) (plugin, error) {
 	port, err := strconv.Atoi(s.spec.Properties["portNumber"])
@@ -24,7 +25,7 @@ func (s *session) startPlugin(clientVersion string) (plugin, error) {
 	}
 	host := s.spec.Properties["host"]
 	lpf := s.spec.Properties["type"] == "LocalPortForwarding"
-	if lpf && ssmmsg.AgentChoosesMux(clientVersion) {
+	if lpf && ssmmsg.AgentChoosesMux(clientVersion) && ssmmsg.AgentHasMux(s.spec.AgentVersion) {
 		return s.startMux(host, port, clientVersion)
 	}
 	p := &streamPlugin{s: s, host: host, port: port, ssh: !lpf}
