@@ -125,7 +125,8 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	c := &copier{o: o, sessions: sessions, q: newQueue()}
+	c := &copier{o: o, sessions: sessions, q: newQueue(), fsem: make(chan struct{}, 16)}
+	c.hash = newHasher(ctx, sessions[0])
 	c.stats.Sessions = len(sessions)
 	if o.Direction == Download {
 		c.src, c.dst = remoteSide{}, localSide{}
@@ -168,6 +169,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		}()
 	}
 	wg.Wait()
+	c.fwg.Wait()
 	for _, t := range tasks {
 		if t.j != nil {
 			t.j.close()
@@ -224,6 +226,9 @@ type copier struct {
 	sessions []*sshconn.Client
 	src, dst side
 	q        *queue
+	hash     *hasher
+	fwg      sync.WaitGroup // finishing files
+	fsem     chan struct{}  // bounds concurrent finishes
 	open     atomic.Int64 // files not yet finished
 	live     atomic.Int64 // workers still running
 	smu      sync.Mutex
@@ -442,17 +447,27 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 		if !last {
 			continue
 		}
-		if err := c.finish(ctx, s, t); err != nil {
-			var fatal *fatalError
-			if errors.As(err, &fatal) {
-				err = fatal.err
+		// Verify and rename in the background: the session goes on moving chunks.
+		c.fwg.Add(1)
+		go func() {
+			defer c.fwg.Done()
+			select {
+			case c.fsem <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
-			if ctx.Err() == nil {
-				cancel(err)
+			defer func() { <-c.fsem }()
+			if err := c.finish(ctx, s, t); err != nil {
+				var fatal *fatalError
+				if errors.As(err, &fatal) {
+					err = fatal.err
+				}
+				if ctx.Err() == nil {
+					cancel(err)
+				}
+				c.q.close()
 			}
-			c.q.close()
-			return
-		}
+		}()
 	}
 }
 
@@ -529,14 +544,14 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	var srcSum sumResult
 	dstCh := make(chan sumResult, 1)
 	go func() {
-		sum, err := c.dst.Sum(ctx, s, t.partial)
+		sum, err := c.sum(ctx, c.dst, s, t.partial, t.e.Size)
 		dstCh <- sumResult{sum, err}
 	}()
 	if t.srcSum != nil {
 		srcSum = <-t.srcSum
 		t.srcSum = nil
 	} else {
-		srcSum.sum, srcSum.err = c.src.Sum(ctx, s, t.src)
+		srcSum.sum, srcSum.err = c.sum(ctx, c.src, s, t.src, t.e.Size)
 	}
 	dstSum := <-dstCh
 	if srcSum.err != nil {
@@ -594,6 +609,14 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	t.mu.Unlock()
 	c.q.push(jobs...)
 	return nil
+}
+
+// sum hashes p on side sd; small remote files go through the batching hasher.
+func (c *copier) sum(ctx context.Context, sd side, s *sshconn.Client, p string, size int64) (string, error) {
+	if _, ok := sd.(remoteSide); ok && size < 4*c.o.ChunkSize {
+		return c.hash.sum(ctx, p)
+	}
+	return sd.Sum(ctx, s, p)
 }
 
 func (t *fileTask) doneBytesLocked(c *copier) int64 {
