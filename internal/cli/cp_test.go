@@ -187,6 +187,267 @@ func TestCpRecursiveBothWays(t *testing.T) {
 	sameTree(t, src, down)
 }
 
-var _ = exec.Command
+// slowLab caps each session so that a copy lasts long enough to interrupt.
+func slowLab(t *testing.T, perSession int64) *e2e {
+	f := labtest.Fast()
+	f.BandwidthCap = perSession
+	return newE2E(t, lab.Options{Faults: f})
+}
+
+// journaled counts the chunk lines of a journal.
+func journaled(t *testing.T, path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("journal: %v", err)
+	}
+	return int64(strings.Count(string(b), "\nchunk "))
+}
+
+// startCp starts devgate cp in the background.
+func (e *e2e) startCp(t *testing.T, ctx context.Context, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	in, _ := e.l.Instance("gpu1")
+	cmd := exec.CommandContext(ctx, "devgate", append([]string{"cp", "--user", in.User}, args...)...)
+	cmd.Env = e.environ
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
+// waitJournal waits until the journal at p records at least n chunks.
+func waitJournal(t *testing.T, p string, n int64) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(p); err == nil && int64(strings.Count(string(b), "\nchunk ")) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal %s never reached %d chunks", p, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCpResumeAfterKill: kill -9 and Ctrl-C in the middle of a download and
+// an upload; the same command again moves only the chunks the journal lacks
+// (at most one chunk per session was in flight at the kill) and the result
+// is byte-exact.
+func TestCpResumeAfterKill(t *testing.T) {
+	e := slowLab(t, 4<<20)
+	ctx := ctxFor(t, 2*time.Minute)
+	const size, chunk, j = 24 << 20, 1 << 20, 3
+	src, _ := randFile(t, size)
+	for _, c := range []struct {
+		name string
+		sig  os.Signal
+		up   bool
+	}{{"download-kill9", os.Kill, false}, {"download-sigint", os.Interrupt, false}, {"upload-kill9", os.Kill, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dst := filepath.Join(dir, "out.bin")
+			args := []string{"-j", "3", "--chunk-size", "1048576"}
+			jpath := dst + ".devgate-journal"
+			if c.up {
+				args = append(args, src, "gpu1:"+dst)
+				jpath = filepath.Join(e.home, ".cache", "devgate", "cp", strings.NewReplacer("/", "_", ":", "_").Replace(e.inst(t, "gpu1")+"_"+dst)+".journal")
+			} else {
+				args = append(args, "gpu1:"+src, dst)
+			}
+			cmd, stderr := e.startCp(t, ctx, args...)
+			waitJournal(t, jpath, 6)
+			cmd.Process.Signal(c.sig)
+			err := cmd.Wait()
+			if c.sig == os.Interrupt {
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+					t.Fatalf("after SIGINT: %v, want exit 130\n%s", err, stderr)
+				}
+			}
+			if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+				t.Fatalf("partial file not kept: %v", err)
+			}
+			if _, err := os.Stat(dst); !os.IsNotExist(err) {
+				t.Fatalf("destination appeared before the copy finished: %v", err)
+			}
+			d := journaled(t, jpath)
+			if d >= size/chunk {
+				t.Fatalf("the copy finished before the kill (%d chunks journaled)", d)
+			}
+			s := e.cp(t, ctx, nil, args...)
+			sameFile(t, src, dst)
+			if want := size - d*chunk; s.Moved != want || s.Resumed != d*chunk {
+				t.Fatalf("rerun moved %d resumed %d, want %d and %d (journal had %d chunks)", s.Moved, s.Resumed, want, d*chunk, d)
+			}
+			t.Logf("%s: %d of %d chunks journaled at the kill; rerun moved %d bytes", c.name, d, size/chunk, s.Moved)
+			if _, err := os.Stat(jpath); !os.IsNotExist(err) {
+				t.Fatalf("journal left after success")
+			}
+		})
+	}
+}
+
+// TestCpCorruptChunkRefetched: a chunk corrupted on the way is caught by the
+// sha256 comparison and fetched again, both ways.
+func TestCpCorruptChunkRefetched(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 10<<20)
+	env := []string{"DEVGATE_TESTONLY_CORRUPT_CHUNK=5"}
+	dst := filepath.Join(t.TempDir(), "down.bin")
+	s := e.cp(t, ctx, env, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
+	sameFile(t, src, dst)
+	if s.Refetched != 1 || s.Moved != 11<<20 {
+		t.Fatalf("download summary %+v, want one chunk fetched again", s)
+	}
+	up := filepath.Join(t.TempDir(), "up.bin")
+	s = e.cp(t, ctx, env, "-j", "2", "--chunk-size", "1048576", src, "gpu1:"+up)
+	sameFile(t, src, up)
+	if s.Refetched != 1 {
+		t.Fatalf("upload summary %+v, want one chunk sent again", s)
+	}
+}
+
+// TestCpSourceChangedRestarts: a source that changes while it is copied is
+// detected (size/mtime) and the file is copied again; the result is the new content.
+func TestCpSourceChangedRestarts(t *testing.T) {
+	e := slowLab(t, 4<<20)
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 12<<20)
+	dst := filepath.Join(t.TempDir(), "out.bin")
+	in, _ := e.l.Instance("gpu1")
+	cmd := exec.CommandContext(ctx, "devgate", "cp", "--json", "--user", in.User, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
+	cmd.Env = e.environ
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitJournal(t, dst+".devgate-journal", 2)
+	f, _ := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("appended while copying"))
+	f.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, stderr.String())
+	}
+	var s cpSummary
+	json.Unmarshal(stdout.Bytes(), &s)
+	sameFile(t, src, dst)
+	if s.Restarts < 1 {
+		t.Fatalf("summary %+v: the change was not detected", s)
+	}
+}
+
+// TestCpBadCases: each failure has its message and exit code, nothing on
+// stdout, and nothing half-written in place.
+func TestCpBadCases(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 1000)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "data.bin"), 0o755) // a directory where the file would go
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"remote source missing", []string{"gpu1:/nonexistent/x.bin", dir}, 25, "does not exist on the instance"},
+		{"local source missing", []string{"/nonexistent/x.bin", "gpu1:/tmp/"}, 22, "does not exist here"},
+		{"directory without -r", []string{"gpu1:" + filepath.Dir(src), dir}, 2, "add -r"},
+		{"destination is a directory", []string{"gpu1:" + src, dir}, 2, "is a directory"},
+		{"both local", []string{src, dir}, 2, "exactly one of SRC and DST"},
+		{"unknown target", []string{"nosuch:" + src, dir}, 12, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stderr, code := e.cpFail(t, ctx, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.want, stderr)
+			}
+		})
+	}
+}
+
 var _ = io.Discard
-var _ = labtest.Fast
+
+// TestCpDiskFull: a download into a full file system fails with a clear
+// error and keeps the partial file; with room again the same command resumes.
+func TestCpDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("this test mounts a small tmpfs (needs root, as the lab's sshd does): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 10<<20)
+	dst := filepath.Join(mnt, "out.bin")
+	args := []string{"-j", "2", "--chunk-size", "1048576", "gpu1:" + src, dst}
+	stderr, code := e.cpFail(t, ctx, args...)
+	if code != 22 || !strings.Contains(stderr, "no space left") || !strings.Contains(stderr, "partial file kept") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+		t.Fatalf("partial file not kept: %v", err)
+	}
+	d := journaled(t, dst+".devgate-journal")
+	if out, err := exec.Command("mount", "-o", "remount,size=32m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	s := e.cp(t, ctx, nil, args...)
+	sameFile(t, src, dst)
+	if d == 0 || s.Resumed != d<<20 {
+		t.Fatalf("rerun %+v after %d journaled chunks", s, d)
+	}
+}
+
+// TestCpPermissionDenied: a destination the user may not write, on the
+// instance and here. The lab's sshd and devgate run as root, which file modes
+// do not stop, so the directories are made immutable (chattr +i, EPERM).
+func TestCpPermissionDenied(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	locked := t.TempDir()
+	if out, err := exec.Command("chattr", "+i", locked).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i (needs root and ext4/xfs/btrfs): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", locked).Run() })
+	src, _ := randFile(t, 1000)
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"on the instance", []string{src, "gpu1:" + filepath.Join(locked, "new.bin")}, 25, "on the instance"},
+		{"here", []string{"gpu1:" + src, filepath.Join(locked, "new.bin")}, 22, "here"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stderr, code := e.cpFail(t, ctx, c.args...)
+			if code != c.code || !strings.Contains(stderr, "permission denied") || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, want %d:\n%s", code, c.code, stderr)
+			}
+		})
+	}
+}
+
+// TestCpSurvivesDrops: WebSockets dropped during the copy are resumed under
+// it; the copy completes byte-exact without moving a chunk twice.
+func TestCpSurvivesDrops(t *testing.T) {
+	f := labtest.Fast()
+	f.BandwidthCap = 2 << 20
+	f.DropEvery = 1500 * time.Millisecond
+	e := newE2E(t, lab.Options{Faults: f})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 12<<20)
+	dst := filepath.Join(t.TempDir(), "out.bin")
+	s := e.cp(t, ctx, nil, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
+	sameFile(t, src, dst)
+	if e.l.Mgs().Drops() < 2 {
+		t.Fatalf("only %d drops: the fault was not exercised", e.l.Mgs().Drops())
+	}
+	if s.Moved != 12<<20 {
+		t.Fatalf("summary %+v", s)
+	}
+}
