@@ -229,8 +229,8 @@ type copier struct {
 	hash     *hasher
 	fwg      sync.WaitGroup // finishing files
 	fsem     chan struct{}  // bounds concurrent finishes
-	open     atomic.Int64 // files not yet finished
-	live     atomic.Int64 // workers still running
+	open     atomic.Int64   // files not yet finished
+	live     atomic.Int64   // workers still running
 	smu      sync.Mutex
 	stats    Stats
 }
