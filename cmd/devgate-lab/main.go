@@ -6,9 +6,15 @@ import (
 	"context"
 	"os"
 
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labs3"
 	"github.com/devgate/devgate/internal/labcli"
 )
 
 func main() {
-	os.Exit(labcli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, nil))
+	services := func() []lab.Service {
+		// S3, path-style, with a bucket for `devgate cp --via s3 --bucket devgate-lab-relay`.
+		return []lab.Service{labs3.New(labs3.DefaultBucket)}
+	}
+	os.Exit(labcli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, services))
 }

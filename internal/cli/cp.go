@@ -18,6 +18,7 @@ import (
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/progress"
+	"github.com/devgate/devgate/internal/s3relay"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshconn"
 	"github.com/devgate/devgate/internal/sshkey"
@@ -163,7 +164,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		topts.StateDir = filepath.Join(dir, "devgate")
 	}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
-	clients, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, o.sessions)
+	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {
 		return err
 	}
@@ -172,8 +173,52 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			c.Close()
 		}
 	}()
-	if len(dialErrs) > 0 {
-		say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
+	bucket := firstNonEmpty(o.bucket, os.Getenv("DEVGATE_BUCKET"))
+	via := o.via
+	if via == "auto" {
+		via = "tunnel"
+		if bucket != "" && !o.recursive && cpSize(clients[0], dir, rs.path, localPath) >= s3Threshold {
+			via = "s3"
+		}
+	}
+	newProgress := func() (transfer.Progress, func()) {
+		if o.quiet {
+			return nil, func() {}
+		}
+		p := progress.NewCopy(io.ErrOut, tty, len(clients))
+		return p, p.Close
+	}
+	if via == "s3" {
+		if bucket == "" {
+			return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
+		}
+		if o.recursive {
+			return exitcode.New(exitcode.Usage, "use --via tunnel for folders", "the S3 relay copies single files")
+		}
+		rep, done := newProgress()
+		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		var st transfer.Stats
+		if dir == transfer.Download {
+			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)
+		} else {
+			st, err = s3relay.Upload(ctx, cfg, clients[0], localPath, rs.path, ro)
+		}
+		done()
+		if err != nil {
+			return err
+		}
+		return cpDone(io, o, st, "s3", say)
+	}
+	if o.sessions > 1 {
+		topts.Target, topts.Progress = clients[0].InstanceID, nil
+		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, o.sessions-1)
+		if err != nil {
+			dialErrs = append(dialErrs, err)
+		}
+		clients = append(clients, more...)
+		if len(dialErrs) > 0 {
+			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
+		}
 	}
 	topt := transfer.Options{Direction: dir, Recursive: o.recursive, ChunkSize: o.chunk, Target: clients[0].InstanceID}
 	if dir == transfer.Download {
@@ -189,22 +234,39 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if s := os.Getenv("DEVGATE_TESTONLY_CORRUPT_CHUNK"); s != "" {
 		topt.TestOnlyCorrupt = testOnlyCorrupt(s)
 	}
-	var rep transfer.Progress
-	if !o.quiet {
-		p := progress.NewCopy(io.ErrOut, tty, len(clients))
-		defer p.Close()
-		rep = p
-	}
+	rep, done := newProgress()
 	topt.Progress = rep
 	st, err := transfer.Copy(ctx, clients, topt)
+	done()
 	if err != nil {
 		return err
 	}
-	if o.asJSON {
-		return printCpJSON(io, st, "tunnel")
+	return cpDone(io, o, st, "tunnel", say)
+}
+
+// s3Threshold is the size from which --via auto relays through S3.
+const s3Threshold = 32 << 20
+
+// cpSize is the size of the source, or 0 when it cannot be seen yet.
+func cpSize(c *sshconn.Client, dir transfer.Direction, remote, local string) int64 {
+	if dir == transfer.Download {
+		if fi, err := c.SFTP.Stat(remote); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
+		}
+		return 0
 	}
-	say("copied %d file(s), %s in %.1f s (%.1f MB/s, %d sessions, %s resumed)", st.Files, progress.Bytes(st.Moved), st.Seconds,
-		mbps(st.Moved, st.Seconds), st.Sessions, progress.Bytes(st.Resumed))
+	if fi, err := os.Stat(local); err == nil && fi.Mode().IsRegular() {
+		return fi.Size()
+	}
+	return 0
+}
+
+func cpDone(io IO, o cpOptions, st transfer.Stats, via string, say func(string, ...any)) error {
+	if o.asJSON {
+		return printCpJSON(io, st, via)
+	}
+	say("copied %d file(s), %s in %.1f s (%.1f MB/s, %d sessions, %s resumed, via %s)", st.Files, progress.Bytes(st.Moved), st.Seconds,
+		mbps(st.Moved, st.Seconds), st.Sessions, progress.Bytes(st.Resumed), via)
 	return nil
 }
 

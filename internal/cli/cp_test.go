@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labs3"
 	"github.com/devgate/devgate/internal/lab/labtest"
 )
 
@@ -449,5 +450,43 @@ func TestCpSurvivesDrops(t *testing.T) {
 	}
 	if s.Moved != 12<<20 {
 		t.Fatalf("summary %+v", s)
+	}
+}
+
+// TestCpS3Relay: --via s3 both ways through the lab's S3: curl on the
+// instance with presigned URLs, byte-exact, and the object deleted (kept with --keep).
+func TestCpS3Relay(t *testing.T) {
+	s3 := labs3.New("relay")
+	e := newE2E(t, lab.Options{Services: []lab.Service{s3}})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 40<<20+777)
+	mt := time.Unix(1700000000, 0)
+	os.Chtimes(src, mt, mt)
+	up := filepath.Join(t.TempDir(), "up.bin")
+	s := e.cp(t, ctx, nil, "--via", "s3", "--bucket", "relay", src, "gpu1:"+up)
+	sameFile(t, src, up)
+	if s.Via != "s3" || s.Moved != 40<<20+777 {
+		t.Fatalf("upload summary %+v", s)
+	}
+	if st, _ := os.Stat(up); !st.ModTime().Equal(mt) {
+		t.Fatalf("mtime %v", st.ModTime())
+	}
+	down := t.TempDir()
+	// auto picks S3 for a large file when a bucket is configured.
+	s = e.cp(t, ctx, []string{"DEVGATE_BUCKET=relay"}, "--keep", "gpu1:"+up, down)
+	sameFile(t, src, filepath.Join(down, "up.bin"))
+	if s.Via != "s3" {
+		t.Fatalf("auto did not relay through S3: %+v", s)
+	}
+	keys, err := s3.Objects("relay")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("objects after one --keep copy: %v %v", keys, err)
+	}
+	if s3.Requests() < 10 {
+		t.Fatalf("only %d S3 requests", s3.Requests())
+	}
+	stderr, code := e.cpFail(t, ctx, "--via", "s3", "--bucket", "nosuch", "gpu1:"+up, down)
+	if code != 12 || !strings.Contains(stderr, "bucket nosuch does not exist") {
+		t.Fatalf("missing bucket: exit %d\n%s", code, stderr)
 	}
 }
