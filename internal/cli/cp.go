@@ -80,7 +80,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f.StringVar(&o.user, "user", "", "OS user on the instance (default $DEVGATE_USER, else ec2-user)")
 	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
 	f.StringVar(&o.prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
-	f.Int64Var(&o.chunk, "chunk-size", transfer.DefaultChunkSize, "bytes per chunk (the unit of parallelism and resumption)")
+	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
 	return cmd
 }
@@ -114,7 +114,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if o.sessions < 1 || o.sessions > 64 {
 		return exitcode.New(exitcode.Usage, "use -j between 1 and 64", "-j %d is out of range", o.sessions)
 	}
-	if o.chunk < 4096 {
+	if o.chunk != 0 && o.chunk < 4096 {
 		return exitcode.New(exitcode.Usage, "", "--chunk-size %d is too small", o.chunk)
 	}
 	switch o.via {

@@ -69,6 +69,7 @@ func (o *Options) defaults() {
 // client returns an S3 client (path-style when a custom endpoint is set, as the lab's).
 func client(cfg aws.Config) (*s3.Client, *s3.PresignClient) {
 	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if cfg.BaseEndpoint != nil {
 			o.UsePathStyle = true
 		}

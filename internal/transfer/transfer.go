@@ -35,8 +35,18 @@ import (
 	"github.com/devgate/devgate/internal/sshconn"
 )
 
-// DefaultChunkSize is the unit of parallelism and of resumption.
-const DefaultChunkSize = 4 << 20
+// MaxChunkSize and MinChunkSize bound the automatic chunk size: a file is cut
+// into about 64 chunks (so that small files still spread over the sessions),
+// each between 256 KiB and 4 MiB (so that a kill costs at most 4 MiB per session).
+const (
+	MaxChunkSize = 4 << 20
+	MinChunkSize = 256 << 10
+)
+
+// ChunkFor returns the automatic chunk size of a file of size bytes.
+func ChunkFor(size int64) int64 {
+	return min(MaxChunkSize, max(MinChunkSize, size/64))
+}
 
 // PartialSuffix names the partial file beside the destination.
 const PartialSuffix = ".devgate-part"
@@ -60,7 +70,7 @@ type Options struct {
 	Direction Direction
 	Src, Dst  string // paths on their own sides
 	Recursive bool
-	ChunkSize int64 // default DefaultChunkSize
+	ChunkSize int64 // 0: ChunkFor(size) per file
 	// JournalDir holds upload journals (their partial files are on the instance).
 	JournalDir string
 	// Target names the instance in upload journal names.
@@ -112,9 +122,6 @@ func (nopProgress) FileDone(string)                {}
 func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, error) {
 	if len(sessions) == 0 {
 		return Stats{}, errors.New("transfer: no sessions")
-	}
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = DefaultChunkSize
 	}
 	if o.Progress == nil {
 		o.Progress = nopProgress{}
@@ -204,6 +211,7 @@ type fileTask struct {
 	partial  string
 	jpath    string
 	n        int64 // chunks
+	chunk    int64 // bytes per chunk
 	complete bool  // nothing to do (already in place)
 
 	mu        sync.Mutex
@@ -236,7 +244,7 @@ type copier struct {
 }
 
 func (c *copier) chunkLen(t *fileTask, i int64) int64 {
-	return min(c.o.ChunkSize, t.e.Size-i*c.o.ChunkSize)
+	return min(t.chunk, t.e.Size-i*t.chunk)
 }
 
 func (c *copier) addStats(f func(s *Stats)) {
@@ -303,8 +311,12 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 }
 
 func (c *copier) newTask(e entry, src, dst string) *fileTask {
-	n := (e.Size + c.o.ChunkSize - 1) / c.o.ChunkSize
-	t := &fileTask{e: e, src: src, dst: dst, partial: dst + PartialSuffix, n: n, done: map[int64]bool{}}
+	chunk := c.o.ChunkSize
+	if chunk <= 0 {
+		chunk = ChunkFor(e.Size)
+	}
+	n := (e.Size + chunk - 1) / chunk
+	t := &fileTask{e: e, src: src, dst: dst, partial: dst + PartialSuffix, n: n, chunk: chunk, done: map[int64]bool{}}
 	if c.o.Direction == Download {
 		t.jpath = dst + JournalSuffix
 	} else {
@@ -314,7 +326,7 @@ func (c *copier) newTask(e entry, src, dst string) *fileTask {
 }
 
 func (c *copier) header(t *fileTask) journalHeader {
-	return journalHeader{V: 1, Src: t.src, Size: t.e.Size, MtimeNs: t.e.Mtime.UnixNano(), Chunk: c.o.ChunkSize, Partial: t.partial}
+	return journalHeader{V: 1, Src: t.src, Size: t.e.Size, MtimeNs: t.e.Mtime.UnixNano(), Chunk: t.chunk, Partial: t.partial}
 }
 
 // prepare finds what of t is already in place (a finished destination or
@@ -373,7 +385,7 @@ func (c *copier) fresh(t *fileTask) error {
 
 // startSum hashes a large source while its chunks move.
 func (c *copier) startSum(ctx context.Context, t *fileTask) {
-	if t.e.Size < 4*c.o.ChunkSize {
+	if t.e.Size < 4*t.chunk {
 		return
 	}
 	ch := make(chan sumResult, 1)
@@ -412,7 +424,7 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 			c.q.close()
 		}
 	}()
-	buf := make([]byte, c.o.ChunkSize)
+	var buf []byte
 	for {
 		jb, ok := c.q.pop(ctx)
 		if !ok {
@@ -420,7 +432,7 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 		}
 		t := jb.t
 		if jb.i >= 0 {
-			err := c.move(ctx, s, t, jb.i, buf)
+			err := c.move(ctx, s, t, jb.i, &buf)
 			if err != nil {
 				if ctx.Err() != nil {
 					c.q.push(jb)
@@ -478,14 +490,17 @@ func (e *fatalError) Error() string { return e.err.Error() }
 func (e *fatalError) Unwrap() error { return e.err }
 
 // move copies chunk i of t.
-func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int64, buf []byte) error {
+func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int64, buf *[]byte) error {
 	n := c.chunkLen(t, i)
-	b := buf[:n]
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
 	r, rc, err := c.src.OpenRead(s, t.src)
 	if err != nil {
 		return c.classify(err, c.src, "source", t.src)
 	}
-	_, err = r.ReadAt(b, i*c.o.ChunkSize)
+	_, err = r.ReadAt(b, i*t.chunk)
 	rc.Close()
 	if err != nil && !(errors.Is(err, io.EOF)) {
 		return c.classify(err, c.src, "source", t.src)
@@ -500,7 +515,7 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	if err != nil {
 		return c.classify(err, c.dst, "destination", t.partial)
 	}
-	_, err = w.WriteAt(b, i*c.o.ChunkSize)
+	_, err = w.WriteAt(b, i*t.chunk)
 	if cerr := wc.Close(); err == nil {
 		err = cerr
 	}
@@ -533,7 +548,10 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 		c.o.Logger.Warn("transfer: source changed during the copy; restarting the file", "file", t.src)
 		c.o.Progress.Add(t.e.Rel, -t.doneBytesLocked(c))
 		t.e.Size, t.e.Mtime = cur.Size, cur.Mtime
-		t.n = (cur.Size + c.o.ChunkSize - 1) / c.o.ChunkSize
+		if c.o.ChunkSize <= 0 {
+			t.chunk = ChunkFor(cur.Size)
+		}
+		t.n = (cur.Size + t.chunk - 1) / t.chunk
 		t.srcSum = nil
 		if err := c.fresh(t); err != nil {
 			return &fatalError{err}
@@ -576,11 +594,11 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 		return &fatalError{exitcode.New(exitcode.Checksum, "run the same command again; if it keeps failing, check the instance's disk",
 			"sha256 of %s differs from the source's after %d attempts", t.dst, maxRounds)}
 	}
-	srcSums, err := c.src.ChunkSums(ctx, s, t.src, c.o.ChunkSize, t.n)
+	srcSums, err := c.src.ChunkSums(ctx, s, t.src, t.chunk, t.n)
 	if err != nil {
 		return c.classify(err, c.src, "source", t.src)
 	}
-	dstSums, err := c.dst.ChunkSums(ctx, s, t.partial, c.o.ChunkSize, t.n)
+	dstSums, err := c.dst.ChunkSums(ctx, s, t.partial, t.chunk, t.n)
 	if err != nil {
 		return c.classify(err, c.dst, "destination", t.partial)
 	}
@@ -613,7 +631,7 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 
 // sum hashes p on side sd; small remote files go through the batching hasher.
 func (c *copier) sum(ctx context.Context, sd side, s *sshconn.Client, p string, size int64) (string, error) {
-	if _, ok := sd.(remoteSide); ok && size < 4*c.o.ChunkSize {
+	if _, ok := sd.(remoteSide); ok && size < 4*MaxChunkSize {
 		return c.hash.sum(ctx, p)
 	}
 	return sd.Sum(ctx, s, p)
