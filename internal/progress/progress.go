@@ -44,7 +44,7 @@ type Copy struct {
 func NewCopy(w io.Writer, tty bool, sessions int) *Copy {
 	c := &Copy{w: w, start: time.Now(), bars: map[string]*mpb.Bar{}, sizes: map[string]int64{}}
 	if tty {
-		c.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
+		c.p = mpb.New(mpb.WithOutput(w), mpb.ForceTTY(), mpb.WithAutoRefresh(), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 		return c
 	}
 	c.stop = make(chan struct{})
