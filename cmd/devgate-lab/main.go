@@ -7,12 +7,17 @@ import (
 	"os"
 
 	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labs3"
 	"github.com/devgate/devgate/internal/lab/labvpn"
 	"github.com/devgate/devgate/internal/labcli"
 )
 
 func main() {
-	os.Exit(labcli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, func() []lab.Service {
-		return []lab.Service{labvpn.New()} // ACM, Client VPN and SSM documents
-	}))
+	services := func() []lab.Service {
+		return []lab.Service{
+			labvpn.New(),                   // ACM, Client VPN and SSM documents
+			labs3.New(labs3.DefaultBucket), // S3, path-style, for `devgate cp --via s3 --bucket devgate-lab-relay`
+		}
+	}
+	os.Exit(labcli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, services))
 }

@@ -34,6 +34,7 @@ const (
 	LocalIO        Class = 22 // local file system problem (disk full, permissions)
 	Config         Class = 23 // devgate's own config/state files are bad
 	Passphrase     Class = 24 // wrong passphrase for an encrypted key
+	RemoteIO       Class = 25 // a file operation on the instance failed (missing, permission, disk full)
 	Interrupted    Class = 130
 )
 

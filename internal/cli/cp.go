@@ -1,0 +1,333 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+
+	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/progress"
+	"github.com/devgate/devgate/internal/s3relay"
+	"github.com/devgate/devgate/internal/sshconfig"
+	"github.com/devgate/devgate/internal/sshconn"
+	"github.com/devgate/devgate/internal/sshkey"
+	"github.com/devgate/devgate/internal/transfer"
+	"github.com/devgate/devgate/internal/tunnel"
+)
+
+func init() { register(newCpCommand) }
+
+// defaultSessions is -j's default: the agent paces one session near 1 MB/s
+// (1024-byte reads, 1 ms sleep; protocol doc §8), so eight sessions give
+// about 8 MB/s without opening more sessions than a small copy needs.
+const defaultSessions = 8
+
+type cpOptions struct {
+	af        awsFlags
+	recursive bool
+	sessions  int
+	via       string
+	bucket    string
+	keep      bool
+	asJSON    bool
+	quiet     bool
+	user      string
+	key       string
+	prefix    string
+	chunk     int64
+	timeout   time.Duration
+}
+
+func newCpCommand(io IO) *cobra.Command {
+	var o cpOptions
+	cmd := &cobra.Command{
+		Use:   "cp [-r] [-j N] SRC DST",
+		Short: "Copy files and folders to or from an instance: parallel, resumable, verified",
+		Long: `cp copies between this machine and an instance; one side is <target>:<path>
+(or <user>@<target>:<path>). It opens -j sessions and moves fixed-size chunks over SFTP on
+each, keeping a journal beside a partial file: the same command again moves only what is
+missing. The sha256 of every file is compared with the source's before the file is renamed
+into place. -r copies folders (modes and mtimes kept).
+
+  devgate cp gpu1:/models/m.pt .
+  devgate cp -r ./data gpu1:/scratch/
+  devgate cp -j 16 gpu1:/results/run.tar /tmp/`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCp(cmd.Context(), io, o, args[0], args[1])
+		},
+	}
+	o.af.add(cmd)
+	f := cmd.Flags()
+	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories")
+	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
+	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
+	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET)")
+	f.BoolVar(&o.keep, "keep", false, "keep the S3 object after an S3-relayed copy")
+	f.BoolVar(&o.asJSON, "json", false, "print a JSON summary on stdout")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
+	f.StringVar(&o.user, "user", "", "OS user on the instance (default $DEVGATE_USER, else ec2-user)")
+	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
+	f.StringVar(&o.prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
+	return cmd
+}
+
+// remoteSpec is <[user@]target>:<path>.
+type remoteSpec struct{ user, target, path string }
+
+// parseRemote splits a remote argument; ok is false for a local path. As in
+// scp, a colon before the first slash makes a path remote.
+func parseRemote(arg string) (remoteSpec, bool) {
+	i := strings.Index(arg, ":")
+	if i <= 0 || strings.Contains(arg[:i], "/") || (len(arg) > 1 && filepath.VolumeName(arg) != "") {
+		return remoteSpec{}, false
+	}
+	r := remoteSpec{target: arg[:i], path: arg[i+1:]}
+	if u, t, ok := strings.Cut(r.target, "@"); ok {
+		r.user, r.target = u, t
+	}
+	if r.path == "" {
+		r.path = "."
+	}
+	return r, true
+}
+
+func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error {
+	src, srcRemote := parseRemote(srcArg)
+	dst, dstRemote := parseRemote(dstArg)
+	if srcRemote == dstRemote {
+		return exitcode.New(exitcode.Usage, "devgate cp gpu1:/path/file . (or the other way round)", "exactly one of SRC and DST must be <target>:<path>")
+	}
+	if o.sessions < 1 || o.sessions > 64 {
+		return exitcode.New(exitcode.Usage, "use -j between 1 and 64", "-j %d is out of range", o.sessions)
+	}
+	if o.chunk != 0 && o.chunk < 4096 {
+		return exitcode.New(exitcode.Usage, "", "--chunk-size %d is too small", o.chunk)
+	}
+	switch o.via {
+	case "auto", "tunnel", "s3":
+	default:
+		return exitcode.New(exitcode.Usage, "use --via auto, tunnel or s3", "unknown --via %q", o.via)
+	}
+	rs := src
+	dir := transfer.Download
+	localPath := dstArg
+	if dstRemote {
+		rs, dir, localPath = dst, transfer.Upload, srcArg
+	}
+	user := firstNonEmpty(rs.user, o.user, os.Getenv("DEVGATE_USER"), defaultUser)
+	home, _, err := homeDir()
+	if err != nil {
+		return err
+	}
+	keyPath := o.key
+	if keyPath == "" {
+		keyPath = sshkey.DefaultPath(home)
+	}
+	pub, err := connectKey(o.key)
+	if err != nil {
+		return err
+	}
+	signer, err := loadSigner(keyPath)
+	if err != nil {
+		return err
+	}
+	cfg, err := awsapi.Load(ctx, o.af.profile, o.af.region)
+	if err != nil {
+		return err
+	}
+	tty := false
+	if f, ok := io.ErrOut.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		tty = true
+	}
+	say := func(format string, a ...any) {
+		if !o.quiet {
+			fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
+		}
+	}
+	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
+		Resolve: resolveOptions(o.prefix), Progress: say}
+	if dir, err := os.UserCacheDir(); err == nil {
+		topts.StateDir = filepath.Join(dir, "devgate")
+	}
+	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
+	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	bucket := firstNonEmpty(o.bucket, os.Getenv("DEVGATE_BUCKET"))
+	via := o.via
+	if via == "auto" {
+		via = "tunnel"
+		if bucket != "" && !o.recursive && cpSize(clients[0], dir, rs.path, localPath) >= s3Threshold {
+			via = "s3"
+		}
+	}
+	newProgress := func() (transfer.Progress, func()) {
+		if o.quiet {
+			return nil, func() {}
+		}
+		p := progress.NewCopy(io.ErrOut, tty, len(clients))
+		return p, p.Close
+	}
+	if via == "s3" {
+		if bucket == "" {
+			return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
+		}
+		if o.recursive {
+			return exitcode.New(exitcode.Usage, "use --via tunnel for folders", "the S3 relay copies single files")
+		}
+		rep, done := newProgress()
+		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		var st transfer.Stats
+		if dir == transfer.Download {
+			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)
+		} else {
+			st, err = s3relay.Upload(ctx, cfg, clients[0], localPath, rs.path, ro)
+		}
+		done()
+		if err != nil {
+			return err
+		}
+		return cpDone(io, o, st, "s3", say)
+	}
+	if o.sessions > 1 {
+		topts.Target, topts.Progress = clients[0].InstanceID, nil
+		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, o.sessions-1)
+		if err != nil {
+			dialErrs = append(dialErrs, err)
+		}
+		clients = append(clients, more...)
+		if len(dialErrs) > 0 {
+			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
+		}
+	}
+	topt := transfer.Options{Direction: dir, Recursive: o.recursive, ChunkSize: o.chunk, Target: clients[0].InstanceID}
+	if dir == transfer.Download {
+		topt.Src, topt.Dst = rs.path, localPath
+	} else {
+		topt.Src, topt.Dst = localPath, rs.path
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return exitcode.Wrap(err, exitcode.LocalIO, "set XDG_CACHE_HOME or HOME", "no cache directory for the upload journal")
+		}
+		topt.JournalDir = filepath.Join(cache, "devgate", "cp")
+	}
+	if s := os.Getenv("DEVGATE_TESTONLY_CORRUPT_CHUNK"); s != "" {
+		topt.TestOnlyCorrupt = testOnlyCorrupt(s)
+	}
+	rep, done := newProgress()
+	topt.Progress = rep
+	st, err := transfer.Copy(ctx, clients, topt)
+	done()
+	if err != nil {
+		return err
+	}
+	return cpDone(io, o, st, "tunnel", say)
+}
+
+// s3Threshold is the size from which --via auto relays through S3.
+const s3Threshold = 32 << 20
+
+// cpSize is the size of the source, or 0 when it cannot be seen yet.
+func cpSize(c *sshconn.Client, dir transfer.Direction, remote, local string) int64 {
+	if dir == transfer.Download {
+		if fi, err := c.SFTP.Stat(remote); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
+		}
+		return 0
+	}
+	if fi, err := os.Stat(local); err == nil && fi.Mode().IsRegular() {
+		return fi.Size()
+	}
+	return 0
+}
+
+func cpDone(io IO, o cpOptions, st transfer.Stats, via string, say func(string, ...any)) error {
+	if o.asJSON {
+		return printCpJSON(io, st, via)
+	}
+	say("copied %d file(s), %s in %.1f s (%.1f MB/s, %d sessions, %s resumed, via %s)", st.Files, progress.Bytes(st.Moved), st.Seconds,
+		mbps(st.Moved, st.Seconds), st.Sessions, progress.Bytes(st.Resumed), via)
+	return nil
+}
+
+// cpSummary is the --json output.
+type cpSummary struct {
+	transfer.Stats
+	Via  string  `json:"via"`
+	MBps float64 `json:"mb_per_s"`
+}
+
+func printCpJSON(io IO, st transfer.Stats, via string) error {
+	b, err := json.MarshalIndent(cpSummary{Stats: st, Via: via, MBps: mbps(st.Moved, st.Seconds)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(io.Out, "%s\n", b)
+	return err
+}
+
+func mbps(b int64, s float64) float64 {
+	if s <= 0 {
+		return 0
+	}
+	return float64(b) / 1e6 / s
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// loadSigner reads the private key devgate authenticates with.
+func loadSigner(path string) (ssh.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, exitcode.Wrap(err, exitcode.Config, "pass --key or let devgate create ~/.ssh/devgate/id_ed25519", "cannot read the key %s", path)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, exitcode.Wrap(err, exitcode.Config, "devgate needs an unencrypted key (its own is)", "cannot use the key %s", path)
+	}
+	return s, nil
+}
+
+// testOnlyCorrupt flips one byte of the chunk named by spec ("N" or "file:N"), once.
+func testOnlyCorrupt(spec string) func(string, int64, []byte) bool {
+	var once sync.Once
+	name, num, ok := strings.Cut(spec, ":")
+	if !ok {
+		name, num = "", spec
+	}
+	n, _ := strconv.ParseInt(num, 10, 64)
+	return func(rel string, chunk int64, b []byte) bool {
+		hit := false
+		if chunk == n && (name == "" || strings.HasSuffix(rel, name)) && len(b) > 0 {
+			once.Do(func() { b[len(b)/2] ^= 0xff; hit = true })
+		}
+		return hit
+	}
+}

@@ -1,0 +1,223 @@
+// Package sshconn makes an SSH client connection over a devgate tunnel, in
+// process: tunnel.Dial gives a byte stream to the instance's sshd, and this
+// package runs golang.org/x/crypto/ssh over it with devgate's pushed key,
+// checking the host key against devgate's known_hosts with accept-new
+// semantics (pin on first use under the instance id, refuse a changed key).
+//
+// It also opens an SFTP client on the connection and runs commands. It does
+// not dial AWS itself (tunnel does) and does not move files (transfer does).
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/tunnel"
+)
+
+// Stream is what tunnel.Dial returns: a byte stream to port 22 of the instance.
+type Stream interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	Close() error
+}
+
+// Client is one SSH connection (and its SFTP subsystem) over one stream.
+type Client struct {
+	SSH  *ssh.Client
+	SFTP *sftp.Client
+	// InstanceID is the host name the key was checked under.
+	InstanceID string
+	stream     Stream
+	closeOnce  sync.Once
+}
+
+// Config of one connection.
+type Config struct {
+	User       string
+	Signer     ssh.Signer
+	KnownHosts string // devgate's known_hosts file
+	// Lock serialises known_hosts updates between connections of one process.
+	Lock *sync.Mutex
+	// Timeout bounds the SSH handshake (default 60 s).
+	Timeout time.Duration
+}
+
+// HostKeyError is a host key that differs from the pinned one.
+type HostKeyError struct {
+	Host string
+	Err  error
+}
+
+func (e *HostKeyError) Error() string {
+	return fmt.Sprintf("host key of %s changed: %v", e.Host, e.Err)
+}
+func (e *HostKeyError) Unwrap() error { return e.Err }
+
+// NewClient runs the SSH handshake over s for the host instanceID and opens SFTP.
+func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Client, error) {
+	if c.Timeout <= 0 {
+		c.Timeout = time.Minute
+	}
+	if c.Lock == nil {
+		c.Lock = &sync.Mutex{}
+	}
+	cfg := &ssh.ClientConfig{
+		User:            c.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
+		HostKeyCallback: acceptNew(c.KnownHosts, c.Lock),
+		Timeout:         c.Timeout,
+	}
+	conn := &streamConn{s: s}
+	type result struct {
+		cc    ssh.Conn
+		chans <-chan ssh.NewChannel
+		reqs  <-chan *ssh.Request
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cc, chans, reqs, err := ssh.NewClientConn(conn, instanceID+":22", cfg)
+		done <- result{cc, chans, reqs, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		s.Close()
+		<-done
+		return nil, ctx.Err()
+	case <-time.After(c.Timeout):
+		s.Close()
+		<-done
+		return nil, exitcode.New(exitcode.TunnelLost, "retry; check the instance with `devgate doctor`", "ssh handshake with %s timed out after %s", instanceID, c.Timeout)
+	}
+	if r.err != nil {
+		s.Close()
+		var hk *HostKeyError
+		if errors.As(r.err, &hk) {
+			return nil, exitcode.Wrap(hk, exitcode.SessionRefused,
+				"if the instance was rebuilt, remove its line from "+c.KnownHosts, "refusing to connect")
+		}
+		return nil, exitcode.Wrap(r.err, exitcode.SessionRefused, "check --user (the OS user must exist on the instance)", "ssh to %s failed", instanceID)
+	}
+	cl := &Client{SSH: ssh.NewClient(r.cc, r.chans, r.reqs), InstanceID: instanceID, stream: s}
+	sc, err := sftp.NewClient(cl.SSH, sftp.MaxConcurrentRequestsPerFile(64), sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
+	if err != nil {
+		cl.Close()
+		return nil, exitcode.Wrap(err, exitcode.SessionRefused, "the instance's sshd needs the sftp subsystem", "cannot start sftp on %s", instanceID)
+	}
+	cl.SFTP = sc
+	return cl, nil
+}
+
+// Close closes SFTP, SSH and the stream.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		if c.SFTP != nil {
+			c.SFTP.Close()
+		}
+		c.SSH.Close()
+		c.stream.Close()
+	})
+	return nil
+}
+
+// Output runs cmd on the instance and returns its stdout; a non-zero exit is
+// an error carrying stderr.
+func (c *Client) Output(ctx context.Context, cmd string, stdin []byte) ([]byte, error) {
+	s, err := c.SSH.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("ssh session: %w", err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errb
+	if stdin != nil {
+		s.Stdin = bytes.NewReader(stdin)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		s.Signal(ssh.SIGKILL)
+		s.Close()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return out.Bytes(), fmt.Errorf("remote %q: %w: %s", cmd, err, bytes.TrimSpace(errb.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// acceptNew is a HostKeyCallback with ssh's StrictHostKeyChecking=accept-new:
+// an unknown host is pinned, a known host must present a known key.
+func acceptNew(path string, mu *sync.Mutex) ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return err
+		}
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				return err
+			}
+		}
+		cb, err := knownhosts.New(path)
+		if err != nil {
+			return fmt.Errorf("known_hosts %s: %w", path, err)
+		}
+		// The stream has no address: pin and check under the instance id only.
+		err = cb(hostname, &net.TCPAddr{IP: net.IPv4zero, Port: 22}, key)
+		var ke *knownhosts.KeyError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ke) && len(ke.Want) == 0:
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key))
+			return err
+		case errors.As(err, &ke):
+			return &HostKeyError{Host: hostname, Err: err}
+		}
+		return err
+	}
+}
+
+// streamConn adapts a tunnel stream to net.Conn (deadlines are not supported;
+// the tunnel has its own timeouts).
+type streamConn struct{ s Stream }
+
+func (c *streamConn) Read(p []byte) (int, error)         { return c.s.Read(p) }
+func (c *streamConn) Write(p []byte) (int, error)        { return c.s.Write(p) }
+func (c *streamConn) Close() error                       { return c.s.Close() }
+func (c *streamConn) LocalAddr() net.Addr                { return tunnelAddr("local") }
+func (c *streamConn) RemoteAddr() net.Addr               { return tunnelAddr("instance") }
+func (c *streamConn) SetDeadline(t time.Time) error      { return nil }
+func (c *streamConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return nil }
+
+type tunnelAddr string
+
+func (a tunnelAddr) Network() string { return "ssm" }
+func (a tunnelAddr) String() string  { return string(a) }
+
+var _ Stream = (*tunnel.Conn)(nil)

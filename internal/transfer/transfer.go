@@ -1,0 +1,747 @@
+// Package transfer copies files and folders between this machine and an
+// instance over several SSH sessions at once (devgate cp's tunnel mode).
+//
+// A file is cut into fixed-size chunks; sessions take chunks from one queue
+// and move them with SFTP ranged reads and writes into a partial file
+// (<dst>.devgate-part). A journal records each finished chunk, so running the
+// same copy again moves only the chunks that are missing. When every chunk of
+// a file is in, the source is checked for changes (size and mtime; a changed
+// source restarts the file), the sha256 of the partial file is compared with
+// the source's (sha256sum on the instance), chunks that differ are fetched
+// again, and the partial file takes the source's mode and mtime and is renamed
+// over the destination atomically.
+//
+// It does not open sessions (the caller passes connected sshconn clients),
+// print anything (progress goes to Options.Progress) or relay through S3.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/sshconn"
+)
+
+// MaxChunkSize and MinChunkSize bound the automatic chunk size: a file is cut
+// into about 64 chunks (so that small files still spread over the sessions),
+// each between 256 KiB and 4 MiB (so that a kill costs at most 4 MiB per session).
+const (
+	MaxChunkSize = 4 << 20
+	MinChunkSize = 256 << 10
+)
+
+// ChunkFor returns the automatic chunk size of a file of size bytes.
+func ChunkFor(size int64) int64 {
+	return min(MaxChunkSize, max(MinChunkSize, size/64))
+}
+
+// PartialSuffix names the partial file beside the destination.
+const PartialSuffix = ".devgate-part"
+
+// JournalSuffix names a download's journal beside its partial file.
+const JournalSuffix = ".devgate-journal"
+
+// maxRounds bounds restarts (changed source) and re-fetches (bad checksum) per file.
+const maxRounds = 3
+
+// Direction of a copy.
+type Direction int
+
+const (
+	Download Direction = iota // instance → here
+	Upload                    // here → instance
+)
+
+// Options of one copy.
+type Options struct {
+	Direction Direction
+	Src, Dst  string // paths on their own sides
+	Recursive bool
+	ChunkSize int64 // 0: ChunkFor(size) per file
+	// JournalDir holds upload journals (their partial files are on the instance).
+	JournalDir string
+	// Target names the instance in upload journal names.
+	Target   string
+	Progress Progress
+	Logger   *slog.Logger
+	// TestOnlyCorrupt may alter a chunk after it was read (tests of the
+	// checksum path); it reports whether it did.
+	TestOnlyCorrupt func(rel string, chunk int64, b []byte) bool
+}
+
+// Progress receives what a copy does. Calls come from several goroutines.
+type Progress interface {
+	// Total is called once the sources are listed.
+	Total(files int, bytes, resumed int64)
+	// FileStart is called when a file is queued with done bytes already in place.
+	FileStart(name string, size, done int64)
+	// Add counts n bytes moved for name (negative when a chunk is taken back).
+	Add(name string, n int64)
+	// FileDone is called when name is verified and in place.
+	FileDone(name string)
+}
+
+// Stats summarises a copy.
+type Stats struct {
+	Files     int     `json:"files"`
+	Bytes     int64   `json:"bytes"`            // total size of the files
+	Moved     int64   `json:"bytes_moved"`      // bytes carried through the sessions
+	Resumed   int64   `json:"resumed_bytes"`    // bytes already in place from an earlier run
+	Refetched int     `json:"refetched_chunks"` // chunks fetched again after a checksum mismatch
+	Restarts  int     `json:"restarts"`         // files restarted because the source changed
+	Sessions  int     `json:"sessions"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// IsDirError is a destination that is a directory where a file must go.
+type IsDirError struct{ Path string }
+
+func (e *IsDirError) Error() string { return e.Path + " is a directory" }
+
+type nopProgress struct{}
+
+func (nopProgress) Total(int, int64, int64)        {}
+func (nopProgress) FileStart(string, int64, int64) {}
+func (nopProgress) Add(string, int64)              {}
+func (nopProgress) FileDone(string)                {}
+
+// Copy runs one copy over sessions (at least one).
+func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, error) {
+	if len(sessions) == 0 {
+		return Stats{}, errors.New("transfer: no sessions")
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c := &copier{o: o, sessions: sessions, q: newQueue(), fsem: make(chan struct{}, 16)}
+	c.hash = newHasher(ctx, sessions[0])
+	c.stats.Sessions = len(sessions)
+	if o.Direction == Download {
+		c.src, c.dst = remoteSide{}, localSide{}
+	} else {
+		c.src, c.dst = localSide{}, remoteSide{}
+	}
+	tasks, dirs, err := c.plan(ctx)
+	if err != nil {
+		return c.stats, err
+	}
+	c.stats.Files = len(tasks)
+	for _, t := range tasks {
+		c.stats.Bytes += t.e.Size
+	}
+	var pending []*fileTask
+	for _, t := range tasks {
+		if err := c.prepare(ctx, t); err != nil {
+			return c.stats, err
+		}
+		if !t.complete {
+			pending = append(pending, t)
+		}
+	}
+	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed)
+	c.open.Store(int64(len(pending)))
+	if len(pending) == 0 {
+		c.q.close()
+	}
+	for _, t := range pending {
+		o.Progress.FileStart(t.e.Rel, t.e.Size, t.doneBytesLocked(c))
+		c.enqueue(t)
+	}
+	var wg sync.WaitGroup
+	c.live.Store(int64(len(sessions)))
+	for _, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.worker(ctx, cancel, s)
+		}()
+	}
+	wg.Wait()
+	c.fwg.Wait()
+	for _, t := range tasks {
+		if t.j != nil {
+			t.j.close()
+		}
+	}
+	c.stats.Seconds = time.Since(start).Seconds()
+	if err := context.Cause(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return c.stats, err
+		}
+		return c.stats, err
+	}
+	if c.open.Load() > 0 {
+		return c.stats, exitcode.New(exitcode.TunnelLost, "run the same command again: it resumes", "every session was lost")
+	}
+	// Directories last, deepest first, so that writing files did not bump their mtimes.
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].Rel) > len(dirs[j].Rel) })
+	for _, d := range dirs {
+		_ = c.dst.Chtimes(sessions[0], d.dstPath, d.Mtime)
+	}
+	return c.stats, nil
+}
+
+type dirTask struct {
+	entry
+	dstPath string
+}
+
+type fileTask struct {
+	e        entry
+	src, dst string
+	partial  string
+	jpath    string
+	n        int64 // chunks
+	chunk    int64 // bytes per chunk
+	complete bool  // nothing to do (already in place)
+
+	mu        sync.Mutex
+	done      map[int64]bool
+	remaining int64
+	rounds    int // verification failures
+	restarts  int
+	j         *journal
+	// srcSum is the source's sha256, computed while the chunks move (nil: compute at the end).
+	srcSum chan sumResult
+}
+
+type sumResult struct {
+	sum string
+	err error
+}
+
+type copier struct {
+	o        Options
+	sessions []*sshconn.Client
+	src, dst side
+	q        *queue
+	hash     *hasher
+	fwg      sync.WaitGroup // finishing files
+	fsem     chan struct{}  // bounds concurrent finishes
+	open     atomic.Int64   // files not yet finished
+	live     atomic.Int64   // workers still running
+	smu      sync.Mutex
+	stats    Stats
+}
+
+func (c *copier) chunkLen(t *fileTask, i int64) int64 {
+	return min(t.chunk, t.e.Size-i*t.chunk)
+}
+
+func (c *copier) addStats(f func(s *Stats)) {
+	c.smu.Lock()
+	f(&c.stats)
+	c.smu.Unlock()
+}
+
+// plan lists the files to copy and where each goes.
+func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
+	s0 := c.sessions[0]
+	se, err := c.src.Stat(s0, c.o.Src)
+	if err != nil {
+		return nil, nil, c.fsErr(err, c.src, "source", c.o.Src)
+	}
+	dst := c.o.Dst
+	de, derr := c.dst.Stat(s0, dst)
+	if derr == nil && de.Dir {
+		dst = c.dst.Join(dst, c.src.Base(c.o.Src))
+		de, derr = c.dst.Stat(s0, dst)
+	} else if derr != nil && !errors.Is(derr, fs.ErrNotExist) {
+		return nil, nil, c.fsErr(derr, c.dst, "destination", dst)
+	} else if derr != nil && strings.HasSuffix(c.o.Dst, "/") && !se.Dir {
+		return nil, nil, c.fsErr(derr, c.dst, "destination directory", dst)
+	}
+	if !se.Dir {
+		if derr == nil && de.Dir {
+			return nil, nil, exitcode.New(exitcode.Usage, "name a file, or a directory to copy into", "destination %s is a directory", dst)
+		}
+		se.Rel = c.src.Base(c.o.Src)
+		return []*fileTask{c.newTask(se, c.o.Src, dst)}, nil, nil
+	}
+	if !c.o.Recursive {
+		return nil, nil, exitcode.New(exitcode.Usage, "add -r to copy a directory", "source %s is a directory", c.o.Src)
+	}
+	if derr == nil && !de.Dir {
+		return nil, nil, exitcode.New(exitcode.Usage, "name a directory (or a new path) as the destination of -r", "destination %s is not a directory", dst)
+	}
+	entries, err := c.src.Walk(s0, c.o.Src)
+	if err != nil {
+		return nil, nil, c.fsErr(err, c.src, "source", c.o.Src)
+	}
+	var tasks []*fileTask
+	var dirs []dirTask
+	base := c.src.Base(c.o.Src)
+	for _, e := range entries {
+		sp, dp := c.o.Src, dst
+		if e.Rel != "" {
+			sp = c.src.Join(c.o.Src, filepath.FromSlash(e.Rel))
+			dp = c.dst.Join(dst, filepath.FromSlash(e.Rel))
+		}
+		if e.Dir {
+			if err := c.dst.MkdirAll(s0, dp, e.Mode.Perm()); err != nil {
+				return nil, nil, c.fsErr(err, c.dst, "destination directory", dp)
+			}
+			dirs = append(dirs, dirTask{e, dp})
+			continue
+		}
+		e.Rel = base + "/" + e.Rel
+		tasks = append(tasks, c.newTask(e, sp, dp))
+	}
+	_ = ctx
+	return tasks, dirs, nil
+}
+
+func (c *copier) newTask(e entry, src, dst string) *fileTask {
+	chunk := c.o.ChunkSize
+	if chunk <= 0 {
+		chunk = ChunkFor(e.Size)
+	}
+	n := (e.Size + chunk - 1) / chunk
+	t := &fileTask{e: e, src: src, dst: dst, partial: dst + PartialSuffix, n: n, chunk: chunk, done: map[int64]bool{}}
+	if c.o.Direction == Download {
+		t.jpath = dst + JournalSuffix
+	} else {
+		t.jpath = filepath.Join(c.o.JournalDir, journalName(c.o.Target, dst))
+	}
+	return t
+}
+
+func (c *copier) header(t *fileTask) journalHeader {
+	return journalHeader{V: 1, Src: t.src, Size: t.e.Size, MtimeNs: t.e.Mtime.UnixNano(), Chunk: t.chunk, Partial: t.partial}
+}
+
+// prepare finds what of t is already in place (a finished destination or
+// journaled chunks) and starts a fresh partial file otherwise.
+func (c *copier) prepare(ctx context.Context, t *fileTask) error {
+	s0 := c.sessions[0]
+	if de, err := c.dst.Stat(s0, t.dst); err == nil && !de.Dir && de.Size == t.e.Size && de.Mtime.Unix() == t.e.Mtime.Unix() {
+		if _, perr := c.dst.Stat(s0, t.partial); perr != nil {
+			t.complete = true
+			c.stats.Resumed += t.e.Size
+			return nil
+		}
+	}
+	h := c.header(t)
+	if c.o.Direction == Upload {
+		if err := os.MkdirAll(c.o.JournalDir, 0o700); err != nil {
+			return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot create %s", c.o.JournalDir)
+		}
+	}
+	if done, ok := loadJournal(t.jpath, h); ok {
+		if pe, err := c.dst.Stat(s0, t.partial); err == nil && pe.Size == t.e.Size {
+			j, err := openJournal(t.jpath)
+			if err == nil {
+				t.j, t.done = j, done
+				for i := range done {
+					c.stats.Resumed += c.chunkLen(t, i)
+				}
+				t.remaining = t.n - int64(len(done))
+				c.startSum(ctx, t)
+				return nil
+			}
+		}
+	}
+	if err := c.fresh(t); err != nil {
+		return err
+	}
+	c.startSum(ctx, t)
+	return nil
+}
+
+// fresh starts t over: an empty partial file of the right size and a new journal.
+func (c *copier) fresh(t *fileTask) error {
+	if t.j != nil {
+		t.j.close()
+	}
+	if err := c.dst.Reset(c.sessions[0], t.partial, t.e.Size); err != nil {
+		return c.fsErr(err, c.dst, "destination", t.partial)
+	}
+	j, err := createJournal(t.jpath, c.header(t))
+	if err != nil {
+		return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)
+	}
+	t.j, t.done, t.remaining = j, map[int64]bool{}, t.n
+	return nil
+}
+
+// startSum hashes a large source while its chunks move.
+func (c *copier) startSum(ctx context.Context, t *fileTask) {
+	if t.e.Size < 4*t.chunk {
+		return
+	}
+	ch := make(chan sumResult, 1)
+	t.srcSum = ch
+	s := c.sessions[len(c.sessions)-1]
+	go func() {
+		sum, err := c.src.Sum(ctx, s, t.src)
+		ch <- sumResult{sum, err}
+	}()
+}
+
+func (c *copier) enqueue(t *fileTask) {
+	t.mu.Lock()
+	var jobs []job
+	for i := range t.n {
+		if !t.done[i] {
+			jobs = append(jobs, job{t, i})
+		}
+	}
+	t.mu.Unlock()
+	if t.n == 0 {
+		jobs = append(jobs, job{t, -1}) // an empty file: only the finish
+	}
+	c.q.push(jobs...)
+}
+
+type job struct {
+	t *fileTask
+	i int64 // chunk; -1: nothing to move, finish the file
+}
+
+// worker moves chunks over one session until the queue is closed.
+func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *sshconn.Client) {
+	defer func() {
+		if c.live.Add(-1) == 0 {
+			c.q.close()
+		}
+	}()
+	var buf []byte
+	for {
+		jb, ok := c.q.pop(ctx)
+		if !ok {
+			return
+		}
+		t := jb.t
+		if jb.i >= 0 {
+			err := c.move(ctx, s, t, jb.i, &buf)
+			if err != nil {
+				if ctx.Err() != nil {
+					c.q.push(jb)
+					return
+				}
+				var fatal *fatalError
+				if errors.As(err, &fatal) {
+					cancel(fatal.err)
+					c.q.close()
+					return
+				}
+				// The session broke: give the chunk to another one.
+				c.o.Logger.Warn("transfer: session lost; its chunk goes to another session", "err", err)
+				c.q.push(jb)
+				return
+			}
+		}
+		t.mu.Lock()
+		if jb.i >= 0 {
+			t.remaining--
+		}
+		last := t.remaining == 0
+		t.mu.Unlock()
+		if !last {
+			continue
+		}
+		// Verify and rename in the background: the session goes on moving chunks.
+		c.fwg.Add(1)
+		go func() {
+			defer c.fwg.Done()
+			select {
+			case c.fsem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-c.fsem }()
+			if err := c.finish(ctx, s, t); err != nil {
+				var fatal *fatalError
+				if errors.As(err, &fatal) {
+					err = fatal.err
+				}
+				if ctx.Err() == nil {
+					cancel(err)
+				}
+				c.q.close()
+			}
+		}()
+	}
+}
+
+// fatalError ends the whole copy (as opposed to a lost session).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// move copies chunk i of t.
+func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int64, buf *[]byte) error {
+	n := c.chunkLen(t, i)
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	r, rc, err := c.src.OpenRead(s, t.src)
+	if err != nil {
+		return c.classify(err, c.src, "source", t.src)
+	}
+	_, err = r.ReadAt(b, i*t.chunk)
+	rc.Close()
+	if err != nil && !(errors.Is(err, io.EOF)) {
+		return c.classify(err, c.src, "source", t.src)
+	}
+	if err != nil { // EOF before the chunk's end: the source shrank
+		return nil // finish notices the changed size
+	}
+	if c.o.TestOnlyCorrupt != nil {
+		c.o.TestOnlyCorrupt(t.e.Rel, i, b)
+	}
+	w, wc, err := c.dst.OpenWrite(s, t.partial)
+	if err != nil {
+		return c.classify(err, c.dst, "destination", t.partial)
+	}
+	_, err = w.WriteAt(b, i*t.chunk)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return c.classify(err, c.dst, "destination", t.partial)
+	}
+	c.addStats(func(st *Stats) { st.Moved += n })
+	c.o.Progress.Add(t.e.Rel, n)
+	t.mu.Lock()
+	t.done[i] = true
+	t.mu.Unlock()
+	if err := t.j.done(i); err != nil {
+		return &fatalError{exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)}
+	}
+	return ctx.Err()
+}
+
+// finish verifies t and renames it into place, or queues what must move again.
+func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) error {
+	cur, err := c.src.Stat(s, t.src)
+	if err != nil {
+		return c.classify(err, c.src, "source", t.src)
+	}
+	if cur.Size != t.e.Size || !cur.Mtime.Equal(t.e.Mtime) {
+		t.restarts++
+		c.addStats(func(st *Stats) { st.Restarts++ })
+		if t.restarts > maxRounds {
+			return &fatalError{exitcode.New(exitcode.Checksum, "copy it when it is no longer being written", "source %s kept changing during the copy", t.src)}
+		}
+		c.o.Logger.Warn("transfer: source changed during the copy; restarting the file", "file", t.src)
+		c.o.Progress.Add(t.e.Rel, -t.doneBytesLocked(c))
+		t.e.Size, t.e.Mtime = cur.Size, cur.Mtime
+		if c.o.ChunkSize <= 0 {
+			t.chunk = ChunkFor(cur.Size)
+		}
+		t.n = (cur.Size + t.chunk - 1) / t.chunk
+		t.srcSum = nil
+		if err := c.fresh(t); err != nil {
+			return &fatalError{err}
+		}
+		c.enqueue(t)
+		return nil
+	}
+	var srcSum sumResult
+	dstCh := make(chan sumResult, 1)
+	go func() {
+		sum, err := c.sum(ctx, c.dst, s, t.partial, t.e.Size)
+		dstCh <- sumResult{sum, err}
+	}()
+	if t.srcSum != nil {
+		srcSum = <-t.srcSum
+		t.srcSum = nil
+	} else {
+		srcSum.sum, srcSum.err = c.sum(ctx, c.src, s, t.src, t.e.Size)
+	}
+	dstSum := <-dstCh
+	if srcSum.err != nil {
+		return c.classify(srcSum.err, c.src, "source", t.src)
+	}
+	if dstSum.err != nil {
+		return c.classify(dstSum.err, c.dst, "destination", t.partial)
+	}
+	if srcSum.sum == dstSum.sum {
+		if err := c.dst.Finish(s, t.partial, t.dst, t.e.Mode, t.e.Mtime); err != nil {
+			return c.classify(err, c.dst, "destination", t.dst)
+		}
+		t.j.remove()
+		c.o.Progress.FileDone(t.e.Rel)
+		if c.open.Add(-1) == 0 {
+			c.q.close()
+		}
+		return nil
+	}
+	t.rounds++
+	if t.rounds > maxRounds {
+		return &fatalError{exitcode.New(exitcode.Checksum, "run the same command again; if it keeps failing, check the instance's disk",
+			"sha256 of %s differs from the source's after %d attempts", t.dst, maxRounds)}
+	}
+	srcSums, err := c.src.ChunkSums(ctx, s, t.src, t.chunk, t.n)
+	if err != nil {
+		return c.classify(err, c.src, "source", t.src)
+	}
+	dstSums, err := c.dst.ChunkSums(ctx, s, t.partial, t.chunk, t.n)
+	if err != nil {
+		return c.classify(err, c.dst, "destination", t.partial)
+	}
+	var bad []int64
+	for i := range t.n {
+		if srcSums[i] != dstSums[i] {
+			bad = append(bad, i)
+		}
+	}
+	c.o.Logger.Warn("transfer: checksum mismatch; fetching the bad chunks again", "file", t.dst, "chunks", bad)
+	if len(bad) == 0 { // the source changed between the two hashes
+		bad = make([]int64, t.n)
+		for i := range bad {
+			bad[i] = int64(i)
+		}
+	}
+	c.addStats(func(st *Stats) { st.Refetched += len(bad) })
+	t.mu.Lock()
+	var jobs []job
+	for _, i := range bad {
+		delete(t.done, i)
+		t.remaining++
+		jobs = append(jobs, job{t, i})
+		c.o.Progress.Add(t.e.Rel, -c.chunkLen(t, i))
+	}
+	t.mu.Unlock()
+	c.q.push(jobs...)
+	return nil
+}
+
+// sum hashes p on side sd; small remote files go through the batching hasher.
+func (c *copier) sum(ctx context.Context, sd side, s *sshconn.Client, p string, size int64) (string, error) {
+	if _, ok := sd.(remoteSide); ok && size < 4*MaxChunkSize {
+		return c.hash.sum(ctx, p)
+	}
+	return sd.Sum(ctx, s, p)
+}
+
+func (t *fileTask) doneBytesLocked(c *copier) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b int64
+	for i := range t.done {
+		b += c.chunkLen(t, i)
+	}
+	return b
+}
+
+// classify turns a file-system error into a fatal, user-facing error; other
+// errors (a broken session) are returned as they are.
+func (c *copier) classify(err error, sd side, what, p string) error {
+	if _, ok := sd.(localSide); ok || isRemoteFSError(err) {
+		return &fatalError{c.fsErr(err, sd, what, p)}
+	}
+	var ce *exitcode.Error
+	if errors.As(err, &ce) {
+		return &fatalError{err}
+	}
+	return err
+}
+
+// fsErr classifies a file-system error on side sd.
+func (c *copier) fsErr(err error, sd side, what, p string) error {
+	where := "here"
+	class := exitcode.LocalIO
+	if _, ok := sd.(remoteSide); ok {
+		where = "on the instance"
+		class = exitcode.RemoteIO
+	}
+	var ide *IsDirError
+	switch {
+	case errors.As(err, &ide):
+		return exitcode.Wrap(err, exitcode.Usage, "name a file, or a directory to copy into", "%s %s is a directory %s", what, p, where)
+	case errors.Is(err, fs.ErrNotExist):
+		return exitcode.Wrap(err, class, "check the path", "%s %s does not exist %s", what, p, where)
+	case errors.Is(err, fs.ErrPermission):
+		return exitcode.Wrap(err, class, "check the file's permissions and the user devgate connects as (--user)", "permission denied: %s %s %s", what, p, where)
+	case errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left"):
+		return exitcode.Wrap(err, class, "free some space and run the same command again: it resumes", "no space left for %s %s %s (partial file kept)", what, p, where)
+	}
+	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
+}
+
+// journalName names an upload's journal after the target and remote path.
+func journalName(target, dst string) string {
+	r := strings.NewReplacer("/", "_", "\\", "_", ":", "_")
+	name := r.Replace(target + "_" + dst)
+	if len(name) > 150 {
+		name = name[len(name)-150:]
+	}
+	return fmt.Sprintf("%s.journal", name)
+}
+
+// queue is the chunk queue shared by the sessions.
+type queue struct {
+	mu     sync.Mutex
+	items  []job
+	closed bool
+	wake   chan struct{}
+}
+
+func newQueue() *queue { return &queue{wake: make(chan struct{})} }
+
+func (q *queue) push(jobs ...job) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.items = append(q.items, jobs...)
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.wake)
+	}
+}
+
+// pop returns the next job; false when the queue is closed or ctx is done.
+func (q *queue) pop(ctx context.Context) (job, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return job{}, false
+		}
+		if len(q.items) > 0 {
+			j := q.items[0]
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return j, true
+		}
+		wake := q.wake
+		q.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return job{}, false
+		}
+	}
+}
