@@ -532,15 +532,12 @@ func TestCAKeyNeverInTheClear(t *testing.T) {
 // TestConcurrentIssueProcesses issues from 8 separate processes at once
 // (this test binary re-executed), so the flock is exercised across processes.
 func TestConcurrentIssueProcesses(t *testing.T) {
-	if dir := os.Getenv("DEVGATE_PKI_HELPER_DIR"); dir != "" {
-		t.Skip("helper mode")
-	}
 	_, dir := initPKI(t)
 	const n = 8
 	cmds := make([]*exec.Cmd, n)
 	outs := make([]*bytes.Buffer, n)
 	for i := range cmds {
-		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestHelperIssue$", "-test.count=1")
+		cmds[i] = exec.Command(os.Args[0])
 		cmds[i].Env = append(os.Environ(), "DEVGATE_PKI_HELPER_DIR="+dir, fmt.Sprintf("DEVGATE_PKI_HELPER_NAME=proc%d", i))
 		outs[i] = &bytes.Buffer{}
 		cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
@@ -570,16 +567,24 @@ func TestConcurrentIssueProcesses(t *testing.T) {
 	}
 }
 
-// TestHelperIssue is the child of TestConcurrentIssueProcesses.
-func TestHelperIssue(t *testing.T) {
-	dir := os.Getenv("DEVGATE_PKI_HELPER_DIR")
-	if dir == "" {
-		t.Skip("only run as a helper process")
+// TestMain turns this test binary into one issuing process of
+// TestConcurrentIssueProcesses when DEVGATE_PKI_HELPER_DIR is set.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("DEVGATE_PKI_HELPER_DIR"); dir != "" {
+		p, err := Open(dir, testOpts())
+		if err == nil {
+			err = p.Unlock(testPass)
+		}
+		if err == nil {
+			_, err = p.Issue(os.Getenv("DEVGATE_PKI_HELPER_NAME"), KindClient, 0, false)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	p := openUnlocked(t, dir, testOpts())
-	if _, err := p.Issue(os.Getenv("DEVGATE_PKI_HELPER_NAME"), KindClient, 0, false); err != nil {
-		t.Fatal(err)
-	}
+	os.Exit(m.Run())
 }
 
 // TestOpenSSLReadsIndex: `openssl ca -status` reads devgate's index (the
