@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -22,9 +21,6 @@ import (
 )
 
 func init() { register(newConnectCommand) }
-
-// defaultUser is the OS user a key is pushed for when neither --user nor DEVGATE_USER says.
-const defaultUser = "ec2-user"
 
 func newConnectCommand(io IO) *cobra.Command {
 	var af awsFlags
@@ -50,12 +46,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 				return err
 			}
 			defer closeLog()
-			if user == "" {
-				user = os.Getenv("DEVGATE_USER")
-			}
-			if user == "" {
-				user = defaultUser
-			}
+			user = osUser(user)
 			pub, err := connectKey(key)
 			if err != nil {
 				return err
@@ -80,9 +71,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 						progress("resumed")
 					}
 				}}
-			if dir, err := os.UserCacheDir(); err == nil {
-				opts.StateDir = filepath.Join(dir, "devgate")
-			}
+			opts.StateDir = stateDir()
 			conn, err := tunnel.Dial(ctx, cfg, opts)
 			if err != nil {
 				return err

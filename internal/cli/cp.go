@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/devgate/devgate/internal/awsapi"
@@ -128,7 +127,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if dstRemote {
 		rs, dir, localPath = dst, transfer.Upload, srcArg
 	}
-	user := firstNonEmpty(rs.user, o.user, os.Getenv("DEVGATE_USER"), defaultUser)
+	user := firstNonEmpty(rs.user, osUser(o.user))
 	home, _, err := homeDir()
 	if err != nil {
 		return err
@@ -141,7 +140,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if err != nil {
 		return err
 	}
-	signer, err := loadSigner(keyPath)
+	signer, err := sshkey.LoadSigner(keyPath)
 	if err != nil {
 		return err
 	}
@@ -159,10 +158,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 	}
 	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
-		Resolve: resolveOptions(o.prefix), Progress: say}
-	if dir, err := os.UserCacheDir(); err == nil {
-		topts.StateDir = filepath.Join(dir, "devgate")
-	}
+		Resolve: resolveOptions(o.prefix), Progress: say, StateDir: stateDir()}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {
@@ -225,11 +221,11 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {
 		topt.Src, topt.Dst = localPath, rs.path
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return exitcode.Wrap(err, exitcode.LocalIO, "set XDG_CACHE_HOME or HOME", "no cache directory for the upload journal")
+		state := stateDir()
+		if state == "" {
+			return exitcode.New(exitcode.LocalIO, "set XDG_CACHE_HOME or HOME", "no cache directory for the upload journal")
 		}
-		topt.JournalDir = filepath.Join(cache, "devgate", "cp")
+		topt.JournalDir = filepath.Join(state, "cp")
 	}
 	if s := os.Getenv("DEVGATE_TESTONLY_CORRUPT_CHUNK"); s != "" {
 		topt.TestOnlyCorrupt = testOnlyCorrupt(s)
@@ -300,19 +296,6 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// loadSigner reads the private key devgate authenticates with.
-func loadSigner(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, exitcode.Wrap(err, exitcode.Config, "pass --key or let devgate create ~/.ssh/devgate/id_ed25519", "cannot read the key %s", path)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		return nil, exitcode.Wrap(err, exitcode.Config, "devgate needs an unencrypted key (its own is)", "cannot use the key %s", path)
-	}
-	return s, nil
 }
 
 // testOnlyCorrupt flips one byte of the chunk named by spec ("N" or "file:N"), once.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -76,14 +74,11 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 			if err != nil {
 				return err
 			}
-			stateDir := ""
-			if dir, err := os.UserCacheDir(); err == nil {
-				stateDir = filepath.Join(dir, "devgate")
-			}
+			state := stateDir()
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
 					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix),
-					StateDir: stateDir, Progress: progress, Logger: log}
+					StateDir: state, Progress: progress, Logger: log}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
 					if err != nil {

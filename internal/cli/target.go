@@ -25,8 +25,8 @@ func resolveOptions(prefix string) awsapi.ResolveOptions {
 			o.Aliases = sshconfig.ManagedHosts(b)
 		}
 	}
-	if dir, err := os.UserCacheDir(); err == nil {
-		o.CacheFile = filepath.Join(dir, "devgate", "targets.json")
+	if dir := stateDir(); dir != "" {
+		o.CacheFile = filepath.Join(dir, "targets.json")
 	}
 	return o
 }
@@ -45,4 +45,27 @@ func resolveInstance(ctx context.Context, cfg aws.Config, target string) (awsapi
 		return awsapi.Instance{}, exitcode.New(exitcode.NotFound, "run `devgate ls` to see the instances", "instance %s not found", t.ID)
 	}
 	return rows[0], nil
+}
+
+// defaultUser is the OS user a key is pushed for when neither --user nor DEVGATE_USER says.
+const defaultUser = "ec2-user"
+
+// osUser is the OS user on the instance: the flag, else $DEVGATE_USER, else ec2-user.
+func osUser(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if u := os.Getenv("DEVGATE_USER"); u != "" {
+		return u
+	}
+	return defaultUser
+}
+
+// stateDir is devgate's per-user state (key-push stamps, name cache, cp journals); "" when the
+// platform has no cache directory.
+func stateDir() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "devgate")
+	}
+	return ""
 }

@@ -473,12 +473,21 @@ func (c *wsConn) write(b []byte) error {
 	}
 }
 
-// writeLoop is the socket's only data writer.
+// writeLoop is the socket's only data writer; it also sends the plugin's
+// "keepalive" ping at once and every 5 minutes (§2.3).
 func (c *wsConn) writeLoop() {
+	ping := func() {
+		_ = c.ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second))
+	}
+	ping()
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
+		case <-t.C:
+			ping()
 		case b := <-c.out:
 			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Minute))
 			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
@@ -532,22 +541,8 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		return nil, err
 	}
 	c := newWSConn(ws)
-	_ = ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second))
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(pingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-t.C:
-				_ = ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(10*time.Second))
-			}
-		}
-	}()
 	return c, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/devgate/devgate/internal/ssmmsg"
@@ -108,7 +109,12 @@ type Endpoint struct {
 	expected int64
 	early    map[int64]*ssmmsg.Message
 
-	stats Stats
+	stats counters
+}
+
+// counters are updated without e.mu: they sit on the per-message path.
+type counters struct {
+	sent, retransmitted, received, duplicates, early, notReady, acksSent, acksReceived atomic.Int64
 }
 
 // Stats counts what an Endpoint did; for tests and logs.
@@ -230,7 +236,7 @@ func (e *Endpoint) Send(ctx context.Context, pt ssmmsg.PayloadType, payload []by
 	p := &pending{seq: seq, frame: frame, size: len(payload), lastSent: e.cfg.Now()}
 	e.unacked = append(e.unacked, p)
 	e.inflight += len(payload)
-	e.stats.Sent++
+	e.stats.sent.Add(1)
 	w := e.write
 	if e.paused {
 		w = nil
@@ -298,10 +304,10 @@ func (e *Endpoint) Expected() int64 {
 
 // Stats returns a copy of the counters.
 func (e *Endpoint) Stats() Stats {
-	e.mu.Lock()
-	s := e.stats
-	e.mu.Unlock()
-	return s
+	c := &e.stats
+	return Stats{Sent: c.sent.Load(), Retransmitted: c.retransmitted.Load(), Received: c.received.Load(),
+		Duplicates: c.duplicates.Load(), Early: c.early.Load(), NotReady: c.notReady.Load(),
+		AcksSent: c.acksSent.Load(), AcksReceived: c.acksReceived.Load()}
 }
 
 // Receive handles one decoded frame from the peer. Acks update the window;
@@ -335,7 +341,7 @@ func (e *Endpoint) handleAck(m *ssmmsg.Message) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.stats.AcksReceived++
+	e.stats.acksReceived.Add(1)
 	for i, p := range e.unacked {
 		if p.seq != a.AcknowledgedMessageSequenceNumber {
 			continue
@@ -362,23 +368,17 @@ func (e *Endpoint) sampleLocked(r time.Duration) {
 func (e *Endpoint) handleStream(m *ssmmsg.Message) {
 	e.recvMu.Lock()
 	defer e.recvMu.Unlock()
-	e.mu.Lock()
-	e.stats.Received++
-	e.mu.Unlock()
+	e.stats.received.Add(1)
 	switch {
 	case m.SequenceNumber < e.expected:
-		e.mu.Lock()
-		e.stats.Duplicates++
-		e.mu.Unlock()
+		e.stats.duplicates.Add(1)
 		e.ack(m)
 	case m.SequenceNumber > e.expected:
 		if _, ok := e.early[m.SequenceNumber]; !ok && len(e.early) >= e.cfg.MaxEarly {
 			e.cfg.Logger.Debug("reliable: out-of-order buffer full; dropped unacked", "seq", m.SequenceNumber)
 			return
 		}
-		e.mu.Lock()
-		e.stats.Early++
-		e.mu.Unlock()
+		e.stats.early.Add(1)
 		cp := *m
 		cp.Payload = append([]byte(nil), m.Payload...)
 		e.early[m.SequenceNumber] = &cp
@@ -394,9 +394,7 @@ func (e *Endpoint) handleStream(m *ssmmsg.Message) {
 			}
 			// Early messages were acked on arrival; deliver them now.
 			if !e.cfg.Deliver(next) {
-				e.mu.Lock()
-				e.stats.NotReady++
-				e.mu.Unlock()
+				e.stats.notReady.Add(1)
 				return
 			}
 			delete(e.early, e.expected)
@@ -409,9 +407,7 @@ func (e *Endpoint) handleStream(m *ssmmsg.Message) {
 // as received before acking (§9 item 23: delivery is idempotent).
 func (e *Endpoint) deliver(m *ssmmsg.Message) bool {
 	if !e.cfg.Deliver(m) {
-		e.mu.Lock()
-		e.stats.NotReady++
-		e.mu.Unlock()
+		e.stats.notReady.Add(1)
 		return false
 	}
 	e.expected++
@@ -433,7 +429,7 @@ func (e *Endpoint) ack(m *ssmmsg.Message) {
 	}
 	e.mu.Lock()
 	w := e.write
-	e.stats.AcksSent++
+	e.stats.acksSent.Add(1)
 	e.mu.Unlock()
 	if w != nil {
 		if err := w(frame); err != nil {
@@ -465,7 +461,7 @@ func (e *Endpoint) dueLocked(all bool) [][]byte {
 		out = append(out, p.frame)
 		p.lastSent = now
 		p.resent = true
-		e.stats.Retransmitted++
+		e.stats.retransmitted.Add(1)
 	}
 	return out
 }

@@ -185,19 +185,32 @@ func checkDir(dir string) error {
 	return nil
 }
 
-// derivePublic recreates the .pub of an unencrypted private key.
-func derivePublic(path string) (Public, error) {
+// LoadSigner reads the unencrypted private key at path, for in-process SSH.
+func LoadSigner(path string) (ssh.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return Public{}, exitcode.Wrap(err, exitcode.LocalIO, "check the file's permissions", "cannot read key %s", path)
+		return nil, exitcode.Wrap(err, exitcode.LocalIO, "check the file's permissions", "cannot read key %s", path)
 	}
 	signer, err := ssh.ParsePrivateKey(b)
 	if err != nil {
 		var pm *ssh.PassphraseMissingError
 		if errors.As(err, &pm) {
+			return nil, exitcode.Wrap(err, exitcode.Config, "devgate needs an unencrypted key (its own is): pass another --key", "key %s is encrypted", path)
+		}
+		return nil, exitcode.Wrap(err, exitcode.Config, "point --key at an OpenSSH private key", "key %s does not parse", path)
+	}
+	return signer, nil
+}
+
+// derivePublic recreates the .pub of an unencrypted private key.
+func derivePublic(path string) (Public, error) {
+	signer, err := LoadSigner(path)
+	if err != nil {
+		var pm *ssh.PassphraseMissingError
+		if errors.As(err, &pm) {
 			return Public{}, exitcode.Wrap(err, exitcode.Config, fmt.Sprintf("write its public key with: ssh-keygen -y -f %s > %s.pub", path, path), "key %s is encrypted and has no .pub beside it", path)
 		}
-		return Public{}, exitcode.Wrap(err, exitcode.Config, "point --key at an OpenSSH private key", "key %s does not parse", path)
+		return Public{}, err
 	}
 	pub := makePublic(signer.PublicKey(), comment())
 	if err := atomicfile.Write(PublicPath(path), []byte(pub.AuthorizedKey+"\n"), 0o644); err != nil {
