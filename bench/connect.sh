@@ -7,6 +7,7 @@
 #   bash bench/connect.sh            # SIZE_MB=64 RUNS=10 RTT=200 by default
 #   SIZE_MB=256 bash bench/connect.sh
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-64}
 RUNS=${RUNS:-10}

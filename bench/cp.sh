@@ -7,6 +7,7 @@
 #
 #   SIZE_MB=1024 bench/cp.sh        (default 1024; each single-session run then takes ~20 min)
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-1024}
 W=$(mktemp -d /tmp/devgate-bench-cp.XXXXXX)

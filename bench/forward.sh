@@ -7,6 +7,7 @@
 #   bash bench/forward.sh             # RUNS=3 by default
 #   RUNS=5 DATA_DELAY=50ms bash bench/forward.sh
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 DATA_DELAY=${DATA_DELAY:-20ms}
