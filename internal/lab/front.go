@@ -29,6 +29,7 @@ type front struct {
 	reg      *labapi.Registry
 	verifier *sigv4.Verifier
 	dataPath http.Handler // the data-channel WebSocket (not SigV4-checked, token-checked)
+	admin    http.Handler // /_lab/: the lab's own controls (admin-token-checked)
 	log      *slog.Logger
 	latency  func() time.Duration
 	throttle func() float64
@@ -90,6 +91,10 @@ func (f *front) callCount(op string) int {
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/v1/data-channel/") {
 		f.dataPath.ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/_lab/") {
+		f.admin.ServeHTTP(w, r)
 		return
 	}
 	reqID := newRequestID()

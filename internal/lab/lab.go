@@ -60,6 +60,9 @@ type Options struct {
 	Services []Service
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// VPNPorts are the instance ports besides 22 that the VPN model relays
+	// (the security group's other ingress ports); see SetVPN.
+	VPNPorts []int
 }
 
 // DefaultInstances is the fleet of a lab started without instances.
@@ -84,6 +87,8 @@ type Lab struct {
 	reg      *labapi.Registry
 	log      *slog.Logger
 	sessions sync.Map
+	vpn      *vpn
+	admin    string // token of the /_lab/ admin endpoint
 
 	mu     sync.Mutex
 	fcfg   faults.Config
@@ -132,6 +137,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		onStop:    func(id string) { l.mgs.TerminateTarget(id, "instance stopped") },
 		byID:      map[string]*instance{},
 	}
+	netBase := [2]byte{byte(rand.IntN(256)), byte(10 + rand.IntN(200))}
 	osUser, err := user.Current()
 	if err != nil {
 		return nil, err
@@ -153,7 +159,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			spec.User = osUser.Username
 		}
 		if spec.PrivateIP == "" {
-			spec.PrivateIP = fmt.Sprintf("10.0.1.%d", 10+i)
+			// A loopback address standing in for the VPC's 10.x.y.z (see vpn.go),
+			// random per lab so that labs running at once do not share addresses.
+			spec.PrivateIP = fmt.Sprintf("127.10.%d.%d", netBase[0], int(netBase[1])+i)
 		}
 		if spec.AgentVersion == "" {
 			spec.AgentVersion = "3.3.1142.0"
@@ -181,6 +189,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		}
 		inst.sshd = s
 	}
+	l.vpn = newVPN(l)
+	l.admin = randomToken()
 	l.reg = labapi.NewRegistry()
 	l.registerEC2(l.reg)
 	l.registerSTS(l.reg)
@@ -197,6 +207,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			return "", false
 		}},
 		dataPath: l.mgs,
+		admin:    &adminHandler{l: l},
 		log:      opts.Logger,
 		latency:  func() time.Duration { return l.faults().APILatency },
 		throttle: func() float64 { return l.faults().ThrottleRate },
@@ -368,6 +379,7 @@ func (l *Lab) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	l.srv.Shutdown(ctx)
+	l.vpn.close()
 	l.mgs.Close()
 	l.srv.Close()
 	l.stopSSHDs()

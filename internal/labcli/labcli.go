@@ -34,6 +34,8 @@ const (
 	KnownHosts    = "known_hosts"
 	InstancesFile = "instances.json"
 	LogFile       = "lab.log"
+	// AdminTokenFile holds the token of the lab's /_lab/ endpoint (`devgate-lab vpn` uses it).
+	AdminTokenFile = "admin-token"
 )
 
 // ServiceFactory adds services (ACM, S3, …) to a lab; main wires them.
@@ -49,7 +51,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 	}
 	root.SetOut(stderr)
 	root.SetErr(stderr)
-	root.AddCommand(upCmd(stdout, stderr, services), downCmd(stdout), envCmd(stdout))
+	root.AddCommand(upCmd(stdout, stderr, services), downCmd(stdout), envCmd(stdout), vpnCmd(stdout))
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(stderr, "devgate-lab: error: %v\n", err)
@@ -67,6 +69,8 @@ type fileConfig struct {
 func upCmd(stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
 	var dir, addr, config, devgate, logLevel string
 	var instances []string
+	var vpnPorts []int
+	var vpnState string
 	f := faults.Defaults()
 	c := &cobra.Command{
 		Use:   "up --dir D",
@@ -89,7 +93,7 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			opts := lab.Options{Dir: dir, Addr: addr, Faults: f}
+			opts := lab.Options{Dir: dir, Addr: addr, Faults: f, VPNPorts: vpnPorts}
 			if config != "" {
 				fc, err := readConfig(config)
 				if err != nil {
@@ -127,6 +131,11 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 				return err
 			}
 			defer l.Close()
+			if vpnState != lab.VPNRefuse {
+				if err := l.SetVPN(vpnState); err != nil {
+					return err
+				}
+			}
 			if devgate == "" {
 				devgate = findDevgate()
 			}
@@ -140,8 +149,9 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			defer os.Remove(pidPath)
 			fmt.Fprintf(stdout, "devgate-lab is up at %s (region %s)\n", l.Endpoint(), l.Region())
 			for _, in := range l.Instances() {
-				fmt.Fprintf(stdout, "  %-6s %s  %-8s user %s\n", in.Name, in.ID, in.State, in.User)
+				fmt.Fprintf(stdout, "  %-6s %s  %-8s user %s  private %s\n", in.Name, in.ID, in.State, in.User, in.PrivateIP)
 			}
+			fmt.Fprintf(stdout, "VPN:        %s   (devgate-lab vpn connect|disconnect --dir %s)\n", l.VPN().State, dir)
 			fmt.Fprintf(stdout, "env:        %s   (. %s)\n", filepath.Join(dir, EnvFile), filepath.Join(dir, EnvFile))
 			fmt.Fprintf(stdout, "ssh config: %s   (ssh -F %s gpu1)\n", filepath.Join(dir, SSHConfigFile), filepath.Join(dir, SSHConfigFile))
 			fmt.Fprintf(stdout, "log:        %s\n", filepath.Join(dir, LogFile))
@@ -157,6 +167,8 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped|terminated] (repeatable; default gpu1:running, gpu2:stopped)")
 	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
+	fl.IntSliceVar(&vpnPorts, "vpn-port", nil, "instance port besides 22 that the VPN model relays to 127.0.0.1:port (repeatable)")
+	fl.StringVar(&vpnState, "vpn", lab.VPNRefuse, "initial VPN state: up, refuse (nothing answers, RST) or silence (SYNs dropped)")
 	f.RegisterFlags(fl)
 	return c
 }
@@ -224,6 +236,9 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(dir, AdminTokenFile), []byte(l.AdminToken()+"\n"), 0o600); err != nil {
+		return err
+	}
 	var sc strings.Builder
 	fmt.Fprintf(&sc, "# devgate-lab instances; use with: ssh -F %s <name>\n", filepath.Join(dir, SSHConfigFile))
 	fmt.Fprintf(&sc, "# Source %s first: devgate connect reads the lab's endpoint and keys from the environment.\n", filepath.Join(dir, EnvFile))
@@ -245,15 +260,16 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	}
 	// instances.json: for scripts and benchmarks (direct ssh to an instance's sshd is the floor).
 	type row struct {
-		Name    string `json:"name"`
-		ID      string `json:"id"`
-		State   string `json:"state"`
-		User    string `json:"user"`
-		SSHPort int    `json:"sshPort"`
+		Name      string `json:"name"`
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		User      string `json:"user"`
+		SSHPort   int    `json:"sshPort"`
+		PrivateIP string `json:"privateIp"`
 	}
 	var rows []row
 	for _, in := range l.Instances() {
-		rows = append(rows, row{in.Name, in.ID, in.State, in.User, in.SSHPort})
+		rows = append(rows, row{in.Name, in.ID, in.State, in.User, in.SSHPort, in.PrivateIP})
 	}
 	b, err := json.MarshalIndent(rows, "", "  ")
 	if err != nil {

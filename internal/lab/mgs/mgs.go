@@ -70,6 +70,7 @@ type Server struct {
 	up       websocket.Upgrader
 	seed     atomic.Uint64
 	drops    atomic.Int64
+	attached atomic.Int64
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -209,6 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(conn, websocket.ClosePolicyViolation, err.Error())
 		return
 	}
+	s.attached.Add(1)
 	l := newLink(conn, s.f, s.seed.Add(1), log)
 	l.onDrop = func() { s.drops.Add(1) }
 	ss.serve(l, in.ClientVersion)
@@ -244,6 +246,10 @@ func refuse(conn *websocket.Conn, code int, text string) {
 
 // Drops returns how many client WebSockets the drop faults closed.
 func (s *Server) Drops() int64 { return s.drops.Load() }
+
+// Attached returns how many data channels (first attachments and resumes)
+// presented a valid token so far.
+func (s *Server) Attached() int64 { return s.attached.Load() }
 
 // Close ends all sessions.
 func (s *Server) Close() error {

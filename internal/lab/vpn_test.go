@@ -1,0 +1,88 @@
+package lab_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labtest"
+)
+
+// TestVPNModel: the private address refuses until the VPN is up, then
+// relays port 22 to the instance's sshd (its banner arrives); dropping the
+// VPN closes the relayed connection; silence leaves a SYN unanswered.
+func TestVPNModel(t *testing.T) {
+	l := labtest.Start(t, lab.Options{})
+	gpu1, _ := l.Instance("gpu1")
+	if !strings.HasPrefix(gpu1.PrivateIP, "127.10.") {
+		t.Fatalf("private address %q is not in 127.10/16", gpu1.PrivateIP)
+	}
+	addr := net.JoinHostPort(gpu1.PrivateIP, "22")
+	if _, err := net.DialTimeout("tcp", addr, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("before the VPN: dial %s: %v, want connection refused", addr, err)
+	}
+	if err := l.SetVPN(lab.VPNUp); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("VPN up: %v", err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	banner, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(banner, "SSH-2.0-") {
+		t.Fatalf("banner %q %v", banner, err)
+	}
+	if st := l.VPN(); st.State != lab.VPNUp || st.Open != 1 || st.Relayed != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	// Dropped mid-session: the relayed connection ends.
+	if err := l.SetVPN(lab.VPNSilence); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the relayed connection stayed open after the VPN dropped")
+		}
+	}
+	_, err = net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("silence: dial %s: %v, want a timeout", addr, err)
+	}
+	if err := l.SetVPN(lab.VPNRefuse); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("refuse: dial %s: %v", addr, err)
+	}
+	// The admin endpoint wants its token.
+	req, _ := http.NewRequest(http.MethodPost, l.Endpoint()+"/_lab/vpn?state=up", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || l.VPN().State != lab.VPNRefuse {
+		t.Fatalf("admin call without token: %d, VPN %s", resp.StatusCode, l.VPN().State)
+	}
+	req.Header.Set(lab.AdminHeader, l.AdminToken())
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || l.VPN().State != lab.VPNUp {
+		t.Fatalf("admin call: %d, VPN %s", resp.StatusCode, l.VPN().State)
+	}
+}
