@@ -62,6 +62,7 @@ type Instance struct {
 	Agent        string     `json:"agent"` // Online, ConnectionLost, Inactive, or "" when unknown to SSM
 	AgentVersion string     `json:"agentVersion,omitempty"`
 	PrivateIP    string     `json:"privateIp,omitempty"`
+	PrivateDNS   string     `json:"privateDns,omitempty"`
 	LaunchTime   *time.Time `json:"launchTime,omitempty"`
 	UptimeSec    int64      `json:"uptimeSeconds,omitempty"` // running only
 }
@@ -84,7 +85,7 @@ func Describe(ctx context.Context, cfg aws.Config, all bool, ids []string, now t
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
 				row := Instance{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType),
-					PrivateIP: aws.ToString(i.PrivateIpAddress), LaunchTime: i.LaunchTime}
+					PrivateIP: aws.ToString(i.PrivateIpAddress), PrivateDNS: aws.ToString(i.PrivateDnsName), LaunchTime: i.LaunchTime}
 				if i.State != nil {
 					row.State = string(i.State.Name)
 				}

@@ -27,6 +27,7 @@ func newConnectCommand(io IO) *cobra.Command {
 	var user, key, document, logFile, prefix string
 	var noStart, verbose, quiet bool
 	var timeout, resumeTimeout time.Duration
+	var pf pathFlags
 	cmd := &cobra.Command{
 		Use:   "connect <target> <port>",
 		Short: "Tunnel stdin/stdout to a port of an instance (the ssh ProxyCommand)",
@@ -72,6 +73,9 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
+			if opts.Path, opts.DirectBudget, err = pf.resolve(); err != nil {
+				return err
+			}
 			conn, err := tunnel.Dial(ctx, cfg, opts)
 			if err != nil {
 				return err
@@ -80,6 +84,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 		},
 	}
 	af.add(cmd)
+	pf.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&user, "user", "", "OS user to push the key for (ssh's %r; default $DEVGATE_USER, else ec2-user)")
 	f.StringVar(&key, "key", "", "private key whose public half is pushed (default ~/.ssh/devgate/id_ed25519, created if missing)")
@@ -166,7 +171,9 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 	case err := <-outDone:
 		return sessionEnd(conn, err, progress)
 	case <-ctx.Done():
-		progress("terminating session %s", conn.SessionID)
+		if conn.SessionID != "" {
+			progress("terminating session %s", conn.SessionID)
+		}
 		closeConn()
 		return nil
 	}
@@ -174,7 +181,7 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 
 // sessionEnd reports how the session ended when the agent side closed it.
 func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {
-	err := conn.Session().Err()
+	err := conn.Err()
 	var ce *datachannel.ClosedError
 	switch {
 	case errors.As(err, &ce):

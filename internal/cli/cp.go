@@ -46,6 +46,7 @@ type cpOptions struct {
 	prefix    string
 	chunk     int64
 	timeout   time.Duration
+	path      pathFlags
 }
 
 func newCpCommand(io IO) *cobra.Command {
@@ -68,6 +69,7 @@ into place. -r copies folders (modes and mtimes kept).
 		},
 	}
 	o.af.add(cmd)
+	o.path.add(cmd)
 	f := cmd.Flags()
 	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories")
 	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
@@ -159,6 +161,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	}
 	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
 		Resolve: resolveOptions(o.prefix), Progress: say, StateDir: stateDir()}
+	if topts.Path, topts.DirectBudget, err = o.path.resolve(); err != nil {
+		return err
+	}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {
@@ -206,7 +211,8 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		return cpDone(io, o, st, "s3", say)
 	}
 	if o.sessions > 1 {
-		topts.Target, topts.Progress = clients[0].InstanceID, nil
+		// The other sessions take the path the first one took.
+		topts.Target, topts.Progress, topts.Path = clients[0].InstanceID, nil, clients[0].Path
 		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, o.sessions-1)
 		if err != nil {
 			dialErrs = append(dialErrs, err)
@@ -236,6 +242,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	done()
 	if err != nil {
 		return err
+	}
+	if clients[0].Path == tunnel.PathDirect {
+		return cpDone(io, o, st, "direct", say)
 	}
 	return cpDone(io, o, st, "tunnel", say)
 }

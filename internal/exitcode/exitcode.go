@@ -35,7 +35,9 @@ const (
 	Config         Class = 23 // devgate's own config/state files are bad
 	Passphrase     Class = 24 // wrong passphrase for an encrypted key
 	RemoteIO       Class = 25 // a file operation on the instance failed (missing, permission, disk full)
-	Interrupted    Class = 130
+	// DirectUnreachable: --path direct and the instance's private address did not answer.
+	DirectUnreachable Class = 26
+	Interrupted       Class = 130
 )
 
 // Error is a classified, user-facing error: what went wrong, the fix, and the

@@ -143,11 +143,13 @@ func (v *vpn) relay(c net.Conn, t vpnTarget) {
 	running := t.inst.state == "running"
 	v.l.fleet.mu.Unlock()
 	if !running { // a stopped instance has no host behind its address
+		v.l.log.Info("lab: VPN: instance not running; connection closed", "addr", t.addr)
 		c.Close()
 		return
 	}
 	up, err := net.DialTimeout("tcp", t.to, 5*time.Second)
 	if err != nil {
+		v.l.log.Warn("lab: VPN: the instance's port does not answer", "addr", t.addr, "to", t.to, "err", err)
 		c.Close()
 		return
 	}

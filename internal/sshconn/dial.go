@@ -68,5 +68,6 @@ func dialOne(ctx context.Context, awsCfg aws.Config, topts tunnel.Options, c Con
 	if err != nil {
 		return nil, errors.Join(err)
 	}
+	cl.Path = conn.Path
 	return cl, nil
 }

@@ -40,6 +40,8 @@ type Client struct {
 	SFTP *sftp.Client
 	// InstanceID is the host name the key was checked under.
 	InstanceID string
+	// Path is the path of the stream (tunnel.PathDirect or tunnel.PathSSM; "" when not from tunnel).
+	Path string
 	stream     Stream
 	closeOnce  sync.Once
 }

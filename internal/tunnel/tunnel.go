@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -76,38 +77,85 @@ type Options struct {
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
 	// NoStream leaves a port-forwarding session without an smux stream:
-	// the caller multiplexes it (see OpenSession).
+	// the caller multiplexes it (see OpenSession). It implies PathSSM.
 	NoStream bool
+	// Path is PathAuto (""), PathDirect or PathSSM (see direct.go).
+	// DocPortForwardingRemoteHost always goes through Session Manager.
+	Path string
+	// DirectBudget is how long PathAuto waits for the direct path (default DefaultDirectBudget).
+	DirectBudget time.Duration
 }
 
-// Conn is an open tunnel to the target port.
+// Conn is an open tunnel to the target port, through Session Manager
+// (Path PathSSM) or straight to the private address (PathDirect).
 type Conn struct {
 	InstanceID string
-	SessionID  string
-	sess       *datachannel.Session
-	stream     io.ReadWriteCloser // the smux stream in port-forwarding mux mode, else sess
-	mux        *smux.Session
-	ssm        *ssm.Client
-	closeOnce  sync.Once
+	SessionID  string // "" on the direct path
+	// Path is PathDirect or PathSSM: the path this connection took.
+	Path string
+	// Addr is the private address:port of a direct connection.
+	Addr      string
+	sess      *datachannel.Session
+	stream    io.ReadWriteCloser // the smux stream in port-forwarding mux mode, else sess (or the TCP connection)
+	mux       *smux.Session
+	ssm       *ssm.Client
+	nc        net.Conn        // the direct path's TCP connection
+	bg        *sync.WaitGroup // a race's abandoned Session Manager attempt
+	closed    chan struct{}   // direct: closed by Close
+	closeOnce sync.Once
 }
 
 func (c *Conn) Read(p []byte) (int, error)  { return c.stream.Read(p) }
 func (c *Conn) Write(p []byte) (int, error) { return c.stream.Write(p) }
 
-// Session is the underlying data channel.
+// Session is the underlying data channel (nil on the direct path).
 func (c *Conn) Session() *datachannel.Session { return c.sess }
 
-// Done is closed when the session ended.
-func (c *Conn) Done() <-chan struct{} { return c.sess.Done() }
+// Err is why the session ended (nil on the direct path: TCP says it by EOF).
+func (c *Conn) Err() error {
+	if c.sess == nil {
+		return nil
+	}
+	return c.sess.Err()
+}
 
-// CloseWrite waits until every byte written reached the agent.
-func (c *Conn) CloseWrite(ctx context.Context) error { return c.sess.CloseWrite(ctx) }
+// Done is closed when the session ended (direct: when Close was called).
+func (c *Conn) Done() <-chan struct{} {
+	if c.sess == nil {
+		return c.closed
+	}
+	return c.sess.Done()
+}
+
+// CloseWrite waits until every byte written reached the agent (direct: half-closes the TCP connection).
+func (c *Conn) CloseWrite(ctx context.Context) error {
+	if c.nc != nil {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite()
+		}
+		if dc, ok := c.nc.(*directConn); ok {
+			if tc, ok := dc.Conn.(*net.TCPConn); ok {
+				return tc.CloseWrite()
+			}
+		}
+		return nil
+	}
+	return c.sess.CloseWrite(ctx)
+}
 
 // Close ends the session: the TerminateSession flag, then the
 // TerminateSession API (bounded to a few seconds; ctx may already be cancelled).
+// On the direct path it closes the TCP connection and waits (a few seconds at
+// most) until the Session Manager attempt that lost the race is terminated.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		if c.nc != nil {
+			err = c.nc.Close()
+			close(c.closed)
+			bgWait(c.bg)
+			return
+		}
 		if c.mux != nil {
 			c.mux.Close()
 		}
@@ -130,6 +178,10 @@ type dialer struct {
 	eic   *ec2instanceconnect.Client
 	start time.Time
 	log   *slog.Logger
+	// stateMu serialises the direct-path state file of this Dial.
+	stateMu sync.Mutex
+	// knownIP is the private address seen by this Dial's DescribeInstances ("" unknown).
+	knownIP string
 	// saidPush: the push line is printed once per Dial (warm and cold paths may both push).
 	saidPush    bool
 	saidSession bool
@@ -152,6 +204,14 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	path, err := ParsePath(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	o.Path = path
+	if o.NoStream || o.Document == DocPortForwardingRemoteHost {
+		o.Path = PathSSM
+	}
 	d := &dialer{cfg: cfg, o: o, ec2: ec2.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg),
 		eic: ec2instanceconnect.NewFromConfig(cfg), start: time.Now(), log: o.Logger}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -163,7 +223,7 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	}
 	var c *Conn
 	if t.State == "" || t.State == "running" {
-		c, err = d.warm(ctx, t.ID)
+		c, err = d.viaPath(ctx, t.ID)
 		if err == nil {
 			return c, nil
 		}
@@ -232,7 +292,23 @@ func (d *dialer) warm(ctx context.Context, id string) (*Conn, error) {
 		d.terminate(aws.ToString(out.SessionId))
 		return nil, pushErr
 	}
-	return d.open(ctx, id, out)
+	c, err := d.open(ctx, id, out)
+	if err != nil {
+		return nil, err
+	}
+	d.progress("Connected in %s (session %s)", d.elapsed(), c.SessionID)
+	return c, nil
+}
+
+// viaPath connects to the running instance id by the path of Options.Path.
+func (d *dialer) viaPath(ctx context.Context, id string) (*Conn, error) {
+	switch d.o.Path {
+	case PathSSM:
+		return d.warm(ctx, id)
+	case PathDirect:
+		return d.direct(ctx, id)
+	}
+	return d.race(ctx, id)
 }
 
 // cold walks the instance to running and its agent to Online, then connects.
@@ -249,6 +325,9 @@ func (d *dialer) cold(ctx context.Context, t awsapi.Target) (*Conn, error) {
 			return nil, exitcode.New(exitcode.NotFound, "run `devgate ls` to see the instances", "instance %s not found", id)
 		}
 		st := rows[0].State
+		if rows[0].PrivateIP != "" {
+			d.knownIP = rows[0].PrivateIP
+		}
 		switch st {
 		case "running":
 			if started {
@@ -283,14 +362,16 @@ func (d *dialer) cold(ctx context.Context, t awsapi.Target) (*Conn, error) {
 		}
 	}
 	awsapi.Remember(d.o.Resolve.CacheFile, d.o.Target, awsapi.Target{ID: id, Name: t.Name, State: "running"}, time.Now())
-	if err := d.waitAgent(ctx, id); err != nil {
-		return nil, err
+	if d.o.Path != PathDirect { // the direct path needs no agent
+		if err := d.waitAgent(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	// The agent is Online; StartSession may still say TargetNotConnected for a while.
 	poll.reset()
 	said := false
 	for {
-		c, err := d.warm(ctx, id)
+		c, err := d.viaPath(ctx, id)
 		if err == nil {
 			return c, nil
 		}
@@ -472,7 +553,7 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		d.terminate(sid)
 		return nil, err
 	}
-	c := &Conn{InstanceID: id, SessionID: sid, sess: sess, stream: sess, ssm: d.ssm}
+	c := &Conn{InstanceID: id, SessionID: sid, Path: PathSSM, sess: sess, stream: sess, ssm: d.ssm}
 	if !d.o.NoStream && d.o.Document == DocPortForwarding && sess.Property("type") == "LocalPortForwarding" && ssmmsg.ClientChoosesMux(sess.AgentVersion()) {
 		mcfg := smux.DefaultConfig()
 		mcfg.Version = 1
@@ -492,7 +573,6 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 			return nil, exitcode.Wrap(err, exitcode.SessionRefused, "", "could not open a stream in the port-forwarding session")
 		}
 	}
-	d.progress("Connected in %s (session %s)", d.elapsed(), sid)
 	return c, nil
 }
 

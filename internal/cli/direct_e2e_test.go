@@ -1,0 +1,252 @@
+package cli_test
+
+// The direct path (--path auto|direct|ssm) against the lab's VPN model:
+// real ssh through the lab's ssh config, devgate connect as its
+// ProxyCommand, the lab's private addresses relaying to the real sshd.
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labtest"
+)
+
+// viaDirect matches connect's line for a connection that went direct.
+var viaDirect = regexp.MustCompile(`direct 127\.10\.\d+\.\d+:22 in \d+ ms`)
+
+func (e *e2e) vpn(t *testing.T, state string) {
+	t.Helper()
+	if err := e.l.SetVPN(state); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2EDirectPathWithVPN: with the VPN up, ssh through the generated
+// config goes direct (stderr says so, no data channel attaches in the lab,
+// the StartSession of the race is terminated), cp copies byte-exact over
+// parallel direct connections, and --path ssm still takes Session Manager.
+func TestE2EDirectPathWithVPN(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	e.vpn(t, lab.VPNUp)
+	ctx := ctxFor(t, 5*time.Minute)
+	var out bytes.Buffer
+	stderr, err := e.ssh(ctx, nil, &out, "gpu1", "echo", "direct hello")
+	if err != nil {
+		t.Fatalf("ssh: %v\n%s", err, stderr)
+	}
+	if out.String() != "direct hello\n" {
+		t.Fatalf("stdout %q", out.String())
+	}
+	if !viaDirect.MatchString(stderr) {
+		t.Fatalf("stderr does not say the connection went direct:\n%s", stderr)
+	}
+	if n := e.l.Mgs().Attached(); n != 0 {
+		t.Fatalf("%d data channels attached; the direct path should use none", n)
+	}
+	if st := e.l.VPN(); st.Relayed != 1 {
+		t.Fatalf("the VPN relayed %d connections, want 1", st.Relayed)
+	}
+	waitNoSessions(t, e)
+	if s, t2 := e.l.Calls("StartSession"), e.l.Calls("TerminateSession"); s != t2 {
+		t.Fatalf("%d StartSession, %d TerminateSession: the race's session was not terminated", s, t2)
+	}
+
+	// cp over parallel direct connections, byte-exact.
+	src, sum := randFile(t, 256<<20)
+	dst := filepath.Join(t.TempDir(), "down.bin")
+	s := e.cp(t, ctx, nil, "-j", "4", "gpu1:"+src, dst)
+	if s.Via != "direct" || s.Sessions != 4 {
+		t.Fatalf("cp via %q over %d sessions, want direct over 4", s.Via, s.Sessions)
+	}
+	if got := fileSum(t, dst); got != sum {
+		t.Fatalf("cp direct: sha256 %s, want %s", got, sum)
+	}
+	if n := e.l.Mgs().Attached(); n != 0 {
+		t.Fatalf("cp attached %d data channels", n)
+	}
+
+	// --path ssm is obeyed with the VPN up.
+	out.Reset()
+	stderr, err = e.ssh(ctx, nil, &out, "-o", "ProxyCommand=devgate connect %h %p --user %r --path ssm", "gpu1", "echo", "ssm")
+	if err != nil || out.String() != "ssm\n" {
+		t.Fatalf("ssh --path ssm: %v %q\n%s", err, out.String(), stderr)
+	}
+	if viaDirect.MatchString(stderr) || e.l.Mgs().Attached() != 1 {
+		t.Fatalf("--path ssm: attached %d, stderr:\n%s", e.l.Mgs().Attached(), stderr)
+	}
+}
+
+func waitNoSessions(t *testing.T, e *e2e) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.l.Mgs().Active()) != 0 || e.l.Calls("StartSession") != e.l.Calls("TerminateSession") {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions left: active %v, %d StartSession, %d TerminateSession", e.l.Mgs().Active(),
+				e.l.Calls("StartSession"), e.l.Calls("TerminateSession"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestE2EDirectPathVPNDown: with the VPN down, by refusal and by silence,
+// ssh goes through Session Manager; after a silent direct path the next
+// connect does not wait for the budget.
+func TestE2EDirectPathVPNDown(t *testing.T) {
+	const budget = 4 * time.Second
+	for _, mode := range []string{lab.VPNRefuse, lab.VPNSilence} {
+		t.Run(mode, func(t *testing.T) {
+			e := newE2E(t, lab.Options{})
+			e.vpn(t, mode)
+			e.environ = append(e.environ, "DEVGATE_DIRECT_BUDGET="+budget.String())
+			ctx := ctxFor(t, 3*time.Minute)
+			connect := func() (string, time.Duration) {
+				var out bytes.Buffer
+				start := time.Now()
+				stderr, err := e.ssh(ctx, nil, &out, "gpu1", "echo", "via ssm")
+				took := time.Since(start)
+				if err != nil || out.String() != "via ssm\n" {
+					t.Fatalf("ssh: %v %q\n%s", err, out.String(), stderr)
+				}
+				if viaDirect.MatchString(stderr) || !strings.Contains(stderr, "; Session Manager") {
+					t.Fatalf("stderr does not say Session Manager was taken:\n%s", stderr)
+				}
+				return stderr, took
+			}
+			first, took1 := connect()
+			second, took2 := connect()
+			switch mode {
+			case lab.VPNRefuse:
+				if !strings.Contains(first, "refused the connection; Session Manager") {
+					t.Fatalf("first connect:\n%s", first)
+				}
+			case lab.VPNSilence:
+				if !strings.Contains(first, "direct did not answer in 4000 ms; Session Manager") || took1 < budget {
+					t.Fatalf("first connect took %s:\n%s", took1, first)
+				}
+				if !strings.Contains(second, "not waiting for it; Session Manager") {
+					t.Fatalf("second connect waited for the direct path:\n%s", second)
+				}
+				if took2 >= budget {
+					t.Fatalf("second connect took %s, not less than the budget %s", took2, budget)
+				}
+			}
+			if e.l.Mgs().Attached() != 2 {
+				t.Fatalf("%d data channels attached, want 2", e.l.Mgs().Attached())
+			}
+		})
+	}
+}
+
+// TestE2EDirectPathVPNDropsMidSession: the VPN drops under a direct ssh
+// session; the session ends (TCP cannot move to another path) and the next
+// connect falls back to Session Manager.
+func TestE2EDirectPathVPNDropsMidSession(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	e.vpn(t, lab.VPNUp)
+	ctx := ctxFor(t, 3*time.Minute)
+	// Files, not io.Pipes: exec's copy goroutines would keep Wait waiting for our stdin.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	defer pr.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outR.Close()
+	done := make(chan error, 1)
+	var stderr1 string
+	go func() {
+		var err error
+		stderr1, err = e.ssh(ctx, pr, outW, "gpu1", "echo ready; cat")
+		outW.Close()
+		done <- err
+	}()
+	// The session is up once the remote shell answered.
+	ready := make([]byte, 6)
+	if _, err := io.ReadFull(outR, ready); err != nil || string(ready) != "ready\n" {
+		t.Fatalf("no ready line: %q %v\n%s", ready, err, stderr1)
+	}
+	go io.Copy(io.Discard, outR)
+	if !viaDirect.MatchString(stderr1) && e.l.VPN().Open != 1 {
+		t.Fatalf("the session did not go direct (VPN %+v)", e.l.VPN())
+	}
+	pw.Write([]byte("typing\n"))
+	e.vpn(t, lab.VPNRefuse)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("ssh exited 0 after the VPN dropped\n%s", stderr1)
+		}
+	case <-time.After(time.Minute):
+		pw.Close()
+		<-done
+		t.Fatalf("ssh still running a minute after the VPN dropped\n%s", stderr1)
+	}
+	var out bytes.Buffer
+	stderr, err := e.ssh(ctx, nil, &out, "gpu1", "echo", "back")
+	if err != nil || out.String() != "back\n" || !strings.Contains(stderr, "refused the connection; Session Manager") {
+		t.Fatalf("after the drop: %v %q\n%s", err, out.String(), stderr)
+	}
+}
+
+// TestE2EDirectPathHostKeyPinned: a machine answering on the instance's
+// private address with another host key is refused, by ssh (HostKeyAlias
+// under the instance id) and by cp's in-process ssh.
+func TestE2EDirectPathHostKeyPinned(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, 3*time.Minute)
+	// The first connection (VPN down) pins the real host key under the instance id.
+	if stderr, err := e.ssh(ctx, nil, io.Discard, "gpu1", "true"); err != nil {
+		t.Fatalf("ssh: %v\n%s", err, stderr)
+	}
+	src, _ := randFile(t, 1<<10)
+	e.cp(t, ctx, nil, "gpu1:"+src, filepath.Join(t.TempDir(), "pin"))
+	// An impostor: another lab's sshd (another host key) on gpu1's private address.
+	other := labtest.Start(t, lab.Options{})
+	o1, _ := other.Instance("gpu1")
+	gpu1, _ := e.l.Instance("gpu1")
+	ln, err := net.Listen("tcp", net.JoinHostPort(gpu1.PrivateIP, "22"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o1.SSHPort)))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	stderr, err := e.ssh(ctx, nil, io.Discard, "-o", "ProxyCommand=devgate connect %h %p --user %r --path direct", "gpu1", "true")
+	if err == nil || !viaDirect.MatchString(stderr) || !strings.Contains(stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") {
+		t.Fatalf("ssh to an impostor: err %v\n%s", err, stderr)
+	}
+	msg, code := e.cpFail(t, ctx, "--path", "direct", "gpu1:"+src, filepath.Join(t.TempDir(), "x"))
+	if code == 0 || !strings.Contains(msg, "host key") {
+		t.Fatalf("cp to an impostor: exit %d\n%s", code, msg)
+	}
+}
+
