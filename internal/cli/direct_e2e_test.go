@@ -5,14 +5,19 @@ package cli_test
 // ProxyCommand, the lab's private addresses relaying to the real sshd.
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,3 +255,69 @@ func TestE2EDirectPathHostKeyPinned(t *testing.T) {
 	}
 }
 
+
+// TestE2EForwardDirect: with the VPN up, devgate forward dials the
+// instance's private address once per local connection; no session is used.
+func TestE2EForwardDirect(t *testing.T) {
+	p := httpOnInstance(t)
+	e := newE2E(t, lab.Options{VPNPorts: []int{p}})
+	e.vpn(t, lab.VPNUp)
+	ctx := ctxFor(t, 2*time.Minute)
+	cmd := exec.CommandContext(ctx, "devgate", "forward", "gpu1", "0:"+strconv.Itoa(p))
+	cmd.Env = e.environ
+	stdout, _ := cmd.StdoutPipe()
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() {
+		t.Fatalf("no URL line; stderr:\n%s", stderr.String())
+	}
+	url := strings.Fields(sc.Text())[0]
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := range 3 {
+		resp, err := client.Get(url + "/n/" + strconv.Itoa(100000+i))
+		if err != nil {
+			t.Fatalf("GET %s: %v\n%s", url, err, stderr.String())
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(b) != 100000+i {
+			t.Fatalf("GET %d: %d bytes", i, len(b))
+		}
+	}
+	if !regexp.MustCompile(`direct 127\.10\.\d+\.\d+:` + strconv.Itoa(p) + ` in \d+ ms`).MatchString(stderr.String()) {
+		t.Fatalf("stderr does not say forward went direct:\n%s", stderr.String())
+	}
+	if n := e.l.Mgs().Attached(); n != 0 {
+		t.Fatalf("%d data channels attached", n)
+	}
+	if r := e.l.VPN().Relayed; r < 4 { // the first (probe) connection and one per request
+		t.Fatalf("the VPN relayed %d connections, want at least 4", r)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("forward after SIGINT: %v\n%s", err, stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

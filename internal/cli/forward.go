@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	goio "io"
 	"net"
 	"strconv"
 	"sync"
@@ -23,6 +24,7 @@ func newForwardCommand(io IO) *cobra.Command {
 	var noStart, auto, verbose, quiet bool
 	var timeout, resumeTimeout time.Duration
 	var sessions int
+	var pf pathFlags
 	cmd := &cobra.Command{
 		Use:   "forward <target> SPEC...",
 		Short: "Forward local ports to ports of an instance (Jupyter, TensorBoard, dashboards)",
@@ -75,10 +77,14 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 				return err
 			}
 			state := stateDir()
+			path, budget, err := pf.resolve()
+			if err != nil {
+				return err
+			}
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
 					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix),
-					StateDir: state, Progress: progress, Logger: log}
+					StateDir: state, Progress: progress, Logger: log, Path: path, DirectBudget: budget}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
 					if err != nil {
@@ -88,7 +94,13 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 					}
 				}
 				fw, err := forward.Listen(forward.Options{Spec: sp, Bind: bind, Auto: auto, Notify: say, Logger: log, Sessions: sessions,
-					Open: func(ctx context.Context) (*tunnel.Conn, error) { return tunnel.OpenSession(ctx, cfg, o) }})
+					Open: func(ctx context.Context) (*tunnel.Conn, error) { return tunnel.OpenSession(ctx, cfg, o) },
+					Direct: func(ctx context.Context, id string) (goio.ReadWriteCloser, error) {
+						// One direct connection per local connection: the address is cached, no key is pushed.
+						d := o
+						d.Target, d.Path, d.Progress, d.Document = id, tunnel.PathDirect, nil, tunnel.DocPortForwarding
+						return tunnel.Dial(ctx, cfg, d)
+					}})
 				if err != nil {
 					return err
 				}
@@ -139,6 +151,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 		},
 	}
 	af.add(cmd)
+	pf.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&bind, "bind", "127.0.0.1", "local address to listen on")
 	f.BoolVar(&auto, "auto", false, "pick a free local port when one is in use (printed)")

@@ -3,12 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/tunnel"
 )
 
 func init() { register(newLsCommand) }
@@ -23,7 +25,8 @@ func (f *awsFlags) add(cmd *cobra.Command) {
 
 func newLsCommand(io IO) *cobra.Command {
 	var af awsFlags
-	var asJSON, all bool
+	var asJSON, all, noProbe bool
+	var probeTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List instances with their state and SSM agent status",
@@ -33,14 +36,23 @@ func newLsCommand(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, err := awsapi.Describe(cmd.Context(), cfg, all, nil, time.Now())
+			inst, err := awsapi.Describe(cmd.Context(), cfg, all, nil, time.Now())
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if rows == nil {
-					rows = []awsapi.Instance{}
+			rows := make([]lsRow, len(inst))
+			var wg sync.WaitGroup
+			for i, r := range inst {
+				rows[i].Instance = r
+				if r.State == "running" && r.PrivateIP != "" && !noProbe {
+					wg.Go(func() {
+						p := tunnel.ProbeAddr(cmd.Context(), r.PrivateIP, 22, probeTimeout)
+						rows[i].Direct = &p
+					})
 				}
+			}
+			wg.Wait()
+			if asJSON {
 				enc := json.NewEncoder(io.Out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
@@ -51,22 +63,42 @@ func newLsCommand(io IO) *cobra.Command {
 	af.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (for scripts)")
 	cmd.Flags().BoolVar(&all, "all", false, "include terminated instances")
+	cmd.Flags().BoolVar(&noProbe, "no-probe", false, "do not check whether running instances answer on their private address")
+	cmd.Flags().DurationVar(&probeTimeout, "probe-timeout", tunnel.DefaultDirectBudget, "how long the direct-path check waits for port 22 of each instance")
 	return cmd
 }
 
-func writeTable(io IO, rows []awsapi.Instance) error {
+// lsRow is one instance and whether its private address answers on port 22
+// (the direct path, over the Client VPN); Direct is nil when not checked.
+type lsRow struct {
+	awsapi.Instance
+	Direct *tunnel.Probe `json:"direct,omitempty"`
+}
+
+// directCell is the DIRECT column: "yes (12 ms)", the kind of failure, or "-".
+func directCell(p *tunnel.Probe) string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.OK:
+		return fmt.Sprintf("yes (%d ms)", p.Took.Milliseconds())
+	}
+	return p.Result
+}
+
+func writeTable(io IO, rows []lsRow) error {
 	if len(rows) == 0 {
 		fmt.Fprintln(io.ErrOut, "devgate: no instances")
 		return nil
 	}
 	tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tSTATE\tTYPE\tAGENT\tPRIVATE IP\tUPTIME")
+	fmt.Fprintln(tw, "NAME\tID\tSTATE\tTYPE\tAGENT\tPRIVATE IP\tDIRECT\tUPTIME")
 	for _, r := range rows {
 		up := "-"
 		if r.State == "running" && r.LaunchTime != nil {
 			up = humanUptime(r.UptimeSec)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), r.ID, r.State, dash(r.Type), dash(r.Agent), dash(r.PrivateIP), up)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), r.ID, r.State, dash(r.Type), dash(r.Agent), dash(r.PrivateIP), directCell(r.Direct), up)
 	}
 	return tw.Flush()
 }

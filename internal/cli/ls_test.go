@@ -85,3 +85,47 @@ func TestStartStopWait(t *testing.T) {
 		t.Fatalf("denied start: %d %s", code, errs)
 	}
 }
+
+// TestLsDirect: ls says whether each running instance answers on its
+// private address (the direct path), for each state of the lab's VPN.
+func TestLsDirect(t *testing.T) {
+	l := useLab(t, lab.Options{})
+	for _, c := range []struct{ vpn, result string }{
+		{lab.VPNUp, "ok"}, {lab.VPNRefuse, "refused"}, {lab.VPNSilence, "no answer"},
+	} {
+		if err := l.SetVPN(c.vpn); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runCLI(t, "", "ls", "--json")
+		if code != 0 {
+			t.Fatal(errs)
+		}
+		var rows []struct {
+			Name   string `json:"name"`
+			State  string `json:"state"`
+			Direct *struct {
+				OK     bool   `json:"ok"`
+				Result string `json:"result"`
+			} `json:"direct"`
+		}
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatal(err, out)
+		}
+		for _, r := range rows {
+			switch {
+			case r.State != "running" && r.Direct != nil:
+				t.Fatalf("VPN %s: %s is %s but was probed", c.vpn, r.Name, r.State)
+			case r.State == "running" && (r.Direct == nil || r.Direct.Result != c.result || r.Direct.OK != (c.result == "ok")):
+				t.Fatalf("VPN %s: %s direct %+v, want %s", c.vpn, r.Name, r.Direct, c.result)
+			}
+		}
+		code, out, _ = runCLI(t, "", "ls")
+		want := c.result
+		if want == "ok" {
+			want = "yes ("
+		}
+		if code != 0 || !strings.Contains(out, "DIRECT") || !strings.Contains(out, want) {
+			t.Fatalf("VPN %s: table lacks %q:\n%s", c.vpn, want, out)
+		}
+	}
+}

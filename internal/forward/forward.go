@@ -12,6 +12,11 @@
 // idle timeout, terminated) is dropped and the next local connection opens
 // a new one, while the listener stays open.
 //
+// When Open returns a connection that went straight to the instance's
+// private address (tunnel.PathDirect: the Client VPN is up), the Forwarder
+// switches to direct mode: each local connection gets its own TCP
+// connection to the instance from Options.Direct, and no session is used.
+//
 // It does not resolve targets, start instances or call StartSession itself
 // (Options.Open does, normally tunnel.OpenSession), and prints nothing:
 // messages for the user go to Options.Notify.
@@ -46,6 +51,10 @@ type Options struct {
 	Auto bool
 	// Open starts a session to the spec's remote port (tunnel.OpenSession).
 	Open func(ctx context.Context) (*tunnel.Conn, error)
+	// Direct connects to the spec's remote port of instanceID straight
+	// (tunnel.Dial with tunnel.PathDirect); used once Open returned a direct
+	// connection. Nil: direct connections from Open are refused.
+	Direct func(ctx context.Context, instanceID string) (io.ReadWriteCloser, error)
 	// Notify receives one line per event the user should see (mode, refused
 	// connections, sessions lost and replaced).
 	Notify func(format string, args ...any)
@@ -68,6 +77,7 @@ type Forwarder struct {
 	conns     map[net.Conn]struct{}
 	closed    bool
 	saidBasic bool
+	directID  string // direct mode: the instance (Forwarder.mu)
 	wg        sync.WaitGroup
 }
 
@@ -119,7 +129,45 @@ func (f *Forwarder) Spec() Spec { return f.o.Spec }
 // found, permission) surface before the user is told the URL.
 func (f *Forwarder) Connect(ctx context.Context) error {
 	_, err := f.link(ctx)
+	if errors.Is(err, errDirect) {
+		return nil
+	}
 	return err
+}
+
+// Direct reports whether the Forwarder serves local connections directly.
+func (f *Forwarder) Direct() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.directID != ""
+}
+
+// errDirect: Open went direct; the caller serves the connection directly.
+var errDirect = errors.New("forward: direct mode")
+
+// serveDirect relays c over its own direct connection to the instance.
+func (f *Forwarder) serveDirect(ctx context.Context, c net.Conn, id string) {
+	up, err := f.o.Direct(ctx, id)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.o.Notify("forward %s: direct connection failed: %v", f.o.Spec.Remote(), err)
+		}
+		return
+	}
+	defer up.Close()
+	stop := context.AfterFunc(ctx, func() { up.Close(); c.Close() })
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(up, c)
+		if cw, ok := up.(interface{ CloseWrite(context.Context) error }); ok {
+			_ = cw.CloseWrite(ctx)
+		}
+	}()
+	_, _ = io.Copy(c, up)
+	c.Close()
+	<-done
 }
 
 // Serve accepts local connections until ctx is done, then closes the
@@ -198,6 +246,16 @@ func (f *Forwarder) link(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
+	if conn.Path == tunnel.PathDirect {
+		conn.Close()
+		if f.o.Direct == nil {
+			return nil, errors.New("forward: a direct connection but no Options.Direct")
+		}
+		f.mu.Lock()
+		f.directID = conn.InstanceID
+		f.mu.Unlock()
+		return nil, errDirect
+	}
 	l := newLink(f, conn)
 	f.mu.Lock()
 	if f.closed {
@@ -227,6 +285,9 @@ func (f *Forwarder) pick() (*link, error) {
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, errClosed
+	}
+	if f.directID != "" {
+		return nil, errDirect
 	}
 	live := f.links[:0]
 	for _, l := range f.links {
@@ -288,6 +349,13 @@ func (f *Forwarder) lost(l *link) {
 func (f *Forwarder) handle(ctx context.Context, c net.Conn) {
 	for attempt := 0; attempt < 2; attempt++ {
 		l, err := f.link(ctx)
+		if errors.Is(err, errDirect) {
+			f.mu.Lock()
+			id := f.directID
+			f.mu.Unlock()
+			f.serveDirect(ctx, c, id)
+			return
+		}
 		if err != nil {
 			if !errors.Is(err, errClosed) && ctx.Err() == nil {
 				f.o.Notify("forward %s: cannot open a session: %v", f.o.Spec.Remote(), err)

@@ -187,14 +187,22 @@ func (d *dialer) dialDirect(ctx context.Context, id string) (*directConn, string
 		return nil, "", fmt.Errorf("EC2 reported private address %q: %w", ip, err)
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(d.o.Port))
+	dc, err := dialAddr(ctx, addr, d.o.Port == 22)
+	return dc, addr, err
+}
+
+// dialAddr connects to addr; with banner it reads up to the SSH
+// identification line (RFC 4253 §4.2, lines before it allowed), which the
+// returned connection's Read gives back first. ctx bounds the whole attempt.
+func dialAddr(ctx context.Context, addr string, banner bool) (*directConn, error) {
 	var nd net.Dialer
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, addr, err
+		return nil, err
 	}
 	dc := &directConn{Conn: c}
-	if d.o.Port != 22 {
-		return dc, addr, nil
+	if !banner {
+		return dc, nil
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -209,47 +217,92 @@ func (d *dialer) dialDirect(ctx context.Context, id string) (*directConn, string
 		if err != nil || len(buf) > 8192 {
 			c.Close()
 			if ctx.Err() != nil {
-				return nil, addr, fmt.Errorf("%w: %w", errNoBanner, ctx.Err())
+				return nil, fmt.Errorf("%w: %w", errNoBanner, ctx.Err())
 			}
 			if err == nil {
 				err = errors.New("too long")
 			}
-			return nil, addr, fmt.Errorf("%w: %w", errNoBanner, err)
+			return nil, fmt.Errorf("%w: %w", errNoBanner, err)
 		}
 	}
 	if !stop() {
 		c.Close()
-		return nil, addr, fmt.Errorf("%w: %w", errNoBanner, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", errNoBanner, ctx.Err())
 	}
 	c.SetReadDeadline(time.Time{})
 	dc.pre = buf
-	return dc, addr, nil
+	return dc, nil
+}
+
+// Probe is one check of a private address.
+type Probe struct {
+	Addr string        `json:"addr"`
+	OK   bool          `json:"ok"`
+	Took time.Duration `json:"took"`
+	// Result is ResultOK or the kind of failure.
+	Result string `json:"result"`
+	// Why is the failure in a few words ("refused the connection", "did not answer").
+	Why string `json:"why,omitempty"`
+}
+
+// ProbeAddr connects to ip:port within timeout and closes again; for port 22
+// an SSH banner is required. It is what `devgate ls` and `doctor` show.
+func ProbeAddr(ctx context.Context, ip string, port int, timeout time.Duration) Probe {
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	c, err := dialAddr(ctx, addr, port == 22)
+	p := Probe{Addr: addr, Took: time.Since(start)}
+	if err != nil {
+		p.Result, p.Why = classify(addr, err)
+		return p
+	}
+	c.Close()
+	p.OK, p.Result = true, ResultOK
+	return p
+}
+
+// Kinds of direct-path failure (Probe.Result).
+const (
+	ResultOK        = "ok"
+	ResultRefused   = "refused"   // RST: nothing listens, or a firewall rejects
+	ResultNoAnswer  = "no answer" // SYN or banner unanswered within the time given
+	ResultNoRoute   = "no route"  // the OS has no route (no VPN)
+	ResultNoBanner  = "no ssh banner"
+	ResultNoAddress = "no private address"
+	ResultError     = "error"
+)
+
+// classify names a direct attempt's failure: its kind and a few words.
+func classify(addr string, err error) (kind, why string) {
+	if addr == "" {
+		addr = "path"
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, errNoPrivateAddr):
+		return ResultNoAddress, "direct: " + err.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ResultRefused, "direct " + addr + " refused the connection"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return ResultNoRoute, "direct " + addr + ": no route (is the VPN connected?)"
+	case errors.Is(err, errNoBanner) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+		return ResultNoAnswer, "direct " + addr + " sent no SSH banner in time"
+	case errors.Is(err, errNoBanner):
+		return ResultNoBanner, "direct " + addr + ": " + err.Error()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return ResultNoAnswer, "direct " + addr + " did not answer"
+	case errors.As(err, &ne) && ne.Timeout():
+		return ResultNoAnswer, "direct " + addr + " did not answer"
+	}
+	return ResultError, fmt.Sprintf("direct %s: %v", addr, err)
 }
 
 // directWhy says in a few words why a direct attempt failed.
 func directWhy(addr string, err error) string {
-	if addr == "" {
-		addr = "path"
-	}
-	switch {
-	case errors.Is(err, errNoPrivateAddr):
-		return "direct: " + err.Error()
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "direct " + addr + " refused the connection"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "direct " + addr + ": no route (is the VPN connected?)"
-	case errors.Is(err, errNoBanner) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
-		return "direct " + addr + " sent no SSH banner in time"
-	case errors.Is(err, errNoBanner):
-		return "direct " + addr + ": " + err.Error()
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return "direct " + addr + " did not answer"
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "direct " + addr + " did not answer"
-	}
-	return fmt.Sprintf("direct %s: %v", addr, err)
+	_, why := classify(addr, err)
+	return why
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + " ms" }

@@ -77,7 +77,8 @@ type Options struct {
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
 	// NoStream leaves a port-forwarding session without an smux stream:
-	// the caller multiplexes it (see OpenSession). It implies PathSSM.
+	// the caller multiplexes it (see OpenSession). A direct connection has no
+	// session: OpenSession's caller checks Conn.Path.
 	NoStream bool
 	// Path is PathAuto (""), PathDirect or PathSSM (see direct.go).
 	// DocPortForwardingRemoteHost always goes through Session Manager.
@@ -209,8 +210,8 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 		return nil, err
 	}
 	o.Path = path
-	if o.NoStream || o.Document == DocPortForwardingRemoteHost {
-		o.Path = PathSSM
+	if o.Document == DocPortForwardingRemoteHost {
+		o.Path = PathSSM // the remote host is not an address EC2 reports for the instance
 	}
 	d := &dialer{cfg: cfg, o: o, ec2: ec2.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg),
 		eic: ec2instanceconnect.NewFromConfig(cfg), start: time.Now(), log: o.Logger}
