@@ -35,6 +35,11 @@ func (e *e2e) vpn(t *testing.T, state string) {
 	}
 }
 
+// patientBudget: with the VPN up the direct path wins as soon as it
+// answers, so a long budget costs nothing and keeps a loaded machine from
+// turning a slow loopback answer into a Session Manager fallback.
+const patientBudget = "DEVGATE_DIRECT_BUDGET=30s"
+
 // TestE2EDirectPathWithVPN: with the VPN up, ssh through the generated
 // config goes direct (stderr says so, no data channel attaches in the lab,
 // the StartSession of the race is terminated), cp copies byte-exact over
@@ -42,6 +47,7 @@ func (e *e2e) vpn(t *testing.T, state string) {
 func TestE2EDirectPathWithVPN(t *testing.T) {
 	e := newE2E(t, lab.Options{})
 	e.vpn(t, lab.VPNUp)
+	e.environ = append(e.environ, patientBudget)
 	ctx := ctxFor(t, 5*time.Minute)
 	var out bytes.Buffer
 	stderr, err := e.ssh(ctx, nil, &out, "gpu1", "echo", "direct hello")
@@ -137,11 +143,10 @@ func TestE2EDirectPathVPNDown(t *testing.T) {
 				if !strings.Contains(first, "direct did not answer in 4000 ms; Session Manager") || took1 < budget {
 					t.Fatalf("first connect took %s:\n%s", took1, first)
 				}
+				// The line says the budget timer was not started (how long the
+				// connect took is for bench/, not for a test on a loaded machine).
 				if !strings.Contains(second, "not waiting for it; Session Manager") {
-					t.Fatalf("second connect waited for the direct path:\n%s", second)
-				}
-				if took2 >= budget {
-					t.Fatalf("second connect took %s, not less than the budget %s", took2, budget)
+					t.Fatalf("second connect (%s) waited for the direct path:\n%s", took2, second)
 				}
 			}
 			if e.l.Mgs().Attached() != 2 {
@@ -157,6 +162,7 @@ func TestE2EDirectPathVPNDown(t *testing.T) {
 func TestE2EDirectPathVPNDropsMidSession(t *testing.T) {
 	e := newE2E(t, lab.Options{})
 	e.vpn(t, lab.VPNUp)
+	e.environ = append(e.environ, patientBudget)
 	ctx := ctxFor(t, 3*time.Minute)
 	// Files, not io.Pipes: exec's copy goroutines would keep Wait waiting for our stdin.
 	pr, pw, err := os.Pipe()
@@ -184,7 +190,7 @@ func TestE2EDirectPathVPNDropsMidSession(t *testing.T) {
 		t.Fatalf("no ready line: %q %v\n%s", ready, err, stderr1)
 	}
 	go io.Copy(io.Discard, outR)
-	if !viaDirect.MatchString(stderr1) && e.l.VPN().Open != 1 {
+	if e.l.VPN().Open != 1 {
 		t.Fatalf("the session did not go direct (VPN %+v)", e.l.VPN())
 	}
 	pw.Write([]byte("typing\n"))
@@ -262,6 +268,7 @@ func TestE2EForwardDirect(t *testing.T) {
 	p := httpOnInstance(t)
 	e := newE2E(t, lab.Options{VPNPorts: []int{p}})
 	e.vpn(t, lab.VPNUp)
+	e.environ = append(e.environ, patientBudget)
 	ctx := ctxFor(t, 2*time.Minute)
 	cmd := exec.CommandContext(ctx, "devgate", "forward", "gpu1", "0:"+strconv.Itoa(p))
 	cmd.Env = e.environ

@@ -36,7 +36,8 @@ func init() { register(newDoctorCommand) }
 func newDoctorCommand(io IO) *cobra.Command {
 	var af awsFlags
 	var asJSON bool
-	var osUser, key, prefix string
+	var osUser, key, prefix, vpnProfile string
+	var pf pathFlags
 	cmd := &cobra.Command{
 		Use:   "doctor [target]",
 		Short: "Check everything devgate needs and say how to fix what is wrong",
@@ -52,7 +53,14 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 			if len(args) == 1 {
 				target = args[0]
 			}
-			results := runDoctor(cmd.Context(), af, target, osUser, key, prefix)
+			path, budget, err := pf.resolve()
+			if err != nil {
+				return err
+			}
+			if vpnProfile == "" {
+				vpnProfile = os.Getenv("DEVGATE_VPN_PROFILE")
+			}
+			results := runDoctor(cmd.Context(), af, target, osUser, key, prefix, directOptions{path, budget, vpnProfile})
 			if asJSON {
 				enc := json.NewEncoder(io.Out)
 				enc.SetIndent("", "  ")
@@ -65,6 +73,8 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 					switch {
 					case r.Skipped:
 						mark = "–"
+					case r.Info:
+						mark = "·"
 					case !r.OK:
 						mark = "✗"
 					}
@@ -81,7 +91,7 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 			if doctor.Failed(results) {
 				n := 0
 				for _, r := range results {
-					if !r.OK && !r.Skipped {
+					if !r.OK && !r.Skipped && !r.Info {
 						n++
 					}
 				}
@@ -95,10 +105,19 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 	cmd.Flags().StringVar(&osUser, "user", "ec2-user", "OS user for the test key push")
 	cmd.Flags().StringVar(&key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519)")
 	cmd.Flags().StringVar(&prefix, "prefix", "devbox", "alias prefix used by setup")
+	cmd.Flags().StringVar(&vpnProfile, "vpn-profile", "", "your Client VPN profile (.ovpn from `devgate vpn profile`) whose certificate is checked (default $DEVGATE_VPN_PROFILE)")
+	pf.add(cmd)
 	return cmd
 }
 
-func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix string) []doctor.Result {
+// directOptions select the direct-path checks of doctor.
+type directOptions struct {
+	path    string
+	budget  time.Duration
+	profile string
+}
+
+func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix string, do directOptions) []doctor.Result {
 	home, _, err := homeDir()
 	if err != nil {
 		return []doctor.Result{{Name: "home directory", Detail: err.Error(), Fix: "set HOME"}}
@@ -126,6 +145,13 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 		dr.next = base
 		cfg.HTTPClient = dr
 		checks = append(checks, doctor.AWSChecks(&sdkDoctor{cfg: cfg, dates: dr}, time.Now, target, osUser, pub)...)
+		if target != "" {
+			lookup := func(ctx context.Context) (doctor.DirectTarget, error) {
+				row, err := resolveInstance(ctx, cfg, target)
+				return doctor.DirectTarget{ID: row.ID, PrivateIP: row.PrivateIP, PrivateDNS: row.PrivateDNS}, err
+			}
+			checks = append(checks, doctor.DirectChecks(do.path, lookup, do.profile, time.Now, do.budget)...)
+		}
 	}
 
 	checks = append(checks, doctor.SSHVersion("ssh"), doctor.KeyPermissions(key))
@@ -241,7 +267,7 @@ func (s *sdkDoctor) Agent(ctx context.Context, id string) (string, string, error
 func (s *sdkDoctor) SSHBanner(ctx context.Context, id string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := tunnel.Dial(ctx, s.cfg, tunnel.Options{Target: id, Port: 22, NoStart: true, Timeout: 30 * time.Second})
+	conn, err := tunnel.Dial(ctx, s.cfg, tunnel.Options{Target: id, Port: 22, NoStart: true, Timeout: 30 * time.Second, Path: tunnel.PathSSM})
 	if err != nil {
 		return "", err
 	}

@@ -1,11 +1,19 @@
 package cli
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devgate/devgate/internal/doctor"
 	"github.com/devgate/devgate/internal/lab"
@@ -60,7 +68,7 @@ func TestDoctorCommand(t *testing.T) {
 
 	code, m := doctorResults(t, "devbox-gpu1")
 	for name, r := range m {
-		if !r.OK {
+		if !r.OK && !r.Info { // direct-path checks are informational with --path auto
 			t.Errorf("healthy: %s failed: %s (fix: %s)", name, r.Detail, r.Fix)
 		}
 	}
@@ -108,5 +116,70 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	if _, m = doctorResults(t, "devbox-gpu1"); m["ControlPath length"].OK {
 		t.Fatalf("a %d-byte HOME did not fail the ControlPath check: %+v", len(long), m["ControlPath length"])
+	}
+}
+
+// TestDoctorDirect: doctor's direct-path checks against the lab's VPN model.
+func TestDoctorDirect(t *testing.T) {
+	l := labtest.Start(t, lab.Options{})
+	for _, kv := range l.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	home := doctorHome(t)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+	profile := func(days int) string {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "alice"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Duration(days)*24*time.Hour + time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "alice.ovpn")
+		b := "client\ndev tun\n<cert>\n" + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + "</cert>\n"
+		if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := profile(100)
+	const probe, certCheck, summary = "direct: private address answers on port 22", "direct: VPN client certificate", "direct path"
+
+	if err := l.SetVPN(lab.VPNUp); err != nil {
+		t.Fatal(err)
+	}
+	code, m := doctorResults(t, "devbox-gpu1", "--vpn-profile", good, "--direct-budget", "30s")
+	for name, r := range m {
+		if !r.OK && !r.Info {
+			t.Errorf("VPN up: %s failed: %s", name, r.Detail)
+		}
+	}
+	if code != 0 || !m[probe].OK || !strings.Contains(m[summary].Detail, "auto takes it") ||
+		!m[certCheck].OK || !strings.Contains(m[certCheck].Detail, "alice valid until") || !strings.Contains(m[certCheck].Detail, "(100 days)") {
+		t.Fatalf("VPN up: exit %d\n%+v\n%+v\n%+v", code, m[probe], m[summary], m[certCheck])
+	}
+	// The lab's private DNS names do not resolve (not modelled): informational with auto.
+	if r := m["direct: private DNS name resolves"]; r.OK || !r.Info || !strings.Contains(r.Detail, "does not resolve") {
+		t.Fatalf("DNS: %+v", r)
+	}
+
+	if err := l.SetVPN(lab.VPNRefuse); err != nil {
+		t.Fatal(err)
+	}
+	code, m = doctorResults(t, "devbox-gpu1", "--vpn-profile", profile(5), "--direct-budget", "30s")
+	if code != 0 || m[probe].OK || !m[probe].Info || !strings.Contains(m[summary].Detail, "refused the connection; auto takes Session Manager") ||
+		!m[certCheck].Info || !strings.Contains(m[certCheck].Detail, "expires in 5 days") {
+		t.Fatalf("VPN down, auto: exit %d\n%+v\n%+v\n%+v", code, m[probe], m[summary], m[certCheck])
+	}
+	code, m = doctorResults(t, "devbox-gpu1", "--vpn-profile", good, "--path", "direct", "--direct-budget", "30s")
+	if code == 0 || m[probe].OK || m[probe].Info || m[summary].OK {
+		t.Fatalf("VPN down, --path direct: exit %d\n%+v\n%+v", code, m[probe], m[summary])
+	}
+	code, out, _ := runCLI(t, "", "doctor", "devbox-gpu1", "--vpn-profile", good, "--direct-budget", "30s")
+	if code != 0 || !strings.Contains(out, "· "+probe) || !strings.Contains(out, "✓ "+summary+": not used: direct") {
+		t.Fatalf("text output (%d):\n%s", code, out)
 	}
 }

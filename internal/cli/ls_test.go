@@ -90,13 +90,13 @@ func TestStartStopWait(t *testing.T) {
 // private address (the direct path), for each state of the lab's VPN.
 func TestLsDirect(t *testing.T) {
 	l := useLab(t, lab.Options{})
-	for _, c := range []struct{ vpn, result string }{
-		{lab.VPNUp, "ok"}, {lab.VPNRefuse, "refused"}, {lab.VPNSilence, "no answer"},
+	for _, c := range []struct{ vpn, result, timeout string }{
+		{lab.VPNUp, "ok", "30s"}, {lab.VPNRefuse, "refused", "30s"}, {lab.VPNSilence, "no answer", "1s"},
 	} {
 		if err := l.SetVPN(c.vpn); err != nil {
 			t.Fatal(err)
 		}
-		code, out, errs := runCLI(t, "", "ls", "--json")
+		code, out, errs := runCLI(t, "", "ls", "--json", "--probe-timeout", c.timeout)
 		if code != 0 {
 			t.Fatal(errs)
 		}
@@ -119,7 +119,7 @@ func TestLsDirect(t *testing.T) {
 				t.Fatalf("VPN %s: %s direct %+v, want %s", c.vpn, r.Name, r.Direct, c.result)
 			}
 		}
-		code, out, _ = runCLI(t, "", "ls")
+		code, out, _ = runCLI(t, "", "ls", "--probe-timeout", c.timeout)
 		want := c.result
 		if want == "ok" {
 			want = "yes ("

@@ -33,8 +33,11 @@ type Result struct {
 	Name    string `json:"name"`
 	OK      bool   `json:"ok"`
 	Skipped bool   `json:"skipped,omitempty"` // not run because a check it needs failed
-	Detail  string `json:"detail,omitempty"`
-	Fix     string `json:"fix,omitempty"`
+	// Info marks a check that did not pass but is not a failure (e.g. the
+	// direct path with --path auto: Session Manager still works).
+	Info   bool   `json:"info,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	Fix    string `json:"fix,omitempty"`
 }
 
 // Check is one named diagnostic.
@@ -58,7 +61,7 @@ func Run(ctx context.Context, checks []Check) []Result {
 // something they needed failed).
 func Failed(rs []Result) bool {
 	for _, r := range rs {
-		if !r.OK {
+		if !r.OK && !r.Info {
 			return true
 		}
 	}
