@@ -16,10 +16,10 @@ import (
 
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/config"
-	"github.com/devgate/devgate/internal/hostpin"
-	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/datachannel"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/hostpin"
+	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
 	"github.com/devgate/devgate/internal/tunnel"
 )
