@@ -58,7 +58,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 			if err != nil {
 				return err
 			}
-			cfg, err := t.aws(ctx)
+			cfg, err := t.aws(ctx, log)
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 
 // sessionEnd reports how the session ended when the agent side closed it.
 func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {
-	err := conn.Session().Err()
+	err := conn.Err()
 	var ce *datachannel.ClosedError
 	switch {
 	case errors.As(err, &ce):

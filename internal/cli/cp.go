@@ -148,7 +148,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if err != nil {
 		return err
 	}
-	cfg, err := t.aws(ctx)
+	cfg, err := t.aws(ctx, nil)
 	if err != nil {
 		return err
 	}

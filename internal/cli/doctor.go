@@ -104,7 +104,7 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 	}
 
 	var checks []doctor.Check
-	cfg, cfgErr := t.aws(ctx)
+	cfg, cfgErr := t.aws(ctx, nil)
 	if cfgErr != nil {
 		checks = append(checks, doctor.Check{Name: "AWS configuration", Run: func(context.Context) doctor.Result {
 			return doctor.Result{Detail: cfgErr.Error(), Fix: exitcode.HintOf(cfgErr)}

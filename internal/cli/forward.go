@@ -73,7 +73,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := t.aws(ctx)
+			cfg, err := t.aws(ctx, log)
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
@@ -16,6 +19,23 @@ func init() { register(newLsCommand) }
 
 // awsFlags are the AWS selection flags of ls, start, stop and doctor.
 type awsFlags struct{ profile, region string }
+
+// load loads the AWS configuration the flags name, with devgate's
+// application id on every call; sdkLog receives what the SDK logs (nil: nothing,
+// so that SDK warnings never reach the terminal without --verbose).
+func (f *awsFlags) load(ctx context.Context, sdkLog *slog.Logger) (aws.Config, error) {
+	return loadAWS(ctx, f.profile, f.region, sdkLog)
+}
+
+// loadAWS loads the AWS configuration for profile and region with devgate's
+// application id; sdkLog receives what the SDK logs (nil: nothing).
+func loadAWS(ctx context.Context, profile, region string, sdkLog *slog.Logger) (aws.Config, error) {
+	opts := []awsapi.Option{awsapi.WithAppID(Version)}
+	if sdkLog != nil {
+		opts = append(opts, awsapi.WithLogger(sdkLog))
+	}
+	return awsapi.Load(ctx, profile, region, opts...)
+}
 
 func (f *awsFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: the host's from devgate's config, else $AWS_PROFILE, else the config's defaults)")
@@ -44,7 +64,7 @@ func newLsCommand(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := t.aws(cmd.Context())
+			cfg, err := t.aws(cmd.Context(), nil)
 			if err != nil {
 				return err
 			}

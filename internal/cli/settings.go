@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -61,9 +62,10 @@ func resolveTarget(name string, flags config.Settings, prefix string) (target, e
 	return t, nil
 }
 
-// aws loads the SDK configuration for the target's profile and region.
-func (t target) aws(ctx context.Context) (aws.Config, error) {
-	return awsapi.Load(ctx, t.Profile, t.Region)
+// aws loads the SDK configuration for the target's profile and region
+// (sdkLog: see loadAWS).
+func (t target) aws(ctx context.Context, sdkLog *slog.Logger) (aws.Config, error) {
+	return loadAWS(ctx, t.Profile, t.Region, sdkLog)
 }
 
 // describe maps the target to one instance, described now.

@@ -41,7 +41,7 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := t.aws(ctx)
+			cfg, err := t.aws(ctx, nil)
 			if err != nil {
 				return err
 			}
