@@ -261,7 +261,6 @@ func TestE2EDirectPathHostKeyPinned(t *testing.T) {
 	}
 }
 
-
 // TestE2EForwardDirect: with the VPN up, devgate forward dials the
 // instance's private address once per local connection; no session is used.
 func TestE2EForwardDirect(t *testing.T) {

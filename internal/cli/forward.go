@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/forward"
 	"github.com/devgate/devgate/internal/tunnel"
 )
@@ -72,18 +71,24 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 					fw.Close()
 				}
 			}()
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			settings := af.settings()
+			settings.Path = pf.path
+			t, err := resolveTarget(target, settings, prefix)
+			if err != nil {
+				return err
+			}
+			cfg, err := t.aws(ctx, log)
 			if err != nil {
 				return err
 			}
 			state := stateDir()
-			path, budget, err := pf.resolve()
+			path, budget, err := pf.resolve(t.Path)
 			if err != nil {
 				return err
 			}
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
-					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix),
+					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve,
 					StateDir: state, Progress: progress, Logger: log, Path: path, DirectBudget: budget}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
@@ -162,6 +167,6 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors and connection events still)")
-	f.StringVar(&prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	addPrefixFlag(cmd, &prefix)
 	return cmd
 }

@@ -18,18 +18,17 @@ type pathFlags struct {
 
 func (p *pathFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&p.path, "path", "", "auto (direct when the private address answers within --direct-budget, else Session Manager), direct or ssm (default $DEVGATE_PATH, else auto)")
+	f.StringVar(&p.path, "path", "", "auto (direct when the private address answers within --direct-budget, else Session Manager), direct or ssm (default $DEVGATE_PATH, else devgate's config, else auto)")
 	f.DurationVar(&p.budget, "direct-budget", 0, "how long auto waits for the direct path (default $DEVGATE_DIRECT_BUDGET, else 300ms)")
 }
 
-// resolve returns the path and budget: the flags, else $DEVGATE_PATH and
-// $DEVGATE_DIRECT_BUDGET, else auto and tunnel.DefaultDirectBudget.
-func (p *pathFlags) resolve() (string, time.Duration, error) {
-	path := p.path
-	if path == "" {
-		path = os.Getenv("DEVGATE_PATH")
-	}
-	path, err := tunnel.ParsePath(path)
+// resolve checks the path devgate's config resolved for the target
+// (config.Resolved.Path: --path, else $DEVGATE_PATH, else the host's, the
+// prefix's or the defaults' "path", else auto; pass p.path in the flags) and
+// returns it with the budget: --direct-budget, else $DEVGATE_DIRECT_BUDGET,
+// else tunnel.DefaultDirectBudget.
+func (p *pathFlags) resolve(resolved string) (string, time.Duration, error) {
+	path, err := tunnel.ParsePath(resolved)
 	if err != nil {
 		return "", 0, err
 	}

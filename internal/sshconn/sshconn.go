@@ -41,9 +41,9 @@ type Client struct {
 	// InstanceID is the host name the key was checked under.
 	InstanceID string
 	// Path is the path of the stream (tunnel.PathDirect or tunnel.PathSSM; "" when not from tunnel).
-	Path string
-	stream     Stream
-	closeOnce  sync.Once
+	Path      string
+	stream    Stream
+	closeOnce sync.Once
 }
 
 // Config of one connection.
