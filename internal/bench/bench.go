@@ -1,0 +1,493 @@
+// Package bench is the engine of `devgate bench`: per connection path
+// (direct, ssm, or whatever auto picks) it measures on a real instance
+// the figures of product.md's success metrics — warm connect time (median,
+// p90), the interactive round trip (1-byte echo through an SSH session,
+// p50, p99), bulk throughput down and up through one SSH session and
+// through parallel sessions the way cp moves data, and session stability
+// (N short sessions, how many completed) — and puts each beside the users'
+// target (round trip < 100 ms, transfers > 20 MB/s, > 99 % of sessions).
+//
+// Data comes from /dev/zero on the instance (head -c) and from a zero
+// buffer here, and goes to /dev/null there and io.Discard here: nothing is
+// written to a disk and nothing is left on the instance. It does not dial
+// AWS or parse flags itself: Options.Dial opens SSH connections on a path
+// (cli wires it to sshconn.DialN), and it prints nothing (Options.Progress).
+// The project's own whole-system benchmarks live in the top-level bench/
+// directory, not here.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/devgate/devgate/internal/sshconn"
+)
+
+// The users' targets (docs/product.md, "Success metrics").
+const (
+	TargetRTT       = 100 * time.Millisecond // interactive round trip, p50
+	TargetMBps      = 20.0                   // model transfers, MB/s (10^6 bytes)
+	TargetStability = 99.0                   // % of sessions that complete
+)
+
+// Options configure one run.
+type Options struct {
+	// Paths to measure: "direct", "ssm" or "auto" (each through Dial).
+	Paths []string
+	// Size is the bytes of each bulk transfer (default 64 MiB); MaxTime
+	// bounds each one (default 20 s): throughput is bytes over time either way.
+	Size    int64
+	MaxTime time.Duration
+	// Runs is the number of warm connects (default 5); the round trip takes
+	// 20 echoes per run and stability 4 sessions per run.
+	Runs int
+	// Sessions is the number of parallel sessions of the "parallel" rows (cp's -j, default 8).
+	Sessions int
+	// Dial opens n SSH connections to the instance on path; the first
+	// result's Path says which path auto took.
+	Dial func(ctx context.Context, path string, n int) ([]*sshconn.Client, error)
+	// Progress receives one line per step ("" for none).
+	Progress func(format string, args ...any)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Report is what a run measured.
+type Report struct {
+	Target  string       `json:"target"`
+	Size    int64        `json:"size_bytes"`
+	Runs    int          `json:"runs"`
+	Paths   []PathReport `json:"paths"`
+	Verdict string       `json:"verdict"`
+}
+
+// PathReport is one path's figures. Err is set when the path could not be
+// used at all (e.g. direct without a VPN); figures that failed are omitted
+// and listed in Errors.
+type PathReport struct {
+	Path string `json:"path"`
+	// Took is the path auto took ("direct" or "ssm"); the path itself otherwise.
+	Took           string      `json:"took"`
+	Err            string      `json:"error,omitempty"`
+	ConnectMedian  Millis      `json:"connect_median_ms"`
+	ConnectP90     Millis      `json:"connect_p90_ms"`
+	RTTp50         Millis      `json:"rtt_p50_ms"`
+	RTTp99         Millis      `json:"rtt_p99_ms"`
+	RTTSamples     int         `json:"rtt_samples"`
+	DownOne        *Throughput `json:"down_one_session,omitempty"`
+	UpOne          *Throughput `json:"up_one_session,omitempty"`
+	DownParallel   *Throughput `json:"down_parallel,omitempty"`
+	UpParallel     *Throughput `json:"up_parallel,omitempty"`
+	StableDone     int         `json:"stability_completed"`
+	StableTotal    int         `json:"stability_sessions"`
+	StablePct      float64     `json:"stability_pct"`
+	Checks         []Check     `json:"checks"`
+	Errors         []string    `json:"errors,omitempty"`
+	connectSamples []time.Duration
+}
+
+// Millis is a duration printed and encoded in milliseconds.
+type Millis float64
+
+func ms(d time.Duration) Millis { return Millis(math.Round(float64(d.Microseconds())/10) / 100) }
+
+// Throughput is one bulk transfer.
+type Throughput struct {
+	Bytes    int64   `json:"bytes"`
+	Seconds  float64 `json:"seconds"`
+	MBps     float64 `json:"mb_per_s"`
+	Sessions int     `json:"sessions"`
+}
+
+// Check is one figure beside its target.
+type Check struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Target string `json:"target"`
+	OK     bool   `json:"ok"`
+}
+
+// Run measures every path of o and returns the report; a path that fails is
+// reported, not returned as an error. The error is for a cancelled ctx or
+// bad options.
+func Run(ctx context.Context, target string, o Options) (*Report, error) {
+	if o.Dial == nil {
+		return nil, errors.New("bench: Options.Dial is nil")
+	}
+	if o.Size <= 0 {
+		o.Size = 64 << 20
+	}
+	if o.MaxTime <= 0 {
+		o.MaxTime = 20 * time.Second
+	}
+	if o.Runs <= 0 {
+		o.Runs = 5
+	}
+	if o.Sessions <= 0 {
+		o.Sessions = 8
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &Report{Target: target, Size: o.Size, Runs: o.Runs}
+	for _, p := range o.Paths {
+		pr := runPath(ctx, p, o)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.Paths = append(r.Paths, pr)
+	}
+	r.Verdict = verdict(r.Paths)
+	return r, nil
+}
+
+func runPath(ctx context.Context, path string, o Options) PathReport {
+	pr := PathReport{Path: path, Took: path}
+	say := func(format string, a ...any) { o.Progress("bench %s: "+format, append([]any{path}, a...)...) }
+	fail := func(what string, err error) { pr.Errors = append(pr.Errors, what+": "+err.Error()) }
+
+	// Warm-up: the first connect may start the instance or fill caches.
+	say("warming up")
+	first, err := o.Dial(ctx, path, 1)
+	if err != nil {
+		pr.Err = err.Error()
+		pr.Checks = checks(&pr)
+		return pr
+	}
+	pr.Took = first[0].Path
+	closeAll(first)
+
+	for i := range o.Runs {
+		say("warm connect %d/%d", i+1, o.Runs)
+		start := o.Now()
+		cs, err := o.Dial(ctx, path, 1)
+		if err != nil {
+			fail("connect", err)
+			continue
+		}
+		pr.connectSamples = append(pr.connectSamples, o.Now().Sub(start))
+		closeAll(cs)
+	}
+	pr.ConnectMedian, pr.ConnectP90 = ms(quantile(pr.connectSamples, 0.5)), ms(quantile(pr.connectSamples, 0.9))
+
+	one, err := o.Dial(ctx, path, 1)
+	if err != nil {
+		fail("session", err)
+	} else {
+		c := one[0]
+		say("round trip (%d echoes)", 20*o.Runs)
+		if rtts, err := echoRTT(ctx, c, 20*o.Runs); err != nil {
+			fail("round trip", err)
+		} else {
+			pr.RTTSamples = len(rtts)
+			pr.RTTp50, pr.RTTp99 = ms(quantile(rtts, 0.5)), ms(quantile(rtts, 0.99))
+		}
+		say("download through one session (%s)", mib(o.Size))
+		if t, err := bulk(ctx, one, o.Size, o.MaxTime, true, o.Now); err != nil {
+			fail("download, one session", err)
+		} else {
+			pr.DownOne = t
+		}
+		say("upload through one session (%s)", mib(o.Size))
+		if t, err := bulk(ctx, one, o.Size, o.MaxTime, false, o.Now); err != nil {
+			fail("upload, one session", err)
+		} else {
+			pr.UpOne = t
+		}
+		closeAll(one)
+	}
+
+	many, err := o.Dial(ctx, path, o.Sessions)
+	if err != nil {
+		fail("parallel sessions", err)
+	} else {
+		say("download through %d sessions (%s)", len(many), mib(o.Size))
+		if t, err := bulk(ctx, many, o.Size, o.MaxTime, true, o.Now); err != nil {
+			fail("download, parallel", err)
+		} else {
+			pr.DownParallel = t
+		}
+		say("upload through %d sessions (%s)", len(many), mib(o.Size))
+		if t, err := bulk(ctx, many, o.Size, o.MaxTime, false, o.Now); err != nil {
+			fail("upload, parallel", err)
+		} else {
+			pr.UpParallel = t
+		}
+		closeAll(many)
+	}
+
+	pr.StableTotal = 4 * o.Runs
+	for i := range pr.StableTotal {
+		say("stability %d/%d", i+1, pr.StableTotal)
+		if err := shortSession(ctx, path, o); err != nil {
+			fail("short session "+strconv.Itoa(i+1), err)
+			continue
+		}
+		pr.StableDone++
+	}
+	pr.StablePct = 100 * float64(pr.StableDone) / float64(pr.StableTotal)
+	pr.Checks = checks(&pr)
+	return pr
+}
+
+func closeAll(cs []*sshconn.Client) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB" }
+
+// shortSession is one short session: connect, run `true`, disconnect.
+func shortSession(ctx context.Context, path string, o Options) error {
+	cs, err := o.Dial(ctx, path, 1)
+	if err != nil {
+		return err
+	}
+	defer closeAll(cs)
+	s, err := cs[0].SSH.NewSession()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Run("true")
+}
+
+// echoRTT sends n single bytes through `cat` on the instance, each after
+// the previous came back, and returns the round trips.
+func echoRTT(ctx context.Context, c *sshconn.Client, n int) ([]time.Duration, error) {
+	s, err := c.SSH.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	in, err := s.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start("cat"); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	rtts := make([]time.Duration, 0, n)
+	b := []byte{'x'}
+	for range n {
+		start := time.Now()
+		if _, err := in.Write(b); err != nil {
+			return rtts, err
+		}
+		if _, err := io.ReadFull(out, b); err != nil {
+			return rtts, err
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	in.Close()
+	_ = s.Wait()
+	return rtts, nil
+}
+
+// bulk moves size bytes split over the clients' sessions, down (head -c
+// from /dev/zero there) or up (to /dev/null there), each stopped at
+// maxTime; throughput is what moved over the time it took.
+func bulk(ctx context.Context, cs []*sshconn.Client, size int64, maxTime time.Duration, down bool, now func() time.Time) (*Throughput, error) {
+	ctx, cancel := context.WithTimeout(ctx, maxTime)
+	defer cancel()
+	per := size / int64(len(cs))
+	var mu sync.Mutex
+	var total int64
+	var firstErr error
+	var wg sync.WaitGroup
+	start := now()
+	for i, c := range cs {
+		n := per
+		if i == 0 {
+			n += size - per*int64(len(cs))
+		}
+		wg.Go(func() {
+			moved, err := transfer(ctx, c, n, down)
+			mu.Lock()
+			defer mu.Unlock()
+			total += moved
+			if err != nil && firstErr == nil && ctx.Err() == nil {
+				firstErr = err
+			}
+		})
+	}
+	wg.Wait()
+	secs := now().Sub(start).Seconds()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if total == 0 || secs <= 0 {
+		return nil, errors.New("nothing moved")
+	}
+	return &Throughput{Bytes: total, Seconds: round(secs, 3), MBps: round(float64(total)/secs/1e6, 2), Sessions: len(cs)}, nil
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+var zeros = make([]byte, 256<<10)
+
+// transfer moves n bytes through one new SSH session and returns how many moved.
+func transfer(ctx context.Context, c *sshconn.Client, n int64, down bool) (int64, error) {
+	s, err := c.SSH.NewSession()
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	if down {
+		out, err := s.StdoutPipe()
+		if err != nil {
+			return 0, err
+		}
+		if err := s.Start("head -c " + strconv.FormatInt(n, 10) + " /dev/zero"); err != nil {
+			return 0, err
+		}
+		moved, err := io.Copy(io.Discard, out)
+		if err != nil {
+			return moved, err
+		}
+		if werr := s.Wait(); werr != nil && ctx.Err() == nil {
+			return moved, werr
+		}
+		if moved != n && ctx.Err() == nil {
+			return moved, fmt.Errorf("received %d of %d bytes", moved, n)
+		}
+		return moved, nil
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := s.Start("cat > /dev/null"); err != nil {
+		return 0, err
+	}
+	var moved int64
+	for moved < n && ctx.Err() == nil {
+		k := int64(len(zeros))
+		if n-moved < k {
+			k = n - moved
+		}
+		w, err := in.Write(zeros[:k])
+		moved += int64(w)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return moved, err
+		}
+	}
+	in.Close()
+	if werr := s.Wait(); werr != nil && ctx.Err() == nil {
+		return moved, werr
+	}
+	return moved, nil
+}
+
+// quantile is the q-quantile of ds (nearest rank); 0 when empty.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// checks puts pr's figures beside the targets.
+func checks(pr *PathReport) []Check {
+	if pr.Err != "" {
+		return nil
+	}
+	var cs []Check
+	if pr.RTTSamples > 0 {
+		cs = append(cs, Check{Name: "round trip p50", Value: fmt.Sprintf("%.1f ms", pr.RTTp50), Target: "< 100 ms", OK: float64(pr.RTTp50) < float64(TargetRTT.Milliseconds())})
+	}
+	for _, t := range []struct {
+		name string
+		v    *Throughput
+	}{{"download, one session", pr.DownOne}, {"upload, one session", pr.UpOne}, {"download, parallel", pr.DownParallel}, {"upload, parallel", pr.UpParallel}} {
+		if t.v != nil {
+			cs = append(cs, Check{Name: t.name, Value: fmt.Sprintf("%.1f MB/s", t.v.MBps), Target: "> 20 MB/s", OK: t.v.MBps > TargetMBps})
+		}
+	}
+	if pr.StableTotal > 0 {
+		cs = append(cs, Check{Name: "sessions completed", Value: fmt.Sprintf("%d/%d (%.0f %%)", pr.StableDone, pr.StableTotal, pr.StablePct), Target: "> 99 %", OK: pr.StablePct > TargetStability})
+	}
+	return cs
+}
+
+// verdict says in one line which path to use for what.
+func verdict(ps []PathReport) string {
+	var direct, ssm *PathReport
+	for i := range ps {
+		switch ps[i].Took {
+		case "direct":
+			if ps[i].Err == "" {
+				direct = &ps[i]
+			}
+		case "ssm":
+			if ps[i].Err == "" {
+				ssm = &ps[i]
+			}
+		}
+	}
+	allOK := func(p *PathReport) bool {
+		for _, c := range p.Checks {
+			if !c.OK {
+				return false
+			}
+		}
+		return len(p.Checks) > 0
+	}
+	interactiveOK := func(p *PathReport) bool {
+		return p.RTTSamples > 0 && float64(p.RTTp50) < float64(TargetRTT.Milliseconds())
+	}
+	bulkOK := func(p *PathReport) bool {
+		return p.DownParallel != nil && p.DownParallel.MBps > TargetMBps
+	}
+	var b bytes.Buffer
+	switch {
+	case direct != nil && allOK(direct):
+		b.WriteString("use direct (the VPN) for everything: it meets every target")
+	case direct != nil && bulkOK(direct):
+		b.WriteString("use direct (the VPN) for transfers")
+	case direct == nil:
+		b.WriteString("direct is not available here (connect the Client VPN to use it)")
+	default:
+		b.WriteString("direct misses targets (see ✗)")
+	}
+	if ssm != nil {
+		switch {
+		case interactiveOK(ssm) && bulkOK(ssm):
+			b.WriteString("; Session Manager is fine for interactive work and, with parallel sessions (cp -j), for transfers")
+		case interactiveOK(ssm):
+			b.WriteString("; Session Manager is fine for interactive work; move big files with cp -j or --via s3")
+		default:
+			b.WriteString("; Session Manager misses the interactive target here")
+		}
+	}
+	return b.String()
+}
