@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Benchmark of the hybrid path (--path auto|direct|ssm) on one devgate-lab run
+# with 50 ms API latency, 20 ms one-way data-channel delay and the agent's
+# pacing, the lab's VPN model connected (the direct path itself unmodelled:
+# loopback speed):
+#
+#  1. a SIZE_MB download: devgate cp --path direct -j 16, plain scp straight to
+#     the instance's sshd at its private address (the floor), devgate cp
+#     --path ssm -j 16, devgate cp --via s3;
+#  2. warm connect (ssh through the lab's ssh config, `true`): auto with the
+#     VPN up vs plain ssh straight to the sshd; --path ssm; auto with the VPN
+#     down by refusal and by silence, first connect (nothing remembered) and
+#     the ones after.
+#
+#   SIZE_MB=1024 RUNS=5 bench/hybrid.sh      (defaults 256 and 5)
+set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
+cd "$(dirname "$0")/.."
+SIZE_MB=${SIZE_MB:-256}
+RUNS=${RUNS:-5}
+W=$(mktemp -d /tmp/devgate-bench-hybrid.XXXXXX)
+trap 'devgate-lab down --dir "$W/lab" >/dev/null 2>&1 || true; kill $LABPID 2>/dev/null || true; rm -rf "$W"' EXIT
+mkdir -p "$W/bin" "$W/lab" "$W/home"
+go build -o "$W/bin/devgate" ./cmd/devgate
+go build -o "$W/bin/devgate-lab" ./cmd/devgate-lab
+PATH="$W/bin:$PATH"
+devgate-lab up --dir "$W/lab" --api-latency 50ms --data-delay 20ms --pacing=true --key-ttl 1h --vpn up \
+	--devgate "$W/bin/devgate" >"$W/lab.out" 2>&1 &
+LABPID=$!
+for _ in $(seq 300); do [ -s "$W/lab/instances.json" ] && break; sleep 0.1; done
+. "$W/lab/env"
+export HOME="$W/home" XDG_CACHE_HOME="$W/home/.cache" XDG_CONFIG_HOME="$W/home/.config"
+read -r ID USER_ON IP < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; print(r["id"], r["user"], r["privateIp"])' "$W/lab/instances.json")
+KEY="$HOME/.ssh/devgate/id_ed25519"
+SRC="$W/src.bin"
+head -c $((SIZE_MB << 20)) /dev/urandom >"$SRC"
+SUM=$(sha256sum "$SRC" | cut -c1-64)
+devgate cp -q --user "$USER_ON" --path ssm gpu1:/etc/hostname "$W/warm" # creates and pushes the key (valid 1 h here), pins the host key
+PLAIN=(-F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$W/lab/known_hosts"
+	-o StrictHostKeyChecking=accept-new -o HostKeyAlias="$ID")
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+check() { [ "$(sha256sum "$1" | cut -c1-64)" = "$SUM" ] || { echo "checksum mismatch: $1" >&2; exit 1; }; }
+
+echo "== $SIZE_MB MiB download (median of 3 for the fast ones, 1 run for Session Manager)"
+declare -A SECS
+cprun() { # name, runs, command...
+	local name=$1 n=$2; shift 2
+	local ts=()
+	for _ in $(seq "$n"); do
+		rm -f "$W/out.bin"
+		local t0=$(now)
+		"$@" >/dev/null
+		local t1=$(now)
+		check "$W/out.bin"
+		ts+=("$(echo "$t1 - $t0" | bc)")
+	done
+	SECS[$name]=$(printf '%s\n' "${ts[@]}" | median)
+	printf '%-34s %8.2f s  %8.1f MB/s   (runs: %s)\n' "$name" "${SECS[$name]}" "$(echo "$SIZE_MB * 1.048576 / ${SECS[$name]}" | bc -l)" "${ts[*]}"
+}
+cprun "scp straight to sshd (floor)" 3 scp -q "${PLAIN[@]}" "$USER_ON@$IP:$SRC" "$W/out.bin"
+cprun "devgate cp --path direct -j 16" 3 devgate cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin"
+cprun "devgate cp --path ssm -j 16" 1 devgate cp -q --user "$USER_ON" --path ssm --via tunnel -j 16 "gpu1:$SRC" "$W/out.bin"
+cprun "devgate cp --via s3" 1 devgate cp -q --user "$USER_ON" --path ssm --via s3 --bucket devgate-lab-relay "gpu1:$SRC" "$W/out.bin"
+floor=${SECS["scp straight to sshd (floor)"]}
+printf 'direct / floor: %.3f (target ≤ 1.10)\n\n' "$(echo "${SECS["devgate cp --path direct -j 16"]} / $floor" | bc -l)"
+
+echo "== warm connect: ssh … true (median of $RUNS)"
+declare -A CONN
+conn() { # name, env, ssh args...
+	local name=$1 env=$2; shift 2
+	local ts=()
+	for _ in $(seq "$RUNS"); do
+		local t0=$(now)
+		env $env ssh "$@" true >/dev/null 2>"$W/ssh.err" || { cat "$W/ssh.err" >&2; exit 1; }
+		local t1=$(now)
+		ts+=("$(echo "$t1 - $t0" | bc)")
+	done
+	CONN[$name]=$(printf '%s\n' "${ts[@]}" | median)
+	printf '%-40s %7.3f s   (runs: %s)\n' "$name" "${CONN[$name]}" "${ts[*]}"
+}
+once() { # name, env, ssh args...: one connect, its time
+	local name=$1 env=$2; shift 2
+	local t0=$(now)
+	env $env ssh "$@" true >/dev/null 2>"$W/ssh.err" || { cat "$W/ssh.err" >&2; exit 1; }
+	local t1=$(now)
+	CONN[$name]=$(echo "$t1 - $t0" | bc)
+	printf '%-40s %7.3f s   (%s)\n' "$name" "${CONN[$name]}" "$(grep -o 'direct [^;]*;\? \?[A-Za-z ]*$\|direct .* in [0-9]* ms' "$W/ssh.err" | head -1)"
+}
+SSHC=(-F "$W/lab/ssh_config" -o BatchMode=yes gpu1)
+conn "plain ssh straight to sshd" "" "${PLAIN[@]}" "$USER_ON@$IP"
+conn "auto, VPN up" "" "${SSHC[@]}"
+conn "--path ssm" "DEVGATE_PATH=ssm" "${SSHC[@]}"
+printf 'auto (VPN up) / plain ssh: %.3f (target ≤ 1.10)\n' "$(echo "${CONN["auto, VPN up"]} / ${CONN["plain ssh straight to sshd"]}" | bc -l)"
+for mode in refuse silence; do
+	if [ $mode = refuse ]; then devgate-lab vpn disconnect --dir "$W/lab" >/dev/null; else devgate-lab vpn disconnect --silence --dir "$W/lab" >/dev/null; fi
+	rm -rf "$XDG_CACHE_HOME/devgate/direct" # nothing remembered: the first connect tries direct for the budget
+	once "auto, VPN down ($mode), first" "" "${SSHC[@]}"
+	conn "auto, VPN down ($mode), later" "" "${SSHC[@]}"
+	printf 'first - ssm: %+.3f s (budget 0.300 s); later / ssm: %.3f\n' \
+		"$(echo "${CONN["auto, VPN down ($mode), first"]} - ${CONN["--path ssm"]}" | bc -l)" \
+		"$(echo "${CONN["auto, VPN down ($mode), later"]} / ${CONN["--path ssm"]}" | bc -l)"
+done
+devgate-lab vpn connect --dir "$W/lab" >/dev/null
+echo
+echo "== devgate bench gpu1 --path all --json (--size ${BENCH_SIZE:-16MiB})"
+devgate bench gpu1 --user "$USER_ON" --path all --json --size "${BENCH_SIZE:-16MiB}" --runs 3 -j 16 2>/dev/null | tee "$W/bench.json"
+[ -n "${BENCH_JSON_OUT:-}" ] && cp "$W/bench.json" "$BENCH_JSON_OUT"
+exit 0
