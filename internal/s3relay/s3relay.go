@@ -39,6 +39,7 @@ import (
 
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
 	"github.com/devgate/devgate/internal/transfer"
 )
@@ -202,8 +203,8 @@ etag=$(dd if="$F" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" 2>
   tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
 [ -n "$etag" ] || { echo "part $n: upload failed" >&2; exit 1; }
 echo "$n $len $etag"`
-	cmd := "command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }; F=" + shellQuote(src) +
-		"; export F; xargs -P " + strconv.Itoa(o.Parallel) + " -n 4 sh -c " + shellQuote(inner) + " _"
+	cmd := "command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }; F=" + shquote.Quote(src) +
+		"; export F; xargs -P " + strconv.Itoa(o.Parallel) + " -n 4 sh -c " + shquote.Quote(inner) + " _"
 	parts, err := runParts(ctx, c, cmd, lines.String(), name, o)
 	if err != nil {
 		return err
@@ -375,8 +376,8 @@ curl -sS -f --retry 3 -r "$off-$end" -o "$F.$n" "$url" || { echo "part $n: downl
 dd if="$F.$n" of="$F" bs=1M conv=notrunc oflag=seek_bytes seek="$off" 2>/dev/null || { echo "part $n: write failed" >&2; rm -f "$F.$n"; exit 1; }
 rm -f "$F.$n"
 echo "$n $len done"`
-		cmd := "command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }; F=" + shellQuote(partial) +
-			"; export F; xargs -P " + strconv.Itoa(o.Parallel) + " -n 4 sh -c " + shellQuote(inner) + " _"
+		cmd := "command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }; F=" + shquote.Quote(partial) +
+			"; export F; xargs -P " + strconv.Itoa(o.Parallel) + " -n 4 sh -c " + shquote.Quote(inner) + " _"
 		if _, err := runParts(ctx, c, cmd, lines.String(), name, o); err != nil {
 			return st, err
 		}
@@ -464,7 +465,7 @@ func bucketErr(err error, bucket string) error {
 }
 
 func sum(ctx context.Context, c *sshconn.Client, p string) (string, error) {
-	out, err := c.Output(ctx, "sha256sum -- "+shellQuote(p), nil)
+	out, err := c.Output(ctx, "sha256sum -- "+shquote.Quote(p), nil)
 	if err != nil {
 		return "", err
 	}
@@ -498,6 +499,5 @@ func fsErr(err error, what, p, where string, class exitcode.Class) error {
 	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 var _ = sync.Mutex{}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
 )
 
@@ -241,7 +242,7 @@ func (remoteSide) MkdirAll(c *sshconn.Client, p string, mode fs.FileMode) error 
 
 // Sum runs sha256sum on the instance.
 func (remoteSide) Sum(ctx context.Context, c *sshconn.Client, p string) (string, error) {
-	out, err := c.Output(ctx, "sha256sum -- "+shellQuote(p), nil)
+	out, err := c.Output(ctx, "sha256sum -- "+shquote.Quote(p), nil)
 	if err != nil {
 		return "", err
 	}
@@ -255,7 +256,7 @@ func (remoteSide) Sum(ctx context.Context, c *sshconn.Client, p string) (string,
 // ChunkSums hashes each chunk on the instance with dd and sha256sum.
 func (remoteSide) ChunkSums(ctx context.Context, c *sshconn.Client, p string, chunk, n int64) ([]string, error) {
 	cmd := fmt.Sprintf(`f=%s; i=0; while [ $i -lt %d ]; do dd if="$f" bs=%d skip=$i count=1 2>/dev/null | sha256sum; i=$((i+1)); done`,
-		shellQuote(p), n, chunk)
+		shquote.Quote(p), n, chunk)
 	out, err := c.Output(ctx, cmd, nil)
 	if err != nil {
 		return nil, err
@@ -292,7 +293,6 @@ func (remoteSide) Chtimes(c *sshconn.Client, p string, mtime time.Time) error {
 
 func (remoteSide) Remove(c *sshconn.Client, p string) error { return c.SFTP.Remove(p) }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // isRemoteFSError reports whether err is the server's answer about a file
 // (not a broken connection).
