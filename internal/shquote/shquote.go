@@ -9,7 +9,8 @@ import "strings"
 
 // Quote returns s as one shell word: unchanged when every byte is in
 // [A-Za-z0-9_./:@%+,-] (and s is not empty), otherwise in single quotes with
-// each ' written as '\''. A POSIX shell reads the result back as exactly s.
+// each single quote closed, escaped with a backslash and reopened. A POSIX
+// shell reads the result back as exactly s.
 // s must not contain NUL (no shell word can).
 func Quote(s string) string {
 	if s != "" && strings.IndexFunc(s, unsafe) < 0 {
