@@ -76,6 +76,9 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// OnResolved is told the instance a name or alias resolved to (not called
+	// for an instance id given directly), before any session is opened.
+	OnResolved func(t awsapi.Target)
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
@@ -125,19 +128,33 @@ func (c *Conn) Done() <-chan struct{} { return c.sess.Done() }
 // CloseWrite waits until every byte written reached the agent.
 func (c *Conn) CloseWrite(ctx context.Context) error { return c.sess.CloseWrite(ctx) }
 
-// Close ends the session: the TerminateSession flag, then the
-// TerminateSession API (bounded to a few seconds; ctx may already be cancelled).
-func (c *Conn) Close() error {
+// TerminateWait bounds the TerminateSession API call of Close and Terminate.
+const TerminateWait = 2 * time.Second
+
+// Close ends the session as Terminate does, on a fresh context.
+func (c *Conn) Close() error { return c.Terminate(context.Background()) }
+
+// Terminate ends the session on the service: the TerminateSession flag on
+// the data channel and, at the same time, the TerminateSession API. It
+// returns within about TerminateWait even when ctx is already cancelled (a
+// signal cancelled it) or the service is silent: the API call runs on
+// context.WithoutCancel(ctx) with its own deadline. Only the first call does
+// anything.
+func (c *Conn) Terminate(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TerminateWait)
+		defer cancel()
+		api := make(chan error, 1)
+		go func() {
+			_, err := c.ssm.TerminateSession(actx, &ssm.TerminateSessionInput{SessionId: aws.String(c.SessionID)})
+			api <- err
+		}()
 		if c.mux != nil {
 			c.mux.Close()
 		}
 		c.sess.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = c.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(c.SessionID)})
-		if err != nil {
+		if err = <-api; err != nil {
 			err = awsapi.Classify(err, "ssm:TerminateSession")
 		}
 	})
@@ -183,7 +200,25 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, d.deadline(ctx, err, exitcode.NotFound)
 	}
+	c, err := d.dial(ctx, t)
+	if t.Cached && (exitcode.Code(err) == int(exitcode.Terminated) || exitcode.Code(err) == int(exitcode.NotFound)) {
+		// The cached instance is gone (replaced under the same name): ask AWS again.
+		d.log.Info("tunnel: cached instance is gone; resolving again", "target", o.Target, "id", t.ID, "err", err)
+		awsapi.Forget(o.Resolve.CacheFile, o.Target, time.Now())
+		if t, err = awsapi.Resolve(ctx, cfg, o.Target, o.Resolve); err != nil {
+			return nil, d.deadline(ctx, err, exitcode.NotFound)
+		}
+		c, err = d.dial(ctx, t)
+	}
+	return c, err
+}
+
+func (d *dialer) dial(ctx context.Context, t awsapi.Target) (*Conn, error) {
+	if d.o.OnResolved != nil && !awsapi.InstanceIDRe.MatchString(d.o.Target) {
+		d.o.OnResolved(t)
+	}
 	var c *Conn
+	var err error
 	if t.State == "" || t.State == "running" {
 		c, err = d.warm(ctx, t.ID)
 		if err == nil {
