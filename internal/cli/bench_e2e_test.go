@@ -25,16 +25,16 @@ func TestE2EBench(t *testing.T) {
 	}
 	var rep struct {
 		Paths []struct {
-			Path, Took, Error            string
-			ConnectMedian                float64 `json:"connect_median_ms"`
-			RTTSamples                   int     `json:"rtt_samples"`
-			DownOne      *throughput `json:"down_one_session"`
-			UpOne        *throughput `json:"up_one_session"`
-			DownParallel *throughput `json:"down_parallel"`
-			UpParallel   *throughput `json:"up_parallel"`
-			StableDone  int `json:"stability_completed"`
-			StableTotal int `json:"stability_sessions"`
-			Checks      []struct {
+			Path, Took, Error string
+			ConnectMedian     float64     `json:"connect_median_ms"`
+			RTTSamples        int         `json:"rtt_samples"`
+			DownOne           *throughput `json:"down_one_session"`
+			UpOne             *throughput `json:"up_one_session"`
+			DownParallel      *throughput `json:"down_parallel"`
+			UpParallel        *throughput `json:"up_parallel"`
+			StableDone        int         `json:"stability_completed"`
+			StableTotal       int         `json:"stability_sessions"`
+			Checks            []struct {
 				Name string
 				OK   bool
 			}
