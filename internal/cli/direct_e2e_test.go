@@ -94,6 +94,18 @@ func TestE2EDirectPathWithVPN(t *testing.T) {
 	if viaDirect.MatchString(stderr) || e.l.Mgs().Attached() != 1 {
 		t.Fatalf("--path ssm: attached %d, stderr:\n%s", e.l.Mgs().Attached(), stderr)
 	}
+
+	// A host's "path" in devgate's config is obeyed too (the ProxyCommand gets the instance id as %h).
+	cfgFile := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfgFile, []byte(`{"hosts": {"gpu1": {"prefix": "devbox", "name": "gpu1", "id": "`+e.inst(t, "gpu1")+`", "path": "ssm"}}}`), 0o600)
+	env := append([]string(nil), e.environ...)
+	e.environ = append(e.environ, "DEVGATE_CONFIG="+cfgFile)
+	out.Reset()
+	stderr, err = e.ssh(ctx, nil, &out, "gpu1", "echo", "config")
+	e.environ = env
+	if err != nil || out.String() != "config\n" || viaDirect.MatchString(stderr) || e.l.Mgs().Attached() != 2 {
+		t.Fatalf("host path ssm in the config: %v %q, attached %d\n%s", err, out.String(), e.l.Mgs().Attached(), stderr)
+	}
 }
 
 func waitNoSessions(t *testing.T, e *e2e) {
