@@ -85,9 +85,9 @@ once() { # name, env, ssh args...: one connect, its time
 	env $env ssh "$@" true >/dev/null 2>"$W/ssh.err" || { cat "$W/ssh.err" >&2; exit 1; }
 	local t1=$(now)
 	CONN[$name]=$(echo "$t1 - $t0" | bc)
-	printf '%-40s %7.3f s   (%s)\n' "$name" "${CONN[$name]}" "$(grep -o 'direct [^;]*;\? \?[A-Za-z ]*$\|direct .* in [0-9]* ms' "$W/ssh.err" | head -1)"
+	printf '%-40s %7.3f s   (%s)\n' "$name" "${CONN[$name]}" "$(grep -E '; Session Manager$|direct [0-9.]+:[0-9]+ in [0-9]+ ms$' "$W/ssh.err" | head -1 | sed 's/^devgate: \[[^]]*\] //')"
 }
-SSHC=(-F "$W/lab/ssh_config" -o BatchMode=yes gpu1)
+SSHC=(-F "$W/lab/ssh_config" -i "$KEY" -o BatchMode=yes gpu1) # -i: ssh expands the config's ~ to the passwd home, not $HOME
 conn "plain ssh straight to sshd" "" "${PLAIN[@]}" "$USER_ON@$IP"
 conn "auto, VPN up" "" "${SSHC[@]}"
 conn "--path ssm" "DEVGATE_PATH=ssm" "${SSHC[@]}"
@@ -103,7 +103,8 @@ for mode in refuse silence; do
 done
 devgate-lab vpn connect --dir "$W/lab" >/dev/null
 echo
-echo "== devgate bench gpu1 --path all --json (--size ${BENCH_SIZE:-16MiB})"
-devgate bench gpu1 --user "$USER_ON" --path all --json --size "${BENCH_SIZE:-16MiB}" --runs 3 -j 16 2>/dev/null | tee "$W/bench.json"
-[ -n "${BENCH_JSON_OUT:-}" ] && cp "$W/bench.json" "$BENCH_JSON_OUT"
-exit 0
+echo "== devgate bench gpu1 --path all --json --size ${BENCH_SIZE:-64MiB} --runs 3 -j 8"
+devgate bench gpu1 --user "$USER_ON" --path all --json --size "${BENCH_SIZE:-64MiB}" --runs 3 -j 8 >"$W/bench.json" 2>"$W/bench.err" ||
+	{ cat "$W/bench.err" >&2; exit 1; }
+cat "$W/bench.json"
+if [ -n "${BENCH_JSON_OUT:-}" ]; then cp "$W/bench.json" "$BENCH_JSON_OUT"; fi
