@@ -66,10 +66,11 @@ func newSession(srv *Server, spec SessionSpec, token string) *session {
 	s := &session{srv: srv, spec: spec, token: token, ctx: ctx, cancel: cancel,
 		log: srv.cfg.Logger.With("session", spec.SessionID), hsAcked: make(chan ssmmsg.HandshakeResponse, 1)}
 	s.ep = reliable.New(reliable.Config{
-		SendType: ssmmsg.OutputStreamData,
-		Deliver:  s.deliver,
-		Acked:    s.acked,
-		Logger:   s.log,
+		SendType:        ssmmsg.OutputStreamData,
+		Deliver:         s.deliver,
+		Acked:           s.acked,
+		Logger:          s.log,
+		TrackDepartures: true, // the link reports departures (link.sent)
 	})
 	s.ep.SetPaused(true) // no client attached yet
 	return s
@@ -131,6 +132,7 @@ func (s *session) serve(l *link, clientVersion string) {
 	}
 	s.log.Info("mgs: client attached", "clientVersion", clientVersion, "first", first)
 
+	l.sent = s.ep.Departed
 	var lw sync.WaitGroup
 	lw.Add(2)
 	go func() { defer lw.Done(); l.writeLoop() }()
@@ -405,7 +407,9 @@ func (s *session) end(output string) {
 	l := s.link
 	p := s.plug
 	s.mu.Unlock()
-	s.log.Info("mgs: session ended", "output", output)
+	st := s.ep.Stats()
+	s.log.Info("mgs: session ended", "output", output, "sent", st.Sent, "retransmitted", st.Retransmitted,
+		"received", st.Received, "duplicates", st.Duplicates) // bench/storm.sh reads the counters
 	s.cancel()
 	if p != nil {
 		p.close()
