@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/datachannel"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshkey"
@@ -51,7 +50,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 			if err != nil {
 				return err
 			}
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			cfg, err := af.load(ctx, log)
 			if err != nil {
 				return err
 			}
@@ -174,7 +173,7 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 
 // sessionEnd reports how the session ended when the agent side closed it.
 func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {
-	err := conn.Session().Err()
+	err := conn.Err()
 	var ce *datachannel.ClosedError
 	switch {
 	case errors.As(err, &ce):

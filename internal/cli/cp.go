@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/progress"
 	"github.com/devgate/devgate/internal/s3relay"
@@ -144,7 +143,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if err != nil {
 		return err
 	}
-	cfg, err := awsapi.Load(ctx, o.af.profile, o.af.region)
+	cfg, err := o.af.load(ctx, nil)
 	if err != nil {
 		return err
 	}

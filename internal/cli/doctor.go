@@ -113,7 +113,7 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 
 	var checks []doctor.Check
 	dr := &dateRecorder{}
-	cfg, cfgErr := awsapi.Load(ctx, af.profile, af.region)
+	cfg, cfgErr := af.load(ctx, nil)
 	if cfgErr != nil {
 		checks = append(checks, doctor.Check{Name: "AWS configuration", Run: func(context.Context) doctor.Result {
 			return doctor.Result{Detail: cfgErr.Error(), Fix: exitcode.HintOf(cfgErr)}

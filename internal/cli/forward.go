@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/forward"
 	"github.com/devgate/devgate/internal/tunnel"
 )
@@ -70,7 +69,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 					fw.Close()
 				}
 			}()
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			cfg, err := af.load(ctx, log)
 			if err != nil {
 				return err
 			}

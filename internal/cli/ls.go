@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
@@ -15,6 +18,17 @@ func init() { register(newLsCommand) }
 
 // awsFlags are the AWS selection flags of ls, start, stop and doctor.
 type awsFlags struct{ profile, region string }
+
+// load loads the AWS configuration the flags name, with devgate's
+// application id on every call; sdkLog receives what the SDK logs (nil: nothing,
+// so that SDK warnings never reach the terminal without --verbose).
+func (f *awsFlags) load(ctx context.Context, sdkLog *slog.Logger) (aws.Config, error) {
+	opts := []awsapi.Option{awsapi.WithAppID(Version)}
+	if sdkLog != nil {
+		opts = append(opts, awsapi.WithLogger(sdkLog))
+	}
+	return awsapi.Load(ctx, f.profile, f.region, opts...)
+}
 
 func (f *awsFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: the SDK's default chain)")
@@ -29,7 +43,7 @@ func newLsCommand(io IO) *cobra.Command {
 		Short: "List instances with their state and SSM agent status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := awsapi.Load(cmd.Context(), af.profile, af.region)
+			cfg, err := af.load(cmd.Context(), nil)
 			if err != nil {
 				return err
 			}

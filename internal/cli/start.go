@@ -36,7 +36,7 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			cfg, err := af.load(ctx, nil)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -89,6 +90,27 @@ type Conn struct {
 	mux        *smux.Session
 	ssm        *ssm.Client
 	closeOnce  sync.Once
+	// resumeErr is the last ResumeSession failure whose class is Credentials.
+	resumeErr atomic.Pointer[error]
+}
+
+// Err is why the session ended (nil while it runs): the data channel's
+// error, except that a session lost because the credentials could no longer
+// resume it ends with that credentials error (exit 10 and its hint), not
+// with a network one.
+func (c *Conn) Err() error {
+	err := c.sess.Err()
+	if err == nil {
+		return nil
+	}
+	var xe *exitcode.Error
+	if errors.As(err, &xe) && xe.Class == exitcode.TunnelLost {
+		if p := c.resumeErr.Load(); p != nil {
+			return exitcode.Wrap(err, exitcode.Credentials, exitcode.HintOf(*p),
+				"the session was lost and could not be resumed: %v", *p)
+		}
+	}
+	return err
 }
 
 func (c *Conn) Read(p []byte) (int, error)  { return c.stream.Read(p) }
@@ -455,14 +477,21 @@ func safeName(s string) string {
 // open connects the data channel of a started session.
 func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutput) (*Conn, error) {
 	sid := aws.ToString(out.SessionId)
+	c := &Conn{InstanceID: id, SessionID: sid, ssm: d.ssm}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
 		ResumeTimeout: d.o.ResumeTimeout, Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
 			if err != nil {
+				err = awsapi.Classify(err, "ssm:ResumeSession")
+				var xe *exitcode.Error
+				if errors.As(err, &xe) && xe.Class == exitcode.Credentials {
+					c.resumeErr.Store(&err)
+				}
 				return "", err
 			}
+			c.resumeErr.Store(nil)
 			return aws.ToString(r.TokenValue), nil
 		},
 		Header: d.signUpgrade,
@@ -472,7 +501,7 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		d.terminate(sid)
 		return nil, err
 	}
-	c := &Conn{InstanceID: id, SessionID: sid, sess: sess, stream: sess, ssm: d.ssm}
+	c.sess, c.stream = sess, sess
 	if !d.o.NoStream && d.o.Document == DocPortForwarding && sess.Property("type") == "LocalPortForwarding" && ssmmsg.ClientChoosesMux(sess.AgentVersion()) {
 		mcfg := smux.DefaultConfig()
 		mcfg.Version = 1
