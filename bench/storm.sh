@@ -7,6 +7,7 @@
 # D/lab.log.
 #
 #   bash bench/storm.sh            # SIZE_MB=64 BW=4000000 DROP=3s RUNS=3
+#   BASELINE=e31b1c8 bash bench/storm.sh   # also the same cases with that commit's devgate and lab
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
@@ -23,16 +24,23 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$bin/" ./cmd/devgate ./cmd/devgate-lab
-export PATH="$bin:$PATH"
+if [ -n "${BASELINE:-}" ]; then
+  src=$(mktemp -d)
+  git archive "$BASELINE" | tar -x -C "$src"
+  mkdir "$bin/base"
+  (cd "$src" && go build -o "$bin/base/" ./cmd/devgate ./cmd/devgate-lab)
+  rm -rf "$src"
+fi
 
 echo "devgate retransmission benchmark — $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr), commit $(git rev-parse --short HEAD)"
 echo "lab: --pacing=false --bandwidth $BW; ${SIZE_MB} MiB down per run (ssh gpu1 head -c … /dev/zero), $RUNS runs each"
 
 declare -A med
-run_case() { # name, extra lab flags...
-  local name=$1; shift
+run_case() { # binary dir, name, extra lab flags...
+  local dir=$1 name=$2; shift 2
+  local PATH="$dir:$PATH"
   local lab; lab=$(mktemp -d); labs+=("$lab")
-  devgate-lab up --dir "$lab" --devgate "$bin/devgate" --pacing=false --bandwidth "$BW" --key-ttl 1h "$@" >"$lab/up.out" 2>&1 &
+  devgate-lab up --dir "$lab" --devgate "$dir/devgate" --pacing=false --bandwidth "$BW" --key-ttl 1h "$@" >"$lab/up.out" 2>&1 &
   for _ in $(seq 100); do [ -f "$lab/lab.pid" ] && break; sleep 0.1; done
   [ -f "$lab/lab.pid" ] || { cat "$lab/up.out"; exit 1; }
   # shellcheck disable=SC1091
@@ -59,6 +67,13 @@ run_case() { # name, extra lab flags...
     awk -v n="$name" '$1 > 1000 { printf "  %-28s agent sent %d stream messages, retransmitted %d (%.2f%%)\n", n, $1, $2, 100*$2/$1 }'
   devgate-lab down --dir "$lab" >/dev/null 2>&1 || true
 }
-run_case "no drops"
-run_case "drop every $DROP" --drop-every "$DROP"
+if [ -n "${BASELINE:-}" ]; then
+  echo "baseline $BASELINE (its lab does not log the agent's counters):"
+  run_case "$bin/base" "base: no drops"
+  run_case "$bin/base" "base: drop every $DROP" --drop-every "$DROP"
+  printf '  ratio drops / no drops: %.2f×\n' "$(echo "${med[base: drop every $DROP]} / ${med[base: no drops]}" | bc -l)"
+  echo "this tree:"
+fi
+run_case "$bin" "no drops"
+run_case "$bin" "drop every $DROP" --drop-every "$DROP"
 printf '  ratio drops / no drops: %.2f×\n' "$(echo "${med[drop every $DROP]} / ${med[no drops]}" | bc -l)"
