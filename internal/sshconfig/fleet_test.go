@@ -83,12 +83,12 @@ func TestSupportsMatchFinal(t *testing.T) {
 	for v, want := range map[string]bool{
 		"OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024": true,
 		"OpenSSH_8.2p1 Ubuntu-4ubuntu0.11, OpenSSL 1.1.1f":          true,
-		"OpenSSH_8.1p1, LibreSSL 2.7.3":                              false,
-		"OpenSSH_for_Windows_8.1p1, LibreSSL 3.0.2":                  false,
-		"OpenSSH_for_Windows_9.5p1, LibreSSL 3.8.2":                  true,
-		"OpenSSH_7.4p1, OpenSSL 1.0.2k-fips":                         false,
-		"OpenSSH_10.0p2":                                             true,
-		"":                                                           true,
+		"OpenSSH_8.1p1, LibreSSL 2.7.3":                             false,
+		"OpenSSH_for_Windows_8.1p1, LibreSSL 3.0.2":                 false,
+		"OpenSSH_for_Windows_9.5p1, LibreSSL 3.8.2":                 true,
+		"OpenSSH_7.4p1, OpenSSL 1.0.2k-fips":                        false,
+		"OpenSSH_10.0p2":                                            true,
+		"":                                                          true,
 	} {
 		if got := SupportsMatchFinal(v); got != want {
 			t.Errorf("%q: %v", v, got)
