@@ -62,8 +62,11 @@ type vpnTarget struct {
 }
 
 func (v *vpn) targets() []vpnTarget {
+	v.l.fleet.mu.Lock()
+	list := append([]*instance(nil), v.l.fleet.list...)
+	v.l.fleet.mu.Unlock()
 	var out []vpnTarget
-	for _, inst := range v.l.fleet.list {
+	for _, inst := range list {
 		ip, err := netip.ParseAddr(inst.spec.PrivateIP)
 		if err != nil || !ip.Is4() || !ip.IsLoopback() || inst.sshd == nil {
 			continue // only loopback addresses can be modelled
