@@ -41,8 +41,9 @@ type loadOptions struct {
 	lo    []func(*awsconfig.LoadOptions) error
 }
 
-// WithAppID sets the SDK application id sent in every call's User-Agent
-// ("app/devgate/<version>"), so that CloudTrail tells devgate's calls apart.
+// WithAppID sets the SDK application id "devgate/<version>" on every call;
+// the SDK writes it into the User-Agent as "app/devgate-<version>" ('/' is
+// not a token character), which CloudTrail records as userAgent.
 func WithAppID(version string) Option {
 	return func(o *loadOptions) { o.appID = "devgate/" + version }
 }

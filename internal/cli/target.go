@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 
@@ -49,6 +50,23 @@ func resolveInstance(ctx context.Context, cfg aws.Config, target string) (awsapi
 
 // defaultUser is the OS user a key is pushed for when neither --user nor DEVGATE_USER says.
 const defaultUser = "ec2-user"
+
+// sessionReason is StartSession's Reason: the --reason flag, else
+// "devgate <command> by <local user>" so that CloudTrail shows who opened
+// the session with what.
+func sessionReason(flag, command string) string {
+	if flag != "" {
+		return flag
+	}
+	who := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		who = u.Username
+	}
+	if who == "" {
+		who = "unknown user"
+	}
+	return "devgate " + command + " by " + who
+}
 
 // osUser is the OS user on the instance: the flag, else $DEVGATE_USER, else ec2-user.
 func osUser(flag string) string {

@@ -84,6 +84,7 @@ type Lab struct {
 	reg      *labapi.Registry
 	log      *slog.Logger
 	sessions sync.Map
+	reasons  sync.Map // session id → StartSession's Reason
 
 	mu     sync.Mutex
 	fcfg   faults.Config
@@ -359,6 +360,17 @@ func (l *Lab) ExpireCredentials(accessKey string) {
 
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
 func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
+
+// UserAgent is the User-Agent header of the last call of an operation
+// ("StartSession", "DescribeInstances"; "" when it was never called).
+func (l *Lab) UserAgent(op string) string { return l.front.userAgent(op) }
+
+// SessionReason is the Reason StartSession was given for a session ("" when none).
+func (l *Lab) SessionReason(sessionID string) string {
+	v, _ := l.reasons.Load(sessionID)
+	s, _ := v.(string)
+	return s
+}
 
 // Throttled returns how many API calls the throttling fault refused.
 func (l *Lab) Throttled() int { return l.front.throttleCount() }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,9 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// Reason is StartSession's Reason, shown in CloudTrail and the Session
+	// Manager console (at most 256 characters; longer is cut; "" sends none).
+	Reason string
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
@@ -369,8 +373,11 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 	if d.o.Document == DocPortForwardingRemoteHost {
 		params["host"] = []string{d.o.Host}
 	}
-	out, err := d.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(id),
-		DocumentName: aws.String(d.o.Document), Parameters: params})
+	in := &ssm.StartSessionInput{Target: aws.String(id), DocumentName: aws.String(d.o.Document), Parameters: params}
+	if r := []rune(strings.Join(strings.Fields(d.o.Reason), " ")); len(r) > 0 {
+		in.Reason = aws.String(string(r[:min(len(r), 256)]))
+	}
+	out, err := d.ssm.StartSession(ctx, in)
 	if err == nil {
 		return out, nil
 	}
