@@ -212,6 +212,10 @@ func Describe(ctx context.Context, cfg aws.Config, all bool, ids []string, now t
 		in.Filters = []ec2types.Filter{{Name: aws.String("instance-state-name"),
 			Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}}}
 	}
+	return describe(ctx, cfg, in, now)
+}
+
+func describe(ctx context.Context, cfg aws.Config, in *ec2.DescribeInstancesInput, now time.Time) ([]Instance, error) {
 	var rows []Instance
 	p := ec2.NewDescribeInstancesPaginator(ec2.NewFromConfig(cfg), in)
 	for p.HasMorePages() {

@@ -69,14 +69,18 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 					fw.Close()
 				}
 			}()
-			cfg, err := af.load(ctx, log)
+			t, err := resolveTarget(target, af.settings(), prefix)
+			if err != nil {
+				return err
+			}
+			cfg, err := t.aws(ctx, log)
 			if err != nil {
 				return err
 			}
 			state := stateDir()
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
-					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix), Reason: sessionReason(reason, "forward"),
+					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve, Reason: sessionReason(reason, "forward"),
 					StateDir: state, Progress: progress, Logger: log}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
@@ -149,6 +153,6 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors and connection events still)")
 	f.StringVar(&reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
-	f.StringVar(&prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	addPrefixFlag(cmd, &prefix)
 	return cmd
 }

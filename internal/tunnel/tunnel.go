@@ -80,6 +80,9 @@ type Options struct {
 	// Reason is StartSession's Reason, shown in CloudTrail and the Session
 	// Manager console (at most 256 characters; longer is cut; "" sends none).
 	Reason string
+	// OnResolved is told the instance a name or alias resolved to (not called
+	// for an instance id given directly), before any session is opened.
+	OnResolved func(t awsapi.Target)
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
@@ -187,7 +190,25 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, d.deadline(ctx, err, exitcode.NotFound)
 	}
+	c, err := d.dial(ctx, t)
+	if t.Cached && (exitcode.Code(err) == int(exitcode.Terminated) || exitcode.Code(err) == int(exitcode.NotFound)) {
+		// The cached instance is gone (replaced under the same name): ask AWS again.
+		d.log.Info("tunnel: cached instance is gone; resolving again", "target", o.Target, "id", t.ID, "err", err)
+		awsapi.Forget(o.Resolve.CacheFile, o.Target, time.Now())
+		if t, err = awsapi.Resolve(ctx, cfg, o.Target, o.Resolve); err != nil {
+			return nil, d.deadline(ctx, err, exitcode.NotFound)
+		}
+		c, err = d.dial(ctx, t)
+	}
+	return c, err
+}
+
+func (d *dialer) dial(ctx context.Context, t awsapi.Target) (*Conn, error) {
+	if d.o.OnResolved != nil && !awsapi.InstanceIDRe.MatchString(d.o.Target) {
+		d.o.OnResolved(t)
+	}
 	var c *Conn
+	var err error
 	if t.State == "" || t.State == "running" {
 		c, err = d.warm(ctx, t.ID)
 		if err == nil {
