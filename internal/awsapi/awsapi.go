@@ -107,6 +107,13 @@ func Load(ctx context.Context, profile, region string, opts ...Option) (aws.Conf
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 8
 			o.MaxBackoff = 10 * time.Second
+			// An untrusted certificate does not become trusted by retrying.
+			o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if _, ok := tlsTrust(err); ok {
+					return aws.FalseTernary
+				}
+				return aws.UnknownTernary
+			})}, o.Retryables...)
 		})
 	}))
 	lo = append(lo, o.lo...)

@@ -11,6 +11,8 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/devgate/devgate/internal/lab/faults"
@@ -60,6 +63,9 @@ type Options struct {
 	Services []Service
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// TLS serves the endpoint (API and data channel) over HTTPS/WSS with a
+	// certificate from the lab's own CA, written to Dir/ca.pem.
+	TLS bool
 }
 
 // DefaultInstances is the fleet of a lab started without instances.
@@ -84,6 +90,7 @@ type Lab struct {
 	reg      *labapi.Registry
 	log      *slog.Logger
 	sessions sync.Map
+	caPEM    []byte   // the CA of a TLS lab
 	reasons  sync.Map // session id → StartSession's Reason
 
 	mu     sync.Mutex
@@ -216,8 +223,19 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		l.stopSSHDs()
 		return nil, fmt.Errorf("lab: listen %s: %w", opts.Addr, err)
 	}
+	if opts.TLS {
+		tcfg, caPEM, err := labTLS(opts.Dir, opts.Now())
+		if err != nil {
+			ln.Close()
+			l.stopSSHDs()
+			return nil, fmt.Errorf("lab: TLS: %w", err)
+		}
+		l.caPEM = caPEM
+		ln = tls.NewListener(ln, tcfg)
+	}
 	l.ln, l.addr = ln, ln.Addr().String()
-	l.srv = &http.Server{Handler: l.front, ReadHeaderTimeout: 30 * time.Second}
+	l.srv = &http.Server{Handler: l.front, ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)} // TLS handshake refusals are expected in tests
 	go l.srv.Serve(ln)
 	return l, nil
 }
@@ -241,7 +259,20 @@ func (l *Lab) now() time.Time { return l.opts.Now() }
 func (l *Lab) host(context.Context) string { return l.addr }
 
 // Endpoint is the URL to use as AWS_ENDPOINT_URL.
-func (l *Lab) Endpoint() string { return "http://" + l.addr }
+func (l *Lab) Endpoint() string {
+	if l.caPEM != nil {
+		return "https://" + l.addr
+	}
+	return "http://" + l.addr
+}
+
+// CAFile is the CA certificate of a TLS lab (for AWS_CA_BUNDLE); "" without TLS.
+func (l *Lab) CAFile() string {
+	if l.caPEM == nil {
+		return ""
+	}
+	return filepath.Join(l.opts.Dir, CAFile)
+}
 
 // Region is the lab's region.
 func (l *Lab) Region() string { return l.region }
@@ -251,7 +282,7 @@ func (l *Lab) Credentials() (accessKey, secret string) { return l.opts.AccessKey
 
 // Env is the environment a client needs to reach the lab.
 func (l *Lab) Env() []string {
-	return []string{
+	env := []string{
 		"AWS_ENDPOINT_URL=" + l.Endpoint(),
 		"AWS_REGION=" + l.region,
 		"AWS_DEFAULT_REGION=" + l.region,
@@ -259,15 +290,27 @@ func (l *Lab) Env() []string {
 		"AWS_SECRET_ACCESS_KEY=" + l.opts.Secret,
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
+	if f := l.CAFile(); f != "" {
+		env = append(env, "AWS_CA_BUNDLE="+f)
+	}
+	return env
 }
 
 // AWSConfig is an SDK configuration that reaches the lab with its credentials.
 func (l *Lab) AWSConfig() aws.Config {
-	return aws.Config{
+	cfg := aws.Config{
 		Region:       l.region,
 		Credentials:  credentials.NewStaticCredentialsProvider(l.opts.AccessKey, l.opts.Secret, ""),
 		BaseEndpoint: aws.String(l.Endpoint()),
 	}
+	if l.caPEM != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(l.caPEM)
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		})
+	}
+	return cfg
 }
 
 // Instances lists the instances.

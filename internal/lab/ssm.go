@@ -104,7 +104,11 @@ func (l *Lab) newSessionID() string {
 }
 
 func (l *Lab) streamURL(host, id string) string {
-	return "ws://" + host + "/v1/data-channel/" + id + "?role=publish_subscribe"
+	scheme := "ws://"
+	if l.caPEM != nil {
+		scheme = "wss://"
+	}
+	return scheme + host + "/v1/data-channel/" + id + "?role=publish_subscribe"
 }
 
 func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
