@@ -284,10 +284,7 @@ func isNetwork(err error) bool {
 	if errors.As(err, &se) {
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
+	// Not net.Error: syscall.Errno satisfies it, so a missing file would pass for a network failure.
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		return true

@@ -34,6 +34,11 @@ type front struct {
 	throttle func() float64
 	// expired says whether the credentials of an access key have expired.
 	expired func(accessKey string) bool
+	// unsigned serves the requests that carry no SigV4 (SSO OIDC, the SSO
+	// portal, the lab's own pages); false when r is not one of them.
+	unsigned func(w http.ResponseWriter, r *http.Request) bool
+	// sessionToken is the session token temporary credentials must send.
+	sessionToken func(accessKey string) (string, bool)
 
 	rmu       sync.Mutex
 	throttles int
@@ -105,6 +110,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.dataPath.ServeHTTP(w, r)
 		return
 	}
+	if f.unsigned != nil && f.unsigned(w, r) {
+		return
+	}
 	reqID := newRequestID()
 	_, _, service, _ := sigv4.Scope(r)
 	proto := protocolOf(r, service)
@@ -125,6 +133,16 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.log.Info("request refused", "service", service, "err", err)
 		f.writeErr(w, proto, reqID, authError(proto, service, err))
 		return
+	}
+	if tok, ok := f.sessionToken(res.AccessKey); ok {
+		got := r.Header.Get("X-Amz-Security-Token")
+		if got == "" {
+			got = r.URL.Query().Get("X-Amz-Security-Token")
+		}
+		if got != tok {
+			f.writeErr(w, proto, reqID, authError(proto, service, sigv4.ErrUnknownKey))
+			return
+		}
 	}
 	if f.expired != nil && f.expired(res.AccessKey) {
 		// What AWS answers a request signed with temporary credentials past

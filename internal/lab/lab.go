@@ -98,6 +98,8 @@ type Lab struct {
 	denied map[string]bool
 	// expiredKeys are access keys whose credentials have expired.
 	expiredKeys map[string]bool
+	tempKeys    map[string]tempKey // temporary credentials (SSO, AssumeRole)
+	sso         ssoState
 	closed      bool
 }
 
@@ -131,6 +133,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{opts: opts, region: opts.Region, account: DefaultAccount, log: opts.Logger, fcfg: opts.Faults, denied: map[string]bool{}}
+	l.sso = ssoState{clients: map[string]string{}, devices: map[string]*device{}, byCode: map[string]*device{},
+		tokens: map[string]time.Time{}, tokenTTL: 8 * time.Hour}
 	fc := l.opts.Faults
 	l.mgs = mgs.New(mgs.Config{Faults: &fc, Logger: opts.Logger})
 	l.fleet = &fleet{
@@ -204,8 +208,16 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			if k == opts.AccessKey {
 				return opts.Secret, true
 			}
+			if t, ok := l.tempKey(k); ok {
+				return t.secret, true
+			}
 			return "", false
 		}},
+		unsigned: l.serveSSO,
+		sessionToken: func(k string) (string, bool) {
+			t, ok := l.tempKey(k)
+			return t.token, ok
+		},
 		dataPath: l.mgs,
 		log:      opts.Logger,
 		latency:  func() time.Duration { return l.faults().APILatency },
@@ -215,6 +227,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		expired: func(k string) bool {
 			l.mu.Lock()
 			defer l.mu.Unlock()
+			if t, ok := l.tempKeys[k]; ok && !l.opts.Now().Before(t.expires) {
+				return true
+			}
 			return l.expiredKeys[k]
 		},
 	}
@@ -284,6 +299,12 @@ func (l *Lab) Credentials() (accessKey, secret string) { return l.opts.AccessKey
 func (l *Lab) Env() []string {
 	env := []string{
 		"AWS_ENDPOINT_URL=" + l.Endpoint(),
+		// The SDK builds the SSO portal client (and the SSO OIDC client that
+		// refreshes tokens) while it resolves credentials, before it applies
+		// AWS_ENDPOINT_URL (aws-sdk-go-v2 config: resolveCredentials runs before
+		// resolveBaseEndpoint): only the service-specific variables reach them.
+		"AWS_ENDPOINT_URL_SSO=" + l.Endpoint(),
+		"AWS_ENDPOINT_URL_SSO_OIDC=" + l.Endpoint(),
 		"AWS_REGION=" + l.region,
 		"AWS_DEFAULT_REGION=" + l.region,
 		"AWS_ACCESS_KEY_ID=" + l.opts.AccessKey,
