@@ -39,6 +39,13 @@ type loadOptions struct {
 	appID string
 	log   *slog.Logger
 	lo    []func(*awsconfig.LoadOptions) error
+	wrap  []func(aws.CredentialsProvider) aws.CredentialsProvider
+}
+
+// WithCredentialsWrapper wraps the SDK's credential provider (package creds
+// caches an MFA role's credentials this way).
+func WithCredentialsWrapper(w func(aws.CredentialsProvider) aws.CredentialsProvider) Option {
+	return func(o *loadOptions) { o.wrap = append(o.wrap, w) }
 }
 
 // WithAppID sets the SDK application id "devgate/<version>" on every call;
@@ -134,6 +141,9 @@ func Load(ctx context.Context, profile, region string, opts ...Option) (aws.Conf
 		return cfg, exitcode.New(exitcode.Region, "pass --region or set AWS_REGION", "no AWS region")
 	}
 	if cfg.Credentials != nil {
+		for _, w := range o.wrap {
+			cfg.Credentials = w(cfg.Credentials)
+		}
 		cfg.Credentials = &credsProvider{inner: cfg.Credentials, profile: name}
 	}
 	return cfg, nil
@@ -164,6 +174,10 @@ func (p *credsProvider) ProviderSources() []aws.CredentialSource {
 }
 
 func (p *credsProvider) kind(err error) CredentialsKind {
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return ce.Kind
+	}
 	if c := credentialsCause(err, p.profile); c != nil {
 		return c.Kind
 	}

@@ -29,7 +29,7 @@ credentials (~/.aws/cli/cache, 0600) so that later connects (VSCode's included) 
 				return err
 			}
 			res, err := creds.Login(cmd.Context(), creds.LoginOptions{Profile: profile, Home: home,
-				AWS: []awsapi.Option{awsapi.WithAppID(Version)},
+				AWS: []awsapi.Option{awsapi.WithAppID(Version)}, TTY: "/dev/tty",
 				Show: func(d creds.DeviceAuth) {
 					fmt.Fprintf(io.ErrOut, "devgate: to sign in, open %s\ndevgate: and confirm the code %s\n", d.VerificationURI, d.UserCode)
 					if !noBrowser && creds.OpenBrowser(d.VerificationURIComplete) {

@@ -2,6 +2,7 @@ package creds
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +20,8 @@ type LoginOptions struct {
 	AWS []awsapi.Option
 	// Show is told the verification URL and code of an SSO sign-in.
 	Show func(DeviceAuth)
+	// TTY is the terminal an MFA code is asked on (normally /dev/tty).
+	TTY string
 }
 
 // LoginResult says what Login did.
@@ -53,17 +56,26 @@ func Login(ctx context.Context, o LoginOptions) (LoginResult, error) {
 			return res, err
 		}
 		res.Kind, res.Expires, res.CacheFile = "sso", exp, SSOCacheFile(o.Home, p)
+	case p.IsMFA():
+		// Ask now (the cache is bypassed: login means "a fresh session").
+		os.Remove(RoleCacheFile(o.Home, p))
+		res.Kind, res.CacheFile = "mfa", RoleCacheFile(o.Home, p)
 	default:
 		return res, exitcode.New(exitcode.Config,
 			"devgate login signs in IAM Identity Center profiles (sso_session or sso_start_url) and roles with mfa_serial",
 			"profile %s has neither IAM Identity Center settings nor an MFA role", p.Name)
 	}
-	cfg, err := awsapi.Load(ctx, p.Name, "", o.AWS...)
+	opts := append(append([]awsapi.Option(nil), o.AWS...), MFAOptions(ctx, p.Name, o.Home, o.TTY, time.Now())...)
+	cfg, err := awsapi.Load(ctx, p.Name, "", opts...)
 	if err != nil {
 		return res, err
 	}
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+	cr, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
 		return res, awsapi.ClassifyFor(err, "get the profile's credentials", p.Name)
+	}
+	if res.Kind == "mfa" {
+		res.Expires = cr.Expires
 	}
 	return res, nil
 }

@@ -100,6 +100,7 @@ type Lab struct {
 	expiredKeys map[string]bool
 	tempKeys    map[string]tempKey // temporary credentials (SSO, AssumeRole)
 	sso         ssoState
+	usedCodes   map[string]bool // MFA codes already used (each is accepted once)
 	closed      bool
 }
 
@@ -308,6 +309,7 @@ func (l *Lab) Env() []string {
 		// resolveBaseEndpoint): only the service-specific variables reach them.
 		"AWS_ENDPOINT_URL_SSO=" + l.Endpoint(),
 		"AWS_ENDPOINT_URL_SSO_OIDC=" + l.Endpoint(),
+		"AWS_ENDPOINT_URL_STS=" + l.Endpoint(), // the AssumeRole client of a role profile, likewise
 		"AWS_REGION=" + l.region,
 		"AWS_DEFAULT_REGION=" + l.region,
 		"AWS_ACCESS_KEY_ID=" + l.opts.AccessKey,

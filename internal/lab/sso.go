@@ -46,6 +46,7 @@ type device struct {
 type tempKey struct {
 	secret, token string
 	expires       time.Time
+	arn           string // the identity GetCallerIdentity reports
 }
 
 func randHex(n int) string {
@@ -55,9 +56,9 @@ func randHex(n int) string {
 }
 
 // issueKey mints temporary credentials valid for ttl.
-func (l *Lab) issueKey(ttl time.Duration) (id string, k tempKey) {
+func (l *Lab) issueKey(ttl time.Duration, arn string) (id string, k tempKey) {
 	id = "ASIA" + strings.ToUpper(randHex(8))
-	k = tempKey{secret: randHex(20), token: "devgate-lab-session-" + randHex(24), expires: l.now().Add(ttl)}
+	k = tempKey{secret: randHex(20), token: "devgate-lab-session-" + randHex(24), expires: l.now().Add(ttl), arn: arn}
 	l.mu.Lock()
 	if l.tempKeys == nil {
 		l.tempKeys = map[string]tempKey{}
@@ -226,7 +227,7 @@ func (l *Lab) serveSSO(w http.ResponseWriter, r *http.Request) bool {
 			ttl = exp.Sub(now)
 		}
 		s.mu.Unlock()
-		id, k := l.issueKey(ttl)
+		id, k := l.issueKey(ttl, "arn:aws:sts::"+l.account+":assumed-role/AWSReservedSSO_"+q.Get("role_name")+"/devgate-lab-user")
 		s.mu.Lock()
 		writeJSON(w, map[string]any{"roleCredentials": map[string]any{"accessKeyId": id, "secretAccessKey": k.secret,
 			"sessionToken": k.token, "expiration": k.expires.UnixMilli()}})
