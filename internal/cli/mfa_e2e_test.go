@@ -30,7 +30,7 @@ aws_secret_access_key = `+secret+`
 [profile dev-mfa]
 role_arn = arn:aws:iam::123456789012:role/dev-mfa
 source_profile = base
-mfa_serial = `+lab.MFASerial+`
+mfa_serial = `+e.l.MFASerial()+`
 region = us-east-1
 `), 0o600)
 	e.environ = envWithout(e.environ, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -125,7 +125,7 @@ func TestE2EMFA(t *testing.T) {
 	// ssh from a terminal: the ProxyCommand asks on /dev/tty.
 	first := lab.TOTP(lab.MFASecret, time.Now())
 	out, code = onTerminal(t, ctx, env, "ssh -n -F "+e.config+" -o BatchMode=yes -l "+user+" gpu1 echo mfa-ok",
-		"MFA code for "+lab.MFASerial, first)
+		"MFA code for "+e.l.MFASerial(), first)
 	if code != 0 || !strings.Contains(out, "mfa-ok") {
 		t.Fatalf("ssh on a terminal: exit %d\n%s", code, out)
 	}

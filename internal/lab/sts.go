@@ -19,11 +19,11 @@ import (
 // The lab's virtual MFA device: a TOTP authenticator (RFC 6238: HMAC-SHA1,
 // 30-second steps, 6 digits, as IAM's virtual MFA devices) whose secret
 // tests know, so they compute the codes a person would read off a phone.
-const (
-	MFASerial = "arn:aws:iam::" + DefaultAccount + ":mfa/devgate-lab"
-	// MFASecret is the device's base32 seed (what the QR code carries).
-	MFASecret = "JBSWY3DPEHPK3PXPDEVGATELABMFA234"
-)
+// MFASecret is the device's base32 seed (what the QR code carries).
+const MFASecret = "JBSWY3DPEHPK3PXPDEVGATELABMFA234"
+
+// MFASerial is the ARN of the lab's MFA device (mfa_serial in a profile).
+func (l *Lab) MFASerial() string { return "arn:aws:iam::" + l.account + ":mfa/devgate-lab" }
 
 // TOTP returns the 6-digit code of the base32 secret at t (RFC 6238).
 func TOTP(secret string, t time.Time) string {
@@ -74,7 +74,7 @@ func (l *Lab) assumeRole(ctx context.Context, form url.Values) (any, error) {
 		now := l.now()
 		ok := false
 		for _, d := range []time.Duration{0, -30 * time.Second, 30 * time.Second} {
-			ok = ok || (serial == MFASerial && code != "" && code == TOTP(MFASecret, now.Add(d)))
+			ok = ok || (serial == l.MFASerial() && code != "" && code == TOTP(MFASecret, now.Add(d)))
 		}
 		l.mu.Lock()
 		if l.usedCodes == nil {
