@@ -29,6 +29,7 @@ import (
 
 	"github.com/devgate/devgate/internal/lab/faults"
 	"github.com/devgate/devgate/internal/lab/labapi"
+	"github.com/devgate/devgate/internal/lab/labkms"
 	"github.com/devgate/devgate/internal/lab/mgs"
 	"github.com/devgate/devgate/internal/lab/sigv4"
 )
@@ -60,6 +61,10 @@ type Options struct {
 	Services []Service
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// SessionMinute is how long one minute of the preferences'
+	// idleSessionTimeout and maxSessionDuration lasts (default a minute;
+	// tests shrink it).
+	SessionMinute time.Duration
 }
 
 // DefaultInstances is the fleet of a lab started without instances.
@@ -81,6 +86,7 @@ type Lab struct {
 	front    *front
 	fleet    *fleet
 	mgs      *mgs.Server
+	kms      *labkms.Service
 	reg      *labapi.Registry
 	log      *slog.Logger
 	sessions sync.Map
@@ -185,6 +191,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	l.registerEC2(l.reg)
 	l.registerSTS(l.reg)
 	l.registerSSM(l.reg)
+	l.kms = labkms.New(l.region, l.account, l.userArn())
+	l.kms.Register(l.reg)
 	for _, s := range opts.Services {
 		s.Register(l.reg)
 	}

@@ -123,7 +123,10 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 	}
 	defaults, ok := documents[doc]
 	if !ok {
-		return nil, labapi.Errorf(400, "InvalidDocument", "Document %s is not supported by devgate-lab (supported: AWS-StartSSHSession, AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost)", doc)
+		if sd, isShell := l.lookupSessionDoc(doc); isShell {
+			return l.startShellSession(ctx, in, doc, sd)
+		}
+		return nil, labapi.Errorf(400, "InvalidDocument", "Document %s is not supported by devgate-lab (supported: AWS-StartSSHSession, AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost, SSM-SessionManagerRunShell, AWS-StartInteractiveCommand, AWS-StartNonInteractiveCommand and shell-type documents in the lab's document store)", doc)
 	}
 	props := map[string]string{}
 	for k, v := range defaults {

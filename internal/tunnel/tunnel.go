@@ -78,6 +78,15 @@ type Options struct {
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
+	// Shell makes it a shell-type session (see OpenShell): Document is any
+	// Standard_Stream, InteractiveCommands or NonInteractiveCommands
+	// document, Parameters its parameters, no port and no key push.
+	Shell      bool
+	Parameters map[string][]string
+	// Reason is StartSession's Reason (1..256 characters; "" omits it).
+	Reason string
+	// OnPayload receives the agent's StdErr and ExitCode payloads (shell sessions).
+	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
 }
 
 // Conn is an open tunnel to the target port.
@@ -140,7 +149,7 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if o.Document == "" {
 		o.Document = DocSSH
 	}
-	if o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
+	if !o.Shell && o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
 		return nil, exitcode.New(exitcode.Usage, "use "+DocSSH+" or "+DocPortForwarding, "unsupported document %q", o.Document)
 	}
 	if o.Timeout <= 0 {
@@ -217,7 +226,11 @@ func (d *dialer) warm(ctx context.Context, id string) (*Conn, error) {
 		go func() { defer wg.Done(); pushErr = d.pushKey(ctx, id) }()
 	}
 	if !d.saidSession {
-		d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		if d.o.Shell {
+			d.progress("Starting session (%s)…", d.o.Document)
+		} else {
+			d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		}
 		d.saidSession = true
 	}
 	out, err := d.startSession(ctx, id)
@@ -347,8 +360,14 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 	if d.o.Document == DocPortForwardingRemoteHost {
 		params["host"] = []string{d.o.Host}
 	}
-	out, err := d.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(id),
-		DocumentName: aws.String(d.o.Document), Parameters: params})
+	if d.o.Shell {
+		params = d.o.Parameters
+	}
+	in := &ssm.StartSessionInput{Target: aws.String(id), DocumentName: aws.String(d.o.Document), Parameters: params}
+	if d.o.Reason != "" {
+		in.Reason = aws.String(d.o.Reason)
+	}
+	out, err := d.ssm.StartSession(ctx, in)
 	if err == nil {
 		return out, nil
 	}
@@ -466,6 +485,9 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 			return aws.ToString(r.TokenValue), nil
 		},
 		Header: d.signUpgrade,
+	}
+	if d.o.Shell {
+		d.shellConfig(&dcfg, id)
 	}
 	sess, err := datachannel.Open(ctx, dcfg)
 	if err != nil {

@@ -1,0 +1,45 @@
+package tunnel
+
+import (
+	"context"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/devgate/devgate/internal/datachannel"
+	"github.com/devgate/devgate/internal/exitcode"
+)
+
+// DocShell is the default shell document: the regional Session Manager
+// preferences, a Standard_Stream session (protocol doc §1.3).
+const DocShell = "SSM-SessionManagerRunShell"
+
+// OpenShell runs Dial's flow (resolve, start a stopped instance, wait for
+// its agent, StartSession riding out TargetNotConnected, resume on drops)
+// for a shell-type document (o.Document, default DocShell, with
+// o.Parameters), without pushing a key. The session's data channel answers a
+// KMS handshake with GenerateDataKey (datachannel/kms.go). Conn.Session()
+// carries the terminal; Conn.Close ends it (TerminateSession flag and API).
+func OpenShell(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
+	o.Shell, o.NoStream, o.PublicKey, o.Port = true, true, "", 0
+	if o.Document == "" {
+		o.Document = DocShell
+	}
+	if o.Reason != "" && len(o.Reason) > 256 {
+		return nil, exitcode.New(exitcode.Usage, "shorten --reason to at most 256 characters", "--reason is %d characters long", len(o.Reason))
+	}
+	return Dial(ctx, cfg, o)
+}
+
+// shellConfig sets the data channel up for a shell session on target id.
+func (d *dialer) shellConfig(c *datachannel.Config, id string) {
+	c.Shell = true
+	c.TargetID = id
+	c.KMS = kms.NewFromConfig(d.cfg)
+	c.OnPayload = d.o.OnPayload
+}
+
+// IsManagedNode reports whether id is a hybrid-activated managed node
+// (mi-…): not an EC2 instance, so EC2 and EC2 Instance Connect cannot reach it.
+func IsManagedNode(id string) bool { return strings.HasPrefix(id, "mi-") }
