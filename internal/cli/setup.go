@@ -209,7 +209,7 @@ func confirm(io IO, q string) (bool, error) {
 // listInventory returns the non-terminated instances (Name tag, id) in the
 // region, with the AWS SDK's default chain (AWS_ENDPOINT_URL is honoured).
 func listInventory(ctx context.Context, profile, region string) ([]sshconfig.Instance, error) {
-	cfg, err := awsapi.Load(ctx, profile, region)
+	cfg, err := (&awsFlags{profile: profile, region: region}).load(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -205,6 +205,8 @@ func (l *Lab) describeInstances(ctx context.Context, form url.Values) (any, erro
 				ok = ok && anyMatch(f.values, e.InstanceType)
 			case f.name == "private-ip-address":
 				ok = ok && anyMatch(f.values, e.PrivateIP)
+			case f.name == "private-dns-name":
+				ok = ok && anyMatch(f.values, e.PrivateDNSName)
 			case strings.HasPrefix(f.name, "tag:"):
 				key := strings.TrimPrefix(f.name, "tag:")
 				m := false

@@ -94,7 +94,9 @@ type Lab struct {
 	mu     sync.Mutex
 	fcfg   faults.Config
 	denied map[string]bool
-	closed bool
+	// expiredKeys are access keys whose credentials have expired.
+	expiredKeys map[string]bool
+	closed      bool
 }
 
 // Start starts a lab: its sshd processes and its endpoint.
@@ -210,6 +212,11 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		throttle: func() float64 { return l.faults().ThrottleRate },
 		rnd:      rand.New(rand.NewPCG(uint64(opts.Faults.Seed), 7)),
 		calls:    map[string]int{},
+		expired: func(k string) bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.expiredKeys[k]
+		},
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -341,6 +348,21 @@ func (l *Lab) Deny(action string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.denied[action] = true
+}
+
+// ExpireCredentials makes the lab treat the credentials of accessKey (the
+// lab's own when "") as expired from now on: every call signed with them is
+// answered with ExpiredTokenException / ExpiredToken.
+func (l *Lab) ExpireCredentials(accessKey string) {
+	if accessKey == "" {
+		accessKey = l.opts.AccessKey
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.expiredKeys == nil {
+		l.expiredKeys = map[string]bool{}
+	}
+	l.expiredKeys[accessKey] = true
 }
 
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
