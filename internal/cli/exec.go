@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/shell"
 )
@@ -32,15 +31,11 @@ interactive programs.`,
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			o, closeLog, err := sf.options(io, args[0])
+			o, cfg, closeLog, err := sf.options(ctx, io, args[0])
 			if err != nil {
 				return err
 			}
 			defer closeLog()
-			cfg, err := awsapi.Load(ctx, sf.af.profile, sf.af.region)
-			if err != nil {
-				return err
-			}
 			stdin := io.In
 			if f, ok := io.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 				stdin = nil

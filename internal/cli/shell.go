@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/devgate/devgate/internal/config"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/shell"
 	"github.com/devgate/devgate/internal/tunnel"
@@ -37,18 +39,29 @@ func (f *sessionFlags) add(cmd *cobra.Command, docHelp string) {
 	fl.BoolVar(&f.noStart, "no-start", false, "fail instead of starting a stopped instance")
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the session")
 	fl.DurationVar(&f.resumeTimeout, "resume-timeout", 2*time.Minute, "give up when a dropped data channel cannot be resumed within this")
-	fl.StringVar(&f.prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
 	fl.StringVar(&f.logFile, "log-file", "", "append a log to this file (0600)")
 	fl.BoolVarP(&f.verbse, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress lines on stderr (errors still)")
+	addPrefixFlag(cmd, &f.prefix)
 }
 
-// options builds the tunnel options; progress lines end in \r\n because the
+// options resolves the target's settings (internal/config) and builds the
+// tunnel options and the AWS config; progress lines end in \r\n because the
 // terminal may be in raw mode when they are printed.
-func (f *sessionFlags) options(io IO, target string) (tunnel.Options, func(), error) {
+func (f *sessionFlags) options(ctx context.Context, io IO, name string) (tunnel.Options, aws.Config, func(), error) {
 	log, closeLog, err := connectLogger(io, f.logFile, f.verbse)
 	if err != nil {
-		return tunnel.Options{}, nil, err
+		return tunnel.Options{}, aws.Config{}, nil, err
+	}
+	t, err := resolveTarget(name, config.Settings{Profile: f.af.profile, Region: f.af.region}, f.prefix)
+	if err != nil {
+		closeLog()
+		return tunnel.Options{}, aws.Config{}, nil, err
+	}
+	cfg, err := t.aws(ctx, log)
+	if err != nil {
+		closeLog()
+		return tunnel.Options{}, aws.Config{}, nil, err
 	}
 	progress := func(format string, a ...any) {
 		log.Info(fmt.Sprintf(format, a...))
@@ -56,8 +69,8 @@ func (f *sessionFlags) options(io IO, target string) (tunnel.Options, func(), er
 			fmt.Fprintf(io.ErrOut, "devgate: "+format+"\r\n", a...)
 		}
 	}
-	o := tunnel.Options{Target: target, Document: f.document, Reason: f.reason, NoStart: f.noStart,
-		Timeout: f.timeout, ResumeTimeout: f.resumeTimeout, Resolve: resolveOptions(f.prefix), Progress: progress, Logger: log,
+	o := tunnel.Options{Target: name, Document: f.document, Reason: f.reason, NoStart: f.noStart,
+		Timeout: f.timeout, ResumeTimeout: f.resumeTimeout, Resolve: t.Resolve, Progress: progress, Logger: log,
 		StateDir: stateDir(),
 		OnReconnect: func(err error) {
 			if err != nil {
@@ -66,7 +79,7 @@ func (f *sessionFlags) options(io IO, target string) (tunnel.Options, func(), er
 				progress("resumed")
 			}
 		}}
-	return o, closeLog, nil
+	return o, cfg, closeLog, nil
 }
 
 // signalContext ends the session on SIGHUP (the terminal went away), SIGTERM
@@ -97,16 +110,12 @@ only for NonInteractiveCommands sessions; a shell's exit gives 0).`,
 			if err != nil {
 				return err
 			}
-			o, closeLog, err := sf.options(io, args[0])
+			o, cfg, closeLog, err := sf.options(ctx, io, args[0])
 			if err != nil {
 				return err
 			}
 			defer closeLog()
 			o.Parameters = p
-			cfg, err := awsapi.Load(ctx, sf.af.profile, sf.af.region)
-			if err != nil {
-				return err
-			}
 			t := shell.Terminal{In: io.In, Out: io.Out, Fd: -1}
 			if f, ok := io.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 				t.Fd = int(f.Fd())
