@@ -370,3 +370,32 @@ func TestE2EExec(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EManagedNode: a hybrid managed node (mi-…) has an agent but is not an
+// EC2 instance: exec and shell reach it; connect says at once that EC2
+// Instance Connect cannot, with exit 16 and a hint to use shell or --key.
+func TestE2EManagedNode(t *testing.T) {
+	const node = "mi-0123456789abcdef0"
+	e := newShellE2E(t, lab.Options{Instances: []lab.InstanceSpec{{Name: "gpu1"}, {ID: node, Name: "hybrid1"}}})
+	ctx := ctxFor(t, 2*time.Minute)
+	out, stderr, code := e.devgate(ctx, nil, nil, "exec", "-q", node, "--", "sh", "-c", "echo on the node; exit 4")
+	if out != "on the node\n" || code != 4 {
+		t.Fatalf("exec on %s: %q exit %d, stderr %q", node, out, code, stderr)
+	}
+	r := e.startPTY(t, 24, 80, "shell", node)
+	r.waitFor(`[$#] $`, 0)
+	if out := r.run("echo hybrid"); !strings.Contains(out, "hybrid") {
+		t.Fatalf("shell on %s: %q", node, out)
+	}
+	r.type_("exit\r")
+	r.wait()
+	// "At once": no key push and no session are even tried.
+	_, stderr, code = e.devgate(ctx, nil, nil, "connect", node, "22")
+	if code != int(exitcode.KeyPushRefused) || !strings.Contains(stderr, "devgate shell") || !strings.Contains(stderr, "--key") {
+		t.Fatalf("connect to %s: exit %d, stderr:\n%s", node, code, stderr)
+	}
+	if e.l.Calls("SendSSHPublicKey") != 0 || e.l.Calls("StartSession") != 2 {
+		t.Fatalf("connect to a managed node called SendSSHPublicKey %d times, StartSession %d (want 0, and only exec's and shell's)",
+			e.l.Calls("SendSSHPublicKey"), e.l.Calls("StartSession"))
+	}
+}

@@ -166,8 +166,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		if spec.AgentVersion == "" {
 			spec.AgentVersion = "3.3.1142.0"
 		}
-		if !instanceIDRe.MatchString(spec.ID) {
-			return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits", spec.ID)
+		if !instanceIDRe.MatchString(spec.ID) && !managedNodeIDRe.MatchString(spec.ID) {
+			return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits, nor mi- and 17 (a managed node)", spec.ID)
 		}
 		if _, dup := l.fleet.byID[spec.ID]; dup {
 			return nil, fmt.Errorf("lab: duplicate instance id %s", spec.ID)

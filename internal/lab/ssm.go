@@ -63,7 +63,7 @@ func (l *Lab) sendSSHPublicKey(ctx context.Context, body []byte) (any, error) {
 		return nil, labapi.Errorf(400, "InvalidArgsException", "Unsupported key type %s", pk.Type())
 	}
 	inst, ok := l.fleet.get(in.InstanceId)
-	if !ok {
+	if !ok || inst.managedNode() { // EC2 Instance Connect knows EC2 instances only
 		return nil, labapi.Errorf(400, "EC2InstanceNotFoundException", "Instance not found")
 	}
 	if st := l.fleet.info(inst).State; st != "running" {
@@ -300,7 +300,7 @@ func (l *Lab) describeInstanceInformation(ctx context.Context, body []byte) (any
 		ii := instanceInformation{InstanceId: info.ID, PingStatus: status,
 			LastPingDateTime: float64(lastPing.UnixMilli()) / 1000, AgentVersion: inst.spec.AgentVersion,
 			IsLatestVersion: true, PlatformType: "Linux", PlatformName: "Amazon Linux", PlatformVersion: "2023",
-			ResourceType: "EC2Instance", IPAddress: info.PrivateIP, ComputerName: "ip-" + strings.ReplaceAll(info.PrivateIP, ".", "-") + ".ec2.internal"}
+			ResourceType: resourceType(inst), IPAddress: info.PrivateIP, ComputerName: "ip-" + strings.ReplaceAll(info.PrivateIP, ".", "-") + ".ec2.internal"}
 		ok := true
 		for _, f := range in.InstanceInformationFilterList {
 			m, err := match(f.Key, f.ValueSet, ii)
@@ -350,3 +350,11 @@ func (l *Lab) authorize(action string) error {
 }
 
 var _ = time.Second
+
+// resourceType is DescribeInstanceInformation's ResourceType.
+func resourceType(inst *instance) string {
+	if inst.managedNode() {
+		return "ManagedInstance"
+	}
+	return "EC2Instance"
+}

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,3 +44,45 @@ func (d *dialer) shellConfig(c *datachannel.Config, id string) {
 // IsManagedNode reports whether id is a hybrid-activated managed node
 // (mi-…): not an EC2 instance, so EC2 and EC2 Instance Connect cannot reach it.
 func IsManagedNode(id string) bool { return strings.HasPrefix(id, "mi-") }
+
+// managedNode is Dial's flow for a hybrid managed node (mi-…, registered
+// with an SSM activation): EC2 does not know it, so there is nothing to
+// start and EC2 Instance Connect cannot push a key to it (its API takes EC2
+// instance ids only). A key push is refused at once (exit 16) unless the
+// caller's key is already authorized on the node; then the agent is waited
+// for and the session started as usual.
+func (d *dialer) managedNode(ctx context.Context, id string) (*Conn, error) {
+	if d.o.PublicKey != "" {
+		if !d.o.KeyAuthorized {
+			return nil, exitcode.New(exitcode.KeyPushRefused,
+				"use `devgate shell "+d.o.Target+"` or `devgate exec "+d.o.Target+" -- …` (no key needed), or connect with --key naming a key already in the node's authorized_keys",
+				"%s is a hybrid managed node: EC2 Instance Connect cannot push a key to it", id)
+		}
+		d.o.PublicKey = "" // already authorized: no push
+	}
+	c, err := d.warm(ctx, id)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, errNotReady) {
+		return nil, d.deadline(ctx, err, exitcode.SessionRefused)
+	}
+	if err := d.waitAgent(ctx, id); err != nil {
+		return nil, err
+	}
+	poll := newPoller()
+	for {
+		c, err := d.warm(ctx, id)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, errNotReady) {
+			return nil, d.deadline(ctx, err, exitcode.SessionRefused)
+		}
+		if werr := poll.wait(ctx); werr != nil {
+			return nil, exitcode.Wrap(err, exitcode.AgentOffline,
+				"check the node's SSM agent and its network with `devgate doctor`",
+				"StartSession kept answering TargetNotConnected for %s", d.o.Timeout)
+		}
+	}
+}

@@ -76,6 +76,10 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// KeyAuthorized says PublicKey is already authorized on the target
+	// (connect --key): a managed node (mi-…), which EC2 Instance Connect
+	// cannot reach, is then connected to without a push.
+	KeyAuthorized bool
 	// OnResolved is told the instance a name or alias resolved to (not called
 	// for an instance id given directly), before any session is opened.
 	OnResolved func(t awsapi.Target)
@@ -211,6 +215,9 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 func (d *dialer) dial(ctx context.Context, t awsapi.Target) (*Conn, error) {
 	if d.o.OnResolved != nil && !awsapi.InstanceIDRe.MatchString(d.o.Target) {
 		d.o.OnResolved(t)
+	}
+	if IsManagedNode(t.ID) {
+		return d.managedNode(ctx, t.ID)
 	}
 	var c *Conn
 	var err error
