@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,7 +165,11 @@ func connectKey(path string) (string, error) {
 }
 
 // bridge copies stdin to the tunnel and the tunnel to stdout until one side
-// ends. stdin EOF and a signal end the session cleanly (TerminateSession).
+// ends, then ends the session on the service (conn.Terminate: the flag and
+// the API, bounded). stdin EOF first waits (bounded, and cut short by a
+// signal) until what was written reached the agent; stdout closed (EPIPE),
+// a signal (ssh sends SIGHUP) and the service ending the session go straight
+// to the clean end.
 func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
 	outDone := make(chan error, 1)
 	go func() {
@@ -178,23 +181,19 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 		_, err := copyFlush(conn, io.In)
 		inDone <- err
 	}()
-	var once sync.Once
-	closeConn := func() { once.Do(func() { _ = conn.Close() }) }
-	defer closeConn()
+	defer func() { _ = conn.Terminate(ctx) }()
 	select {
 	case err := <-inDone:
 		if err == nil { // stdin EOF: ssh is done with us
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_ = conn.CloseWrite(fctx)
 			cancel()
 		}
-		closeConn()
 		return nil
 	case err := <-outDone:
 		return sessionEnd(conn, err, progress)
 	case <-ctx.Done():
-		progress("terminating session %s", conn.SessionID)
-		closeConn()
+		progress("terminating session %s (%v)", conn.SessionID, context.Cause(ctx))
 		return nil
 	}
 }

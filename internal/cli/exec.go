@@ -29,8 +29,7 @@ interactive programs.`,
 			if cmd.ArgsLenAtDash() != 1 {
 				return exitcode.New(exitcode.Usage, "devgate exec <target> -- CMD [ARGS…]", "put -- between the target and the command")
 			}
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
+			ctx := cmd.Context() // cancelled on SIGHUP, SIGTERM, SIGINT (SignalContext)
 			o, cfg, closeLog, err := sf.options(ctx, io, args[0])
 			if err != nil {
 				return err

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,12 +80,6 @@ func (f *sessionFlags) options(ctx context.Context, io IO, name string) (tunnel.
 	return o, cfg, closeLog, nil
 }
 
-// signalContext ends the session on SIGHUP (the terminal went away), SIGTERM
-// and SIGINT (from kill; Ctrl-C on a raw terminal is a key for the remote shell).
-func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-}
-
 func newShellCommand(io IO) *cobra.Command {
 	var sf sessionFlags
 	var params []string
@@ -104,8 +96,10 @@ devgate exits with the remote exit status when the agent reports one (the real a
 only for NonInteractiveCommands sessions; a shell's exit gives 0).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
+			// SignalContext (main) cancels ctx on SIGHUP (the terminal went away),
+			// SIGTERM and SIGINT (from kill: Ctrl-C on a raw terminal is a key for
+			// the remote shell); the session then ends with TerminateSession.
+			ctx := cmd.Context()
 			p, err := parseParameters(params)
 			if err != nil {
 				return err

@@ -440,16 +440,21 @@ func (s *Session) Flush(ctx context.Context) error {
 // message, so the agent is not told; Read keeps working.
 func (s *Session) CloseWrite(ctx context.Context) error { return s.Flush(ctx) }
 
+// CloseWait bounds Close: how long it tries to send Flag TerminateSession
+// and waits for the service's channel_closed. A window full of unacked data
+// or a silent service cannot hold Close longer than this.
+const CloseWait = 1500 * time.Millisecond
+
 // Close ends the session: it sends Flag TerminateSession when the agent
-// understands it (§6.5), waits briefly for channel_closed, and releases
-// everything. The caller also calls the TerminateSession API.
+// understands it (§6.5), waits at most CloseWait for channel_closed, and
+// releases everything. The caller also calls the TerminateSession API.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	ended := s.ended
 	s.mu.Unlock()
 	if !ended && ssmmsg.ClientSendsTerminateFlag(s.AgentVersion()) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := s.SendFlag(ssmmsg.FlagTerminateSession); err == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, CloseWait)
+		if _, err := s.ep.Send(ctx, ssmmsg.PayloadFlag, ssmmsg.FlagPayload(ssmmsg.FlagTerminateSession)); err == nil {
 			select {
 			case <-s.done:
 			case <-ctx.Done():

@@ -235,6 +235,9 @@ func (l *Lab) faults() faults.Config {
 	return l.fcfg
 }
 
+// Faults returns the lab's current models and faults (see SetFaults).
+func (l *Lab) Faults() faults.Config { return l.faults() }
+
 // SetFaults changes the control-plane models (latency, throttling, delays, key
 // TTL, TNC window) of a running lab. Data-channel faults are fixed at Start.
 func (l *Lab) SetFaults(c faults.Config) {
@@ -370,6 +373,16 @@ func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
 
 // Throttled returns how many API calls the throttling fault refused.
 func (l *Lab) Throttled() int { return l.front.throttleCount() }
+
+// SSHDConnections counts the connections open on an instance's sshd (its
+// child processes): 0 once every session to it has ended.
+func (l *Lab) SSHDConnections(nameOrID string) (int, error) {
+	inst, err := l.lookup(nameOrID)
+	if err != nil {
+		return 0, err
+	}
+	return inst.sshd.children()
+}
 
 // Mgs is the lab's data-channel server (tests terminate sessions through it).
 func (l *Lab) Mgs() *mgs.Server { return l.mgs }

@@ -216,3 +216,36 @@ func (s *sshd) stop() {
 		<-s.done
 	}
 }
+
+// children counts the processes whose parent is this sshd: one per open
+// connection ("sshd: user [priv]" or, without privilege separation,
+// "sshd: user@notty"). It reads /proc (Linux).
+func (s *sshd) children() (int, error) {
+	if s == nil || s.cmd == nil {
+		return 0, nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(s.cmd.Process.Pid) {
+			n++
+		}
+	}
+	return n, nil
+}

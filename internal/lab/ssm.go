@@ -228,7 +228,7 @@ func (l *Lab) terminateSession(ctx context.Context, body []byte) (any, error) {
 	if err := l.authorize("ssm:TerminateSession"); err != nil {
 		return nil, err
 	}
-	if err := l.mgs.Terminate(in.SessionId, ""); err != nil && !errors.Is(err, mgs.ErrUnknownSession) {
+	if err := l.mgs.ClientTerminate(in.SessionId); err != nil && !errors.Is(err, mgs.ErrUnknownSession) {
 		return nil, labapi.Errorf(500, "InternalServerError", "%v", err)
 	}
 	return map[string]string{"SessionId": in.SessionId}, nil

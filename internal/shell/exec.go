@@ -16,6 +16,7 @@ import (
 
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/ssmmsg"
 	"github.com/devgate/devgate/internal/tunnel"
 )
@@ -77,9 +78,6 @@ func EnsureExecDocument(ctx context.Context, cfg aws.Config) error {
 	return awsapi.Classify(err, "ssm:CreateDocument")
 }
 
-// quote quotes s for sh: one single-quoted word.
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // stdinLoop is the remote end of devgate exec's stdin framing: chunks of
 // "<n>\n" followed by n bytes, ended by "0\n". The agent gives the command a
 // pipe it never closes (the protocol has no half-close), so the command's
@@ -90,14 +88,10 @@ const stdinLoop = `while read -r n && [ "$n" -gt 0 ]; do head -c "$n"; done`
 // the framing loop feeds the command and ends its input; without, the
 // command reads /dev/null.
 func CommandLine(argv []string, withStdin bool) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = quote(a)
-	}
 	if withStdin {
-		return stdinLoop + " | " + strings.Join(q, " ")
+		return stdinLoop + " | " + shquote.Join(argv...)
 	}
-	return strings.Join(q, " ") + " </dev/null"
+	return shquote.Join(argv...) + " </dev/null"
 }
 
 // Exec runs argv on the target in a NonInteractiveCommands session of

@@ -141,19 +141,33 @@ func (c *Conn) Done() <-chan struct{} { return c.sess.Done() }
 // CloseWrite waits until every byte written reached the agent.
 func (c *Conn) CloseWrite(ctx context.Context) error { return c.sess.CloseWrite(ctx) }
 
-// Close ends the session: the TerminateSession flag, then the
-// TerminateSession API (bounded to a few seconds; ctx may already be cancelled).
-func (c *Conn) Close() error {
+// TerminateWait bounds the TerminateSession API call of Close and Terminate.
+const TerminateWait = 2 * time.Second
+
+// Close ends the session as Terminate does, on a fresh context.
+func (c *Conn) Close() error { return c.Terminate(context.Background()) }
+
+// Terminate ends the session on the service: the TerminateSession flag on
+// the data channel and, at the same time, the TerminateSession API. It
+// returns within about TerminateWait even when ctx is already cancelled (a
+// signal cancelled it) or the service is silent: the API call runs on
+// context.WithoutCancel(ctx) with its own deadline. Only the first call does
+// anything.
+func (c *Conn) Terminate(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TerminateWait)
+		defer cancel()
+		api := make(chan error, 1)
+		go func() {
+			_, err := c.ssm.TerminateSession(actx, &ssm.TerminateSessionInput{SessionId: aws.String(c.SessionID)})
+			api <- err
+		}()
 		if c.mux != nil {
 			c.mux.Close()
 		}
 		c.sess.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = c.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(c.SessionID)})
-		if err != nil {
+		if err = <-api; err != nil {
 			err = awsapi.Classify(err, "ssm:TerminateSession")
 		}
 	})

@@ -59,6 +59,10 @@ type session struct {
 
 	hsAcked  chan ssmmsg.HandshakeResponse
 	complete atomic.Bool
+	// terminated: the client sent Flag TerminateSession or called the API.
+	terminated atomic.Bool
+	// lastInput is when the client last sent a stream message (unix ns): the idle timeout's clock.
+	lastInput atomic.Int64
 
 	cipher *ssmmsg.StreamCipher // KMS sessions, after the data key was decrypted (mu)
 	chResp chan []byte          // EncChallengeResponse payloads
@@ -82,7 +86,41 @@ func newSession(srv *Server, spec SessionSpec, token string) *session {
 		Logger:   s.log,
 	})
 	s.ep.SetPaused(true) // no client attached yet
+	s.lastInput.Store(time.Now().UnixNano())
+	if d := srv.f.IdleTimeout; d > 0 {
+		go s.idleLoop(d)
+	}
 	return s
+}
+
+// clientTerminated counts the client's terminate (flag or API) once per session.
+func (s *session) clientTerminated() {
+	if s.terminated.CompareAndSwap(false, true) {
+		s.srv.cmu.Lock()
+		s.srv.counts.ClientTerminated++
+		s.srv.cmu.Unlock()
+	}
+}
+
+// idleLoop ends the session when the client sent no stream message for d:
+// Session Manager's idle session timeout (default 20 minutes; the
+// Session Manager preferences' idleSessionTimeout). A client that vanished
+// without terminating its session is ended this way, and counted so.
+func (s *session) idleLoop(d time.Duration) {
+	tick := min(max(d/10, 50*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastInput.Load())) >= d {
+			s.endBy(EndedByTimeout, "Session timed out: no input for "+d.String())
+			return
+		}
+	}
 }
 
 func (s *session) isEnded() bool {
@@ -285,6 +323,7 @@ func (s *session) protocolError(err error) {
 
 // deliver is the agent's handling of the client's stream messages, in order.
 func (s *session) deliver(m *ssmmsg.Message) bool {
+	s.lastInput.Store(time.Now().UnixNano())
 	switch m.PayloadType {
 	case ssmmsg.PayloadHandshakeResponse:
 		var r ssmmsg.HandshakeResponse
@@ -345,7 +384,8 @@ func (s *session) deliver(m *ssmmsg.Message) bool {
 		switch f {
 		case ssmmsg.FlagTerminateSession:
 			s.log.Info("mgs: client sent TerminateSession")
-			go s.end("")
+			s.clientTerminated()
+			go s.endBy(EndedByClientFlag, "")
 		case ssmmsg.FlagDisconnectToPort:
 			s.mu.Lock()
 			p := s.plug
@@ -478,9 +518,14 @@ func (s *session) run() {
 	s.log.Info("mgs: handshake complete", "clientVersion", cv, "properties", s.spec.Properties)
 }
 
-// end ends the session once: the plugin stops, the client gets channel_closed
-// with output, and its socket closes.
-func (s *session) end(output string) {
+// end ends the session once for a reason of the service's own (the target
+// ended, a protocol error, the lab shutting down).
+func (s *session) end(output string) { s.endBy(EndedByService, output) }
+
+// endBy ends the session once: the plugin stops, the client gets
+// channel_closed with output, and its socket closes. The first reason is
+// the one counted.
+func (s *session) endBy(why EndReason, output string) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -491,7 +536,8 @@ func (s *session) end(output string) {
 	l := s.link
 	p := s.plug
 	s.mu.Unlock()
-	s.log.Info("mgs: session ended", "output", output)
+	s.srv.counted(why)
+	s.log.Info("mgs: session ended", "by", string(why), "output", output)
 	s.cancel()
 	if p != nil {
 		p.close()
@@ -512,11 +558,14 @@ func (s *session) end(output string) {
 }
 
 // endAfterDrain waits (bounded) until the client acked all output, then ends.
-func (s *session) endAfterDrain(output string) {
+func (s *session) endAfterDrain(output string) { s.endByAfterDrain(EndedByService, output) }
+
+// endByAfterDrain is endAfterDrain with the reason the lab counts.
+func (s *session) endByAfterDrain(why EndReason, output string) {
 	ctx, cancel := context.WithTimeout(s.ctx, drainTimeout)
 	defer cancel()
 	_ = s.ep.WaitAcked(ctx)
-	s.end(output)
+	s.endBy(why, output)
 }
 
 func (s *session) wait() { s.wg.Wait() }

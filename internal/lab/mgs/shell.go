@@ -207,12 +207,12 @@ func (p *shellPlugin) limits() {
 		case <-idle:
 			p.s.log.Info("mgs: idle session timeout", "after", p.spec.IdleTimeout)
 			p.kill()
-			go p.s.endAfterDrain(IdleTimeoutMessage)
+			go p.s.endByAfterDrain(EndedByTimeout, IdleTimeoutMessage)
 			return
 		case <-max:
 			p.s.log.Info("mgs: maximum session duration", "after", p.spec.MaxDuration)
 			p.kill()
-			go p.s.endAfterDrain(MaxDurationMessage)
+			go p.s.endByAfterDrain(EndedByTimeout, MaxDurationMessage)
 			return
 		}
 	}
