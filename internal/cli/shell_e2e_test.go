@@ -245,6 +245,17 @@ func TestE2EShell(t *testing.T) {
 			t.Fatalf("terminal not restored: lflag %#x oflag %#x", after.Lflag, after.Oflag)
 		}
 	})
+	t.Run("InteractiveCommands document with parameters", func(t *testing.T) {
+		r := e.startPTY(t, 29, 77, "shell", "gpu1", "--document", "AWS-StartInteractiveCommand",
+			// The command may start before the size message lands (the agent starts
+			// it at 24×80 with no handshake): wait for the change, then print it.
+			"--parameters", `command=while [ "$(stty size)" = "24 80" ]; do sleep 0.1; done; stty size; tty >/dev/null && echo on-a-tty`)
+		r.waitFor(`29 77\r?\n`, 0)
+		r.waitFor(`on-a-tty`, 0)
+		if code := r.wait(); code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, r.stderr.String())
+		}
+	})
 	t.Run("SIGHUP terminates the session", func(t *testing.T) {
 		r := e.startPTY(t, 24, 80, "shell", "gpu1")
 		r.waitFor(`[$#] $`, 0)
@@ -346,9 +357,9 @@ func TestE2EExec(t *testing.T) {
 		}
 	})
 	t.Run("10 MB whole", func(t *testing.T) {
-		out, stderr, code := e.devgate(ctx, nil, nil, "exec", "-q", "gpu1", "--", "seq", "1", "1300000")
+		out, stderr, code := e.devgate(ctx, nil, nil, "exec", "-q", "gpu1", "--", "seq", "1", "1500000") // 10 888 896 bytes
 		var want bytes.Buffer
-		for i := 1; i <= 1300000; i++ {
+		for i := 1; i <= 1500000; i++ {
 			want.WriteString(strconv.Itoa(i))
 			want.WriteByte('\n')
 		}
