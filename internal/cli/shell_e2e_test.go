@@ -247,9 +247,11 @@ func TestE2EShell(t *testing.T) {
 	})
 	t.Run("InteractiveCommands document with parameters", func(t *testing.T) {
 		r := e.startPTY(t, 29, 77, "shell", "gpu1", "--document", "AWS-StartInteractiveCommand",
-			// The command may start before the size message lands (the agent starts
-			// it at 24×80 with no handshake): wait for the change, then print it.
-			"--parameters", `command=while [ "$(stty size)" = "24 80" ]; do sleep 0.1; done; stty size; tty >/dev/null && echo on-a-tty`)
+			// Without KMS the agent skips the handshake, and a client learns that the
+			// session started from its first output (§4.1; the official plugin too), so
+			// the command says something first. It may start before the size message
+			// lands (the agent starts it at 24×80): wait for the change, then print it.
+			"--parameters", `command=echo started; while [ "$(stty size)" = "24 80" ]; do sleep 0.1; done; stty size; tty >/dev/null && echo on-a-tty`)
 		r.waitFor(`29 77\r?\n`, 0)
 		r.waitFor(`on-a-tty`, 0)
 		if code := r.wait(); code != 0 {
@@ -260,13 +262,14 @@ func TestE2EShell(t *testing.T) {
 		r := e.startPTY(t, 24, 80, "shell", "gpu1")
 		r.waitFor(`[$#] $`, 0)
 		before := e.l.Calls("TerminateSession")
+		active := len(e.l.Mgs().Active()) // this session among them
 		r.cmd.Process.Signal(syscall.SIGHUP)
 		r.wait()
 		if e.l.Calls("TerminateSession") <= before {
 			t.Fatal("no TerminateSession after SIGHUP")
 		}
-		if n := len(e.l.Mgs().Active()); n != 0 {
-			t.Fatalf("%d sessions still active", n)
+		if n := len(e.l.Mgs().Active()); n != active-1 {
+			t.Fatalf("%d sessions active after SIGHUP, want %d", n, active-1)
 		}
 	})
 }
