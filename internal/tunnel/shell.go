@@ -27,9 +27,6 @@ func OpenShell(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if o.Document == "" {
 		o.Document = DocShell
 	}
-	if o.Reason != "" && len(o.Reason) > 256 {
-		return nil, exitcode.New(exitcode.Usage, "shorten --reason to at most 256 characters", "--reason is %d characters long", len(o.Reason))
-	}
 	return Dial(ctx, cfg, o)
 }
 

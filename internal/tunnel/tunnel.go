@@ -13,15 +13,18 @@ package tunnel
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +83,9 @@ type Options struct {
 	// (connect --key): a managed node (mi-…), which EC2 Instance Connect
 	// cannot reach, is then connected to without a push.
 	KeyAuthorized bool
+	// Reason is StartSession's Reason, shown in CloudTrail and the Session
+	// Manager console (at most 256 characters; longer is cut; "" sends none).
+	Reason string
 	// OnResolved is told the instance a name or alias resolved to (not called
 	// for an instance id given directly), before any session is opened.
 	OnResolved func(t awsapi.Target)
@@ -91,8 +97,6 @@ type Options struct {
 	// document, Parameters its parameters, no port and no key push.
 	Shell      bool
 	Parameters map[string][]string
-	// Reason is StartSession's Reason (1..256 characters; "" omits it).
-	Reason string
 	// OnPayload receives the agent's StdErr and ExitCode payloads (shell sessions).
 	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
 }
@@ -428,8 +432,8 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 		params = d.o.Parameters
 	}
 	in := &ssm.StartSessionInput{Target: aws.String(id), DocumentName: aws.String(d.o.Document), Parameters: params}
-	if d.o.Reason != "" {
-		in.Reason = aws.String(d.o.Reason)
+	if r := []rune(strings.Join(strings.Fields(d.o.Reason), " ")); len(r) > 0 {
+		in.Reason = aws.String(string(r[:min(len(r), 256)]))
 	}
 	out, err := d.ssm.StartSession(ctx, in)
 	if err == nil {
@@ -557,12 +561,18 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		},
 		Header: d.signUpgrade,
 	}
+	dcfg.TLS, dcfg.Proxy = transportOf(d.cfg)
 	if d.o.Shell {
 		d.shellConfig(&dcfg, id)
 	}
 	sess, err := datachannel.Open(ctx, dcfg)
 	if err != nil {
 		d.terminate(sid)
+		if awsapi.TLSTrustError(err) {
+			return nil, exitcode.Wrap(err, exitcode.SessionRefused,
+				"if a proxy or gateway inspects TLS, point AWS_CA_BUNDLE (or ca_bundle in the profile) at its CA certificate (PEM)",
+				"the TLS certificate of the data channel (ssmmessages) is not trusted")
+		}
 		return nil, err
 	}
 	c.sess, c.stream = sess, sess
@@ -587,6 +597,23 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	}
 	d.progress("Connected in %s (session %s)", d.elapsed(), sid)
 	return c, nil
+}
+
+// transportOf returns the TLS configuration (roots from AWS_CA_BUNDLE or the
+// profile's ca_bundle, else the system's) and the proxy function
+// (HTTPS_PROXY/NO_PROXY) of the SDK's HTTP client, for the data channel's
+// WebSocket. nil, nil when the client is not the SDK's buildable one.
+func transportOf(cfg aws.Config) (*tls.Config, func(*http.Request) (*url.URL, error)) {
+	bc, ok := cfg.HTTPClient.(interface{ GetTransport() *http.Transport })
+	if !ok {
+		return nil, nil
+	}
+	tr := bc.GetTransport()
+	var tc *tls.Config
+	if tr.TLSClientConfig != nil {
+		tc = tr.TLSClientConfig.Clone()
+	}
+	return tc, tr.Proxy
 }
 
 // signUpgrade SigV4-signs the WebSocket upgrade for service ssmmessages, as
