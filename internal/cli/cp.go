@@ -46,6 +46,7 @@ type cpOptions struct {
 	prefix    string
 	chunk     int64
 	timeout   time.Duration
+	resume    time.Duration
 }
 
 func newCpCommand(io IO) *cobra.Command {
@@ -81,6 +82,7 @@ into place. -r copies folders (modes and mtimes kept).
 	addPrefixFlag(cmd, &o.prefix)
 	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
+	f.DurationVar(&o.resume, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this (the same command again resumes the copy)")
 	return cmd
 }
 
@@ -161,7 +163,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
 		}
 	}
-	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
+	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout, ResumeTimeout: o.resume,
 		Resolve: t.Resolve, Progress: say, StateDir: stateDir()}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)

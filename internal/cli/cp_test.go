@@ -660,3 +660,34 @@ func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 		t.Errorf("the source's mode was not applied at the end: %v", st.Mode())
 	}
 }
+
+// TestCpStopsWhenSessionGone: the WebSocket drops and the service has lost
+// the session (ResumeSession answers DoesNotExistException). devgate stops
+// at once with its own message (exit 18) instead of calling ResumeSession
+// until --resume-timeout (10 min here); the partial file is kept.
+func TestCpStopsWhenSessionGone(t *testing.T) {
+	f := labtest.Fast()
+	f.BandwidthCap = 1 << 20
+	f.DropEvery = time.Second
+	f.ForgetOnDrop = true
+	e := newE2E(t, lab.Options{Faults: f})
+	ctx := ctxFor(t, 3*time.Minute)
+	src, _ := randFile(t, 16<<20)
+	dst := filepath.Join(t.TempDir(), "out.bin")
+	start := time.Now()
+	stderr, code := e.cpFail(t, ctx, "-j", "2", "--chunk-size", "1048576", "--resume-timeout", "10m", "gpu1:"+src, dst)
+	took := time.Since(start)
+	if code != 18 || !strings.Contains(stderr, "does not exist any more") || !strings.Contains(stderr, "run the same command again") {
+		t.Fatalf("exit %d after %v:\n%s", code, took, stderr)
+	}
+	// Each session asks once; retried, they would ask every 2 s for 10 minutes.
+	if n := e.l.Calls("ResumeSession"); n < 1 || n > 2 {
+		t.Fatalf("ResumeSession called %d times for 2 sessions, want 1 or 2", n)
+	}
+	if took > 2*time.Minute {
+		t.Fatalf("took %v: the definitive answer was retried", took)
+	}
+	if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+		t.Fatalf("partial file not kept: %v", err)
+	}
+}

@@ -125,6 +125,25 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 	return cl, nil
 }
 
+// Err is why the tunnel under the connection ended, waiting up to wait for
+// it to end: the data channel's classified error (such as the service's
+// answer that the session no longer exists), or nil when the tunnel still
+// runs or does not say (a stream that is not a *tunnel.Conn).
+func (c *Client) Err(wait time.Duration) error {
+	s, ok := c.stream.(interface {
+		Done() <-chan struct{}
+		Err() error
+	})
+	if !ok {
+		return nil
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(wait):
+	}
+	return s.Err()
+}
+
 // Close closes SFTP, SSH and the stream.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {

@@ -190,6 +190,13 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		return c.stats, err
 	}
 	if c.open.Load() > 0 {
+		c.smu.Lock()
+		lost := c.lost
+		c.smu.Unlock()
+		var xe *exitcode.Error
+		if errors.As(lost, &xe) {
+			return c.stats, lost // why the tunnel ended, with its own hint
+		}
 		return c.stats, exitcode.New(exitcode.TunnelLost, "run the same command again: it resumes", "every session was lost")
 	}
 	// Directories last, deepest first, so that writing files did not bump their mtimes.
@@ -242,10 +249,21 @@ type copier struct {
 	live     atomic.Int64   // workers still running
 	smu      sync.Mutex
 	stats    Stats
+	lost     error // why the last lost session's tunnel ended
 }
 
 func (c *copier) chunkLen(t *fileTask, i int64) int64 {
 	return min(t.chunk, t.e.Size-i*t.chunk)
+}
+
+// noteLost keeps why the tunnel of a lost session ended, for the error of a
+// copy that lost them all.
+func (c *copier) noteLost(s *sshconn.Client) {
+	if err := s.Err(2 * time.Second); err != nil {
+		c.smu.Lock()
+		c.lost = err
+		c.smu.Unlock()
+	}
 }
 
 func (c *copier) addStats(f func(s *Stats)) {
@@ -458,6 +476,7 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 				// The session broke: give the chunk to another one.
 				c.o.Logger.Warn("transfer: session lost; its chunk goes to another session", "err", err)
 				c.q.push(jb)
+				c.noteLost(s)
 				return
 			}
 		}

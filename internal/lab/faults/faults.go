@@ -42,6 +42,11 @@ type Config struct {
 	DropEvery time.Duration
 	// DropProb drops a client WebSocket with this probability per received frame.
 	DropProb float64
+	// ForgetOnDrop makes the service lose a session whose WebSocket a fault
+	// dropped: ResumeSession then answers DoesNotExistException, as AWS does
+	// for a session whose record is gone (ended or timed out while the
+	// client was away).
+	ForgetOnDrop bool
 	// DropMode is how a drop happens: "tcp" (abrupt close, 1006) or "bye"
 	// (close frame 1000 "Bye", as the real service does about hourly).
 	DropMode string
@@ -89,6 +94,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.KeyTTL, "key-ttl", c.KeyTTL, "validity of keys pushed with SendSSHPublicKey")
 	fs.DurationVar(&c.DropEvery, "drop-every", c.DropEvery, "drop each client WebSocket after this long (0: never)")
 	fs.Float64Var(&c.DropProb, "drop-prob", c.DropProb, "drop a client WebSocket with this probability per frame")
+	fs.BoolVar(&c.ForgetOnDrop, "forget-on-drop", c.ForgetOnDrop, "after a fault drop, ResumeSession answers DoesNotExistException")
 	fs.StringVar(&c.DropMode, "drop-mode", c.DropMode, `how drops happen: "tcp" (abrupt) or "bye" (close 1000 "Bye")`)
 	fs.Float64Var(&c.ReorderProb, "reorder-prob", c.ReorderProb, "probability of swapping an outgoing data message with its successor")
 	fs.Float64Var(&c.DuplicateProb, "duplicate-prob", c.DuplicateProb, "probability of sending an outgoing data message twice")
