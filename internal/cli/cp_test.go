@@ -691,3 +691,22 @@ func TestCpStopsWhenSessionGone(t *testing.T) {
 		t.Fatalf("partial file not kept: %v", err)
 	}
 }
+
+// TestHomeMissing: HOME names a directory that does not exist: cp and setup
+// refuse with a clear error (exit 23) and create nothing there.
+func TestHomeMissing(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 1000)
+	home := filepath.Join(t.TempDir(), "no-such-home")
+	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}
+	for _, args := range [][]string{{"cp", src, "gpu1:" + filepath.Join(t.TempDir(), "x")}, {"setup", "--yes"}} {
+		_, stderr, code := e.devgate(ctx, nil, env, args...)
+		if code != 23 || !strings.Contains(stderr, home+" does not exist") || !strings.Contains(stderr, "set HOME") {
+			t.Fatalf("%v with a missing HOME: exit %d\n%s", args[0], code, stderr)
+		}
+		if _, err := os.Stat(home); !os.IsNotExist(err) {
+			t.Fatalf("%v created the missing HOME: %v", args[0], err)
+		}
+	}
+}
