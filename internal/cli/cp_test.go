@@ -409,6 +409,38 @@ func TestCpDiskFull(t *testing.T) {
 	}
 }
 
+// TestCpInstanceDiskFull: an upload to a full file system on the instance
+// says so, with the free space (SFTP only answers SSH_FX_FAILURE: devgate
+// asks statvfs@openssh.com), exit 25, the partial file kept; with room again
+// the same command resumes.
+func TestCpInstanceDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("this test mounts a small tmpfs (needs root, as the lab's sshd does): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 10<<20)
+	dst := filepath.Join(mnt, "out.bin")
+	args := []string{"-j", "2", "--chunk-size", "1048576", src, "gpu1:" + dst}
+	stderr, code := e.cpFail(t, ctx, args...)
+	if code != 25 || !strings.Contains(stderr, "no space left on the instance") || !strings.Contains(stderr, " free (partial file kept)") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+		t.Fatalf("partial file not kept: %v", err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=32m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	s := e.cp(t, ctx, nil, args...)
+	sameFile(t, src, dst)
+	if s.Resumed == 0 {
+		t.Fatalf("rerun %+v did not resume", s)
+	}
+}
+
 // TestCpPermissionDenied: a destination the user may not write, on the
 // instance and here. The lab's sshd and devgate run as root, which file modes
 // do not stop, so the directories are made immutable (chattr +i, EPERM).

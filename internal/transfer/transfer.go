@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,6 +31,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pkg/sftp"
 
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshconn"
@@ -555,7 +558,7 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 		err = cerr
 	}
 	if err != nil {
-		return c.classify(err, c.dst, "destination", t.partial)
+		return c.classify(noSpace(s, c.dst, t.partial, n, err), c.dst, "destination", t.partial)
 	}
 	c.addStats(func(st *Stats) { st.Moved += n })
 	c.o.Progress.Add(t.e.Rel, n)
@@ -713,6 +716,7 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 		class = exitcode.RemoteIO
 	}
 	var ide *IsDirError
+	var nse *NoSpaceError
 	switch {
 	case errors.As(err, &ide):
 		return exitcode.Wrap(err, exitcode.Usage, "name a file, or a directory to copy into", "%s %s is a directory %s", what, p, where)
@@ -720,10 +724,59 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 		return exitcode.Wrap(err, class, "check the path", "%s %s does not exist %s", what, p, where)
 	case errors.Is(err, fs.ErrPermission):
 		return exitcode.Wrap(err, class, "check the file's permissions and the user devgate connects as (--user)", "permission denied: %s %s %s", what, p, where)
+	case errors.As(err, &nse):
+		return exitcode.Wrap(err, class, "free some space on the instance and run the same command again: it resumes",
+			"no space left on the instance for %s %s: %s free (partial file kept)", what, p, humanBytes(nse.Free))
 	case errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left"):
 		return exitcode.Wrap(err, class, "free some space and run the same command again: it resumes", "no space left for %s %s %s (partial file kept)", what, p, where)
 	}
 	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
+}
+
+// NoSpaceError is a write on the instance refused for lack of space. SFTP
+// has no status for a full disk (OpenSSH's sftp-server answers
+// SSH_FX_FAILURE), so it is recognised by asking the server's
+// statvfs@openssh.com extension how much room is left.
+type NoSpaceError struct {
+	Path string
+	Free uint64 // bytes available to the user on the file system of Path
+	Err  error
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%s free on the instance's file system of %s: %v", humanBytes(e.Free), e.Path, e.Err)
+}
+func (e *NoSpaceError) Unwrap() error { return e.Err }
+
+// noSpace turns a failed write of n bytes to p on the instance into a
+// *NoSpaceError when the file system has less than n bytes free; other
+// errors are returned as they are.
+func noSpace(s *sshconn.Client, sd side, p string, n int64, err error) error {
+	var se *sftp.StatusError
+	if _, remote := sd.(remoteSide); !remote || !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure {
+		return err
+	}
+	vfs, verr := s.SFTP.StatVFS(path.Dir(p))
+	if verr != nil {
+		return err // the server has no statvfs@openssh.com: say what it said
+	}
+	if free := vfs.Frsize * vfs.Bavail; free < uint64(n) {
+		return &NoSpaceError{Path: p, Free: free, Err: err}
+	}
+	return err
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // journalName names an upload's journal after the target and remote path.
