@@ -167,7 +167,7 @@ func newSession(cfg Config) *Session {
 		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
-		Deliver: s.deliver, Logger: s.log})
+		Deliver: s.deliver, Logger: s.log, TrackDepartures: true}) // wsConn.writeLoop reports departures
 	return s
 }
 
@@ -464,14 +464,15 @@ type wsConn struct {
 	out  chan []byte
 	stop chan struct{}
 	once sync.Once
+	sent func([]byte) // told when a frame was written to the socket (reliable.Endpoint.Departed)
 }
 
 const sendQueue = 16384
 
 var errSendQueueFull = errors.New("datachannel: send queue full")
 
-func newWSConn(ws *websocket.Conn) *wsConn {
-	return &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{})}
+func newWSConn(ws *websocket.Conn, sent func([]byte)) *wsConn {
+	return &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{}), sent: sent}
 }
 
 func (c *wsConn) write(b []byte) error {
@@ -509,6 +510,7 @@ func (c *wsConn) writeLoop() {
 				c.close()
 				return
 			}
+			c.sent(b)
 		}
 	}
 }
@@ -555,7 +557,7 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		ws.Close()
 		return nil, err
 	}
-	c := newWSConn(ws)
+	c := newWSConn(ws, s.ep.Departed)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
 	return c, nil
