@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -233,9 +232,6 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		topt.JournalDir = filepath.Join(state, "cp")
 	}
-	if s := os.Getenv("DEVGATE_TESTONLY_CORRUPT_CHUNK"); s != "" {
-		topt.TestOnlyCorrupt = testOnlyCorrupt(s)
-	}
 	rep, done := newProgress()
 	topt.Progress = rep
 	st, err := transfer.Copy(ctx, clients, topt)
@@ -302,21 +298,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// testOnlyCorrupt flips one byte of the chunk named by spec ("N" or "file:N"), once.
-func testOnlyCorrupt(spec string) func(string, int64, []byte) bool {
-	var once sync.Once
-	name, num, ok := strings.Cut(spec, ":")
-	if !ok {
-		name, num = "", spec
-	}
-	n, _ := strconv.ParseInt(num, 10, 64)
-	return func(rel string, chunk int64, b []byte) bool {
-		hit := false
-		if chunk == n && (name == "" || strings.HasSuffix(rel, name)) && len(b) > 0 {
-			once.Do(func() { b[len(b)/2] ^= 0xff; hit = true })
-		}
-		return hit
-	}
 }

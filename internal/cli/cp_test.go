@@ -294,23 +294,27 @@ func TestCpResumeAfterKill(t *testing.T) {
 	}
 }
 
-// TestCpCorruptChunkRefetched: a chunk corrupted on the way is caught by the
-// sha256 comparison and fetched again, both ways.
+// TestCpCorruptChunkRefetched: a byte flipped on the instance (the lab's
+// corrupt-chunk fault: its SFTP server hands out, or stores, one wrong byte
+// in chunk 5) is caught by the sha256 comparison and the chunk is moved
+// again, both ways.
 func TestCpCorruptChunkRefetched(t *testing.T) {
-	e := newE2E(t, lab.Options{})
+	const off = 5<<20 + 1234 // in chunk 5 of 1 MiB chunks
+	f := labtest.Fast()
+	f.CorruptChunk = fmt.Sprintf("/data.bin:%d,/up.bin.devgate-part:%d", off, off)
+	e := newE2E(t, lab.Options{Faults: f})
 	ctx := ctxFor(t, time.Minute)
 	src, _ := randFile(t, 10<<20)
-	env := []string{"DEVGATE_TESTONLY_CORRUPT_CHUNK=5"}
 	dst := filepath.Join(t.TempDir(), "down.bin")
-	s := e.cp(t, ctx, env, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
+	s := e.cp(t, ctx, nil, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
 	sameFile(t, src, dst)
 	if s.Refetched != 1 || s.Moved != 11<<20 {
 		t.Fatalf("download summary %+v, want one chunk fetched again", s)
 	}
 	up := filepath.Join(t.TempDir(), "up.bin")
-	s = e.cp(t, ctx, env, "-j", "2", "--chunk-size", "1048576", src, "gpu1:"+up)
+	s = e.cp(t, ctx, nil, "-j", "2", "--chunk-size", "1048576", src, "gpu1:"+up)
 	sameFile(t, src, up)
-	if s.Refetched != 1 {
+	if s.Refetched != 1 || s.Moved != 11<<20 {
 		t.Fatalf("upload summary %+v, want one chunk sent again", s)
 	}
 }

@@ -80,9 +80,6 @@ type Options struct {
 	Target   string
 	Progress Progress
 	Logger   *slog.Logger
-	// TestOnlyCorrupt may alter a chunk after it was read (tests of the
-	// checksum path); it reports whether it did.
-	TestOnlyCorrupt func(rel string, chunk int64, b []byte) bool
 }
 
 // Progress receives what a copy does. Calls come from several goroutines.
@@ -545,9 +542,6 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	}
 	if err != nil { // EOF before the chunk's end: the source shrank
 		return nil // finish notices the changed size
-	}
-	if c.o.TestOnlyCorrupt != nil {
-		c.o.TestOnlyCorrupt(t.e.Rel, i, b)
 	}
 	w, wc, err := c.dst.OpenWrite(s, t.partial)
 	if err != nil {
