@@ -198,6 +198,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		rep, done := newProgress()
 		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		if state := stateDir(); state != "" {
+			ro.JournalDir = filepath.Join(state, "cp")
+		}
 		var st transfer.Stats
 		if dir == transfer.Download {
 			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)

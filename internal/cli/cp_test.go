@@ -704,7 +704,7 @@ func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 func TestCpStopsWhenSessionGone(t *testing.T) {
 	f := labtest.Fast()
 	f.BandwidthCap = 1 << 20
-	f.DropEvery = time.Second
+	f.DropEvery = 2 * time.Second
 	f.ForgetOnDrop = true
 	e := newE2E(t, lab.Options{Faults: f})
 	ctx := ctxFor(t, 3*time.Minute)

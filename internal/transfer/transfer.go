@@ -142,7 +142,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	}
 	tasks, dirs, err := c.plan(ctx)
 	if err != nil {
-		return c.stats, err
+		return c.stats, c.lostErr(sessions[0], err)
 	}
 	c.stats.Files = len(tasks)
 	for _, t := range tasks {
@@ -151,7 +151,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	var pending []*fileTask
 	for _, t := range tasks {
 		if err := c.prepare(ctx, t); err != nil {
-			return c.stats, err
+			return c.stats, c.lostErr(sessions[0], err)
 		}
 		if !t.complete {
 			pending = append(pending, t)
@@ -254,6 +254,24 @@ type copier struct {
 
 func (c *copier) chunkLen(t *fileTask, i int64) int64 {
 	return min(t.chunk, t.e.Size-i*t.chunk)
+}
+
+// lostErr is err, unless it came from session s breaking (not an answer of
+// a file system) and s's tunnel says why it ended: then that reason, with its
+// own class and hint.
+func (c *copier) lostErr(s *sshconn.Client, err error) error {
+	if isRemoteFSError(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) { // a local file
+		return err
+	}
+	var xe *exitcode.Error
+	if terr := s.Err(2 * time.Second); terr != nil && errors.As(terr, &xe) {
+		return terr
+	}
+	return err
 }
 
 // noteLost keeps why the tunnel of a lost session ended, for the error of a
