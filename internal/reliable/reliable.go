@@ -117,7 +117,7 @@ type pending struct {
 	tries    uint      // retransmissions on the current link; each doubles the wait
 }
 
-// maxBackoffShift caps the per-message backoff at 64 RTOs.
+// maxBackoffShift caps the per-message backoff at 64 RTOs (and maxRTO).
 const maxBackoffShift = 6
 
 // Endpoint is one side's reliability state for one session. It survives
@@ -589,7 +589,7 @@ func (e *Endpoint) retransmitLocked() {
 	now := e.cfg.Now()
 	n := 0
 	for _, p := range e.unacked[:e.next] {
-		if p.state != departed || now.Sub(p.lastSent) <= e.rto<<min(p.tries, maxBackoffShift) {
+		if p.state != departed || now.Sub(p.lastSent) <= min(e.rto<<min(p.tries, maxBackoffShift), maxRTO) {
 			continue
 		}
 		if e.cfg.TrackDepartures && e.queued > 0 && e.queued+len(p.frame) > e.cfg.QueueBudget {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/devgate/devgate/internal/ssmmsg"
+	"github.com/devgate/devgate/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -87,7 +88,7 @@ func newPair(t *testing.T, loss float64, window int) *pair {
 
 func TestLossyInOrderDelivery(t *testing.T) {
 	p := newPair(t, 0.2, 64<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Deadline(30*time.Second))
 	defer cancel()
 	const n = 2000
 	for i := range n {
