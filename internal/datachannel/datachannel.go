@@ -16,12 +16,14 @@ package datachannel
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -65,7 +67,12 @@ type Config struct {
 	// OnReconnect, if set, is told when a drop happened (err) and when it healed (nil).
 	OnReconnect func(err error)
 	Dialer      *websocket.Dialer
-	Logger      *slog.Logger
+	// TLS and Proxy configure the default dialer (when Dialer is nil): the
+	// roots and proxy of the AWS API calls, so that one trust and one proxy
+	// serve both (nil: the system roots; http.ProxyFromEnvironment).
+	TLS    *tls.Config
+	Proxy  func(*http.Request) (*url.URL, error)
+	Logger *slog.Logger
 }
 
 // ClosedError is how a session ends when the service sends channel_closed:
@@ -538,7 +545,10 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 	d := s.cfg.Dialer
 	if d == nil {
 		d = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 45 * time.Second,
-			ReadBufferSize: 64 << 10, WriteBufferSize: 16 << 10}
+			ReadBufferSize: 64 << 10, WriteBufferSize: 16 << 10, TLSClientConfig: s.cfg.TLS}
+		if s.cfg.Proxy != nil {
+			d.Proxy = s.cfg.Proxy
+		}
 	}
 	ws, resp, err := d.DialContext(ctx, s.cfg.StreamURL, hdr)
 	if err != nil {

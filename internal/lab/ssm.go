@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/devgate/devgate/internal/lab/labapi"
 	"github.com/devgate/devgate/internal/lab/mgs"
@@ -103,7 +104,11 @@ func (l *Lab) newSessionID() string {
 }
 
 func (l *Lab) streamURL(host, id string) string {
-	return "ws://" + host + "/v1/data-channel/" + id + "?role=publish_subscribe"
+	scheme := "ws://"
+	if l.caPEM != nil {
+		scheme = "wss://"
+	}
+	return scheme + host + "/v1/data-channel/" + id + "?role=publish_subscribe"
 }
 
 func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
@@ -116,6 +121,10 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 	}
 	if in.Target == "" {
 		return nil, labapi.Errorf(400, "ValidationException", "1 validation error detected: Value null at 'target' failed to satisfy constraint: Member must not be null")
+	}
+	// Reason: 1 to 256 characters, pattern ^.{1,256}$ (SSM API reference, StartSession).
+	if n := utf8.RuneCountInString(in.Reason); n > 256 || strings.ContainsAny(in.Reason, "\n\r") {
+		return nil, labapi.Errorf(400, "ValidationException", "1 validation error detected: Value at 'reason' failed to satisfy constraint: Member must satisfy regular expression pattern: ^.{1,256}$")
 	}
 	doc := in.DocumentName
 	if doc == "" {
@@ -175,6 +184,8 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 		return nil, labapi.Errorf(500, "InternalServerError", "%v", err)
 	}
 	l.sessions.Store(id, inst.spec.ID)
+	l.reasons.Store(id, in.Reason)
+	l.log.Info("StartSession", "session", id, "target", inst.spec.ID, "document", doc, "reason", in.Reason, "user_agent", labapi.UserAgent(ctx))
 	host := l.host(ctx)
 	return map[string]string{"SessionId": id, "TokenValue": tok, "StreamUrl": l.streamURL(host, id)}, nil
 }

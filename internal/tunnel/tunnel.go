@@ -13,15 +13,18 @@ package tunnel
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +79,9 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// Reason is StartSession's Reason, shown in CloudTrail and the Session
+	// Manager console (at most 256 characters; longer is cut; "" sends none).
+	Reason string
 	// OnResolved is told the instance a name or alias resolved to (not called
 	// for an instance id given directly), before any session is opened.
 	OnResolved func(t awsapi.Target)
@@ -404,8 +410,11 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 	if d.o.Document == DocPortForwardingRemoteHost {
 		params["host"] = []string{d.o.Host}
 	}
-	out, err := d.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(id),
-		DocumentName: aws.String(d.o.Document), Parameters: params})
+	in := &ssm.StartSessionInput{Target: aws.String(id), DocumentName: aws.String(d.o.Document), Parameters: params}
+	if r := []rune(strings.Join(strings.Fields(d.o.Reason), " ")); len(r) > 0 {
+		in.Reason = aws.String(string(r[:min(len(r), 256)]))
+	}
+	out, err := d.ssm.StartSession(ctx, in)
 	if err == nil {
 		return out, nil
 	}
@@ -534,9 +543,15 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		},
 		Header: d.signUpgrade,
 	}
+	dcfg.TLS, dcfg.Proxy = transportOf(d.cfg)
 	sess, err := datachannel.Open(ctx, dcfg)
 	if err != nil {
 		d.terminate(sid)
+		if awsapi.TLSTrustError(err) {
+			return nil, exitcode.Wrap(err, exitcode.SessionRefused,
+				"if a proxy or gateway inspects TLS, point AWS_CA_BUNDLE (or ca_bundle in the profile) at its CA certificate (PEM)",
+				"the TLS certificate of the data channel (ssmmessages) is not trusted")
+		}
 		return nil, err
 	}
 	c.sess, c.stream = sess, sess
@@ -561,6 +576,23 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	}
 	d.progress("Connected in %s (session %s)", d.elapsed(), sid)
 	return c, nil
+}
+
+// transportOf returns the TLS configuration (roots from AWS_CA_BUNDLE or the
+// profile's ca_bundle, else the system's) and the proxy function
+// (HTTPS_PROXY/NO_PROXY) of the SDK's HTTP client, for the data channel's
+// WebSocket. nil, nil when the client is not the SDK's buildable one.
+func transportOf(cfg aws.Config) (*tls.Config, func(*http.Request) (*url.URL, error)) {
+	bc, ok := cfg.HTTPClient.(interface{ GetTransport() *http.Transport })
+	if !ok {
+		return nil, nil
+	}
+	tr := bc.GetTransport()
+	var tc *tls.Config
+	if tr.TLSClientConfig != nil {
+		tc = tr.TLSClientConfig.Clone()
+	}
+	return tc, tr.Proxy
 }
 
 // signUpgrade SigV4-signs the WebSocket upgrade for service ssmmessages, as
