@@ -454,7 +454,12 @@ func getRanges(ctx context.Context, s3c *s3.Client, o Options, j *journal, size 
 			return nil
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	var nsk *s3types.NoSuchKey
+	if errors.As(err, &nsk) {
+		j.remove() // the journaled object is gone (deleted, expired): the next run starts over
+	}
+	return err
 }
 
 type offsetWriter struct {
