@@ -88,6 +88,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
+			opts.KeyAuthorized = key != "" // a managed node (mi-…) is reached with it without a push
 			ensureShortControlDir(io)
 			opts.OnResolved = func(r awsapi.Target) { followAlias(ctx, io, args[0], r.ID, quiet) }
 			conn, err := tunnel.Dial(ctx, cfg, opts)

@@ -201,6 +201,9 @@ func (l *Lab) describeInstances(ctx context.Context, form url.Values) (any, erro
 		if len(ids) > 0 && !contains(ids, inst.spec.ID) {
 			continue
 		}
+		if inst.managedNode() {
+			continue // a hybrid managed node is not an EC2 instance
+		}
 		e := l.ec2Instance(inst)
 		ok := true
 		for _, f := range fs {

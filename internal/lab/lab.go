@@ -32,6 +32,7 @@ import (
 
 	"github.com/devgate/devgate/internal/lab/faults"
 	"github.com/devgate/devgate/internal/lab/labapi"
+	"github.com/devgate/devgate/internal/lab/labkms"
 	"github.com/devgate/devgate/internal/lab/mgs"
 	"github.com/devgate/devgate/internal/lab/sigv4"
 )
@@ -67,6 +68,10 @@ type Options struct {
 	// TLS serves the endpoint (API and data channel) over HTTPS/WSS with a
 	// certificate from the lab's own CA, written to Dir/ca.pem.
 	TLS bool
+	// SessionMinute is how long one minute of the preferences'
+	// idleSessionTimeout and maxSessionDuration lasts (default a minute;
+	// tests shrink it).
+	SessionMinute time.Duration
 }
 
 // DefaultInstances is the fleet of a lab started without instances.
@@ -88,6 +93,7 @@ type Lab struct {
 	front    *front
 	fleet    *fleet
 	mgs      *mgs.Server
+	kms      *labkms.Service
 	reg      *labapi.Registry
 	log      *slog.Logger
 	sessions sync.Map
@@ -166,6 +172,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	l.registerEC2(l.reg)
 	l.registerSTS(l.reg)
 	l.registerSSM(l.reg)
+	l.kms = labkms.New(l.region, l.account, l.userArn())
+	l.kms.Register(l.reg)
 	for _, s := range opts.Services {
 		s.Register(l.reg)
 	}
@@ -343,8 +351,8 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 	if spec.Platform == "" {
 		spec.Platform = "Linux/UNIX"
 	}
-	if !instanceIDRe.MatchString(spec.ID) {
-		return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits", spec.ID)
+	if !instanceIDRe.MatchString(spec.ID) && !managedNodeIDRe.MatchString(spec.ID) {
+		return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits, nor mi- and 17 (a managed node)", spec.ID)
 	}
 	l.fleet.mu.Lock()
 	defer l.fleet.mu.Unlock()

@@ -64,7 +64,7 @@ func (l *Lab) sendSSHPublicKey(ctx context.Context, body []byte) (any, error) {
 		return nil, labapi.Errorf(400, "InvalidArgsException", "Unsupported key type %s", pk.Type())
 	}
 	inst, ok := l.fleet.get(in.InstanceId)
-	if !ok {
+	if !ok || inst.managedNode() { // EC2 Instance Connect knows EC2 instances only
 		return nil, labapi.Errorf(400, "EC2InstanceNotFoundException", "Instance not found")
 	}
 	if st := l.fleet.info(inst).State; st != "running" {
@@ -132,7 +132,10 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 	}
 	defaults, ok := documents[doc]
 	if !ok {
-		return nil, labapi.Errorf(400, "InvalidDocument", "Document %s is not supported by devgate-lab (supported: AWS-StartSSHSession, AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost)", doc)
+		if sd, isShell := l.lookupSessionDoc(doc); isShell {
+			return l.startShellSession(ctx, in, doc, sd)
+		}
+		return nil, labapi.Errorf(400, "InvalidDocument", "Document %s is not supported by devgate-lab (supported: AWS-StartSSHSession, AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost, SSM-SessionManagerRunShell, AWS-StartInteractiveCommand, AWS-StartNonInteractiveCommand and shell-type documents in the lab's document store)", doc)
 	}
 	props := map[string]string{}
 	for k, v := range defaults {
@@ -308,7 +311,7 @@ func (l *Lab) describeInstanceInformation(ctx context.Context, body []byte) (any
 		ii := instanceInformation{InstanceId: info.ID, PingStatus: status,
 			LastPingDateTime: float64(lastPing.UnixMilli()) / 1000, AgentVersion: inst.spec.AgentVersion,
 			IsLatestVersion: true, PlatformType: "Linux", PlatformName: "Amazon Linux", PlatformVersion: "2023",
-			ResourceType: "EC2Instance", IPAddress: info.PrivateIP, ComputerName: "ip-" + strings.ReplaceAll(info.PrivateIP, ".", "-") + ".ec2.internal"}
+			ResourceType: resourceType(inst), IPAddress: info.PrivateIP, ComputerName: "ip-" + strings.ReplaceAll(info.PrivateIP, ".", "-") + ".ec2.internal"}
 		ok := true
 		for _, f := range in.InstanceInformationFilterList {
 			m, err := match(f.Key, f.ValueSet, ii)
@@ -358,3 +361,11 @@ func (l *Lab) authorize(action string) error {
 }
 
 var _ = time.Second
+
+// resourceType is DescribeInstanceInformation's ResourceType.
+func resourceType(inst *instance) string {
+	if inst.managedNode() {
+		return "ManagedInstance"
+	}
+	return "EC2Instance"
+}

@@ -79,6 +79,10 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// KeyAuthorized says PublicKey is already authorized on the target
+	// (connect --key): a managed node (mi-…), which EC2 Instance Connect
+	// cannot reach, is then connected to without a push.
+	KeyAuthorized bool
 	// Reason is StartSession's Reason, shown in CloudTrail and the Session
 	// Manager console (at most 256 characters; longer is cut; "" sends none).
 	Reason string
@@ -88,6 +92,13 @@ type Options struct {
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
+	// Shell makes it a shell-type session (see OpenShell): Document is any
+	// Standard_Stream, InteractiveCommands or NonInteractiveCommands
+	// document, Parameters its parameters, no port and no key push.
+	Shell      bool
+	Parameters map[string][]string
+	// OnPayload receives the agent's StdErr and ExitCode payloads (shell sessions).
+	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
 }
 
 // Conn is an open tunnel to the target port.
@@ -185,7 +196,7 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if o.Document == "" {
 		o.Document = DocSSH
 	}
-	if o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
+	if !o.Shell && o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
 		return nil, exitcode.New(exitcode.Usage, "use "+DocSSH+" or "+DocPortForwarding, "unsupported document %q", o.Document)
 	}
 	if o.Timeout <= 0 {
@@ -222,6 +233,9 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 func (d *dialer) dial(ctx context.Context, t awsapi.Target) (*Conn, error) {
 	if d.o.OnResolved != nil && !awsapi.InstanceIDRe.MatchString(d.o.Target) {
 		d.o.OnResolved(t)
+	}
+	if IsManagedNode(t.ID) {
+		return d.managedNode(ctx, t.ID)
 	}
 	var c *Conn
 	var err error
@@ -280,7 +294,11 @@ func (d *dialer) warm(ctx context.Context, id string) (*Conn, error) {
 		go func() { defer wg.Done(); pushErr = d.pushKey(ctx, id) }()
 	}
 	if !d.saidSession {
-		d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		if d.o.Shell {
+			d.progress("Starting session (%s)…", d.o.Document)
+		} else {
+			d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		}
 		d.saidSession = true
 	}
 	out, err := d.startSession(ctx, id)
@@ -409,6 +427,9 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 	}
 	if d.o.Document == DocPortForwardingRemoteHost {
 		params["host"] = []string{d.o.Host}
+	}
+	if d.o.Shell {
+		params = d.o.Parameters
 	}
 	in := &ssm.StartSessionInput{Target: aws.String(id), DocumentName: aws.String(d.o.Document), Parameters: params}
 	if r := []rune(strings.Join(strings.Fields(d.o.Reason), " ")); len(r) > 0 {
@@ -544,6 +565,9 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		Header: d.signUpgrade,
 	}
 	dcfg.TLS, dcfg.Proxy = transportOf(d.cfg)
+	if d.o.Shell {
+		d.shellConfig(&dcfg, id)
+	}
 	sess, err := datachannel.Open(ctx, dcfg)
 	if err != nil {
 		d.terminate(sid)
