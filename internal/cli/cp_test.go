@@ -600,7 +600,7 @@ func TestCpRerunWithCompleteJournal(t *testing.T) {
 // (the lab's instances are on it) until stop is closed. It returns those
 // that contain secret, and how many distinct ones contained mark (a path of
 // the copy: proof that the watcher saw the copy's processes at all). It also
-// records files matching private that others could read (mode & 077).
+// records files matching private that any user could read (mode & 007).
 func watchCmdlines(secret, mark, private string, stop <-chan struct{}) <-chan cmdlineWatch {
 	res := make(chan cmdlineWatch, 1)
 	go func() {
@@ -635,7 +635,7 @@ func watchCmdlines(secret, mark, private string, stop <-chan struct{}) <-chan cm
 			for _, f := range files {
 				if st, err := os.Stat(f); err == nil {
 					w.files++
-					if o := fmt.Sprintf("%s %v", f, st.Mode()); st.Mode().Perm()&0o077 != 0 && !seen[o] {
+					if o := fmt.Sprintf("%s %v", f, st.Mode()); st.Mode().Perm()&0o007 != 0 && !seen[o] {
 						seen[o] = true
 						w.open = append(w.open, o)
 					}
@@ -657,14 +657,16 @@ type cmdlineWatch struct {
 // every process's command line (ps). While --via s3 copies both ways, no
 // command line on the machine may hold a presigned URL (the bucket's name,
 // X-Amz-Signature, X-Amz-Security-Token); the relay's part files and the
-// partial file are 0600.
+// partial file are never readable by other users. The source is 0640: the
+// partial takes that mode just before its rename (an umask-022 default, the
+// old bug, is 0644).
 func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 	bucket := fmt.Sprintf("relay-%x", rand.Uint64())
 	s3 := labs3.New(bucket)
 	e := newE2E(t, lab.Options{Services: []lab.Service{s3}})
 	ctx := ctxFor(t, time.Minute)
 	src, _ := randFile(t, 40<<20+777)
-	os.Chmod(src, 0o644)
+	os.Chmod(src, 0o640)
 	up := filepath.Join(t.TempDir(), "up.bin")
 	stop := make(chan struct{})
 	// Path-style URLs (the lab's) carry the bucket; other tests on this
@@ -692,7 +694,7 @@ func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 	for _, f := range w.open {
 		t.Errorf("relay file readable by others on the instance: %s", f)
 	}
-	if st, _ := os.Stat(up); st.Mode().Perm() != 0o644 {
+	if st, _ := os.Stat(up); st.Mode().Perm() != 0o640 {
 		t.Errorf("the source's mode was not applied at the end: %v", st.Mode())
 	}
 }
