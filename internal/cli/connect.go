@@ -83,6 +83,9 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 			if err != nil {
 				return err
 			}
+			if io.settle != nil {
+				io.settle() // the terminal is ssh's now: later progress goes to the event log
+			}
 			return bridge(ctx, io, conn, progress)
 		},
 	}
