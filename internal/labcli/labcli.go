@@ -24,6 +24,7 @@ import (
 
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/faults"
+	"github.com/devgate/devgate/internal/shquote"
 )
 
 // Files a running lab keeps in its directory.
@@ -219,7 +220,7 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	env.WriteString("# devgate-lab: source this file (. " + filepath.Join(dir, EnvFile) + ")\n")
 	for _, kv := range l.Env() {
 		k, v, _ := strings.Cut(kv, "=")
-		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(v))
+		fmt.Fprintf(&env, "export %s=%s\n", k, shquote.Quote(v))
 	}
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
 		return err
@@ -260,15 +261,6 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, InstancesFile), append(b, '\n'), 0o600)
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == ':' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func sshQuote(s string) string {

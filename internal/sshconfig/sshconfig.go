@@ -18,6 +18,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/devgate/devgate/internal/shquote"
 )
 
 // Socket path limits (sun_path) and the 17 bytes ssh's mux master adds for
@@ -162,10 +164,10 @@ func ProxyCommand(o Options) string {
 		b.WriteString(quote(bin))
 	} else {
 		// ssh runs it as `$SHELL -c "exec <ProxyCommand>"`.
-		b.WriteString(shellQuote(bin))
+		b.WriteString(shquote.Quote(bin))
 	}
 	b.WriteString(" connect %h %p --user %r")
-	q := shellQuote
+	q := shquote.Quote
 	if o.GOOS == "windows" {
 		q = quote // no shell: double quotes for CreateProcess's argument parsing
 	}
@@ -176,15 +178,6 @@ func ProxyCommand(o Options) string {
 		b.WriteString(" --region " + q(o.Region))
 	}
 	return b.String()
-}
-
-var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:@%+=,-]+$`)
-
-func shellQuote(s string) string {
-	if shellSafe.MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // ControlPathLen returns the length of the expanded ControlPath socket
