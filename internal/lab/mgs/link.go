@@ -44,6 +44,8 @@ type link struct {
 	reason string
 
 	onDrop func() // counts fault drops
+	// gate, when set, blocks the writer while the session is frozen.
+	gate func(done <-chan struct{})
 }
 
 type outFrame struct {
@@ -155,6 +157,9 @@ func (l *link) writeLoop() {
 	sh := shaper{rate: float64(l.f.BandwidthCap)}
 	var held []byte
 	put := func(b []byte) bool {
+		if l.gate != nil {
+			l.gate(l.done)
+		}
 		sh.wait(len(b))
 		if err := l.conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
 			l.kill("write: " + err.Error())
