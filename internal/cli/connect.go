@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -78,6 +79,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
+			ensureShortControlDir(io)
 			opts.OnResolved = func(r awsapi.Target) { followAlias(ctx, io, args[0], r.ID, quiet) }
 			conn, err := tunnel.Dial(ctx, cfg, opts)
 			if err != nil {
@@ -120,6 +122,25 @@ func followAlias(ctx context.Context, io IO, alias, id string, quiet bool) {
 	}
 	if prev != "" && !quiet {
 		fmt.Fprintf(io.ErrOut, "devgate: %s now reaches %s (it reached %s before: replaced under the same Name); its new host key will be pinned\n", alias, id, prev)
+	}
+}
+
+// ensureShortControlDir creates the short ControlMaster directory under /tmp
+// that setup chose for a long home directory: /tmp is emptied at boot, and
+// ssh binds its mux socket there only after this ProxyCommand has connected.
+func ensureShortControlDir(io IO) {
+	home, _, err := homeDir()
+	if err != nil || runtime.GOOS == "windows" {
+		return
+	}
+	if sshconfig.ControlDir(sshconfig.Options{GOOS: runtime.GOOS, Home: home}) != sshconfig.ShortControlDir {
+		return
+	}
+	if _, err := os.Stat(sshconfig.ManagedPath(home)); err != nil {
+		return // no setup: nothing of ours uses it
+	}
+	if err := sshconfig.EnsureControlDir(home, sshconfig.ShortControlDir); err != nil {
+		fmt.Fprintf(io.ErrOut, "devgate: warning: %v; ssh's connection sharing may fail\n", err)
 	}
 }
 

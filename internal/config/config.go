@@ -252,7 +252,9 @@ type Resolved struct {
 //     DEVGATE_BUCKET, DEVGATE_PATH, DEVGATE_PREFIX) > host > prefix >
 //     defaults > built-in default;
 //   - profile, region: flag > host > environment (AWS_PROFILE, AWS_REGION,
-//     AWS_DEFAULT_REGION) > prefix > defaults > nothing (the SDK's chain).
+//     AWS_DEFAULT_REGION) > prefix > defaults > nothing (the SDK's chain); a
+//     region from the config is taken only with its own profile (or when it
+//     names none), never paired with another account's profile.
 //     A host lives in one account and region: the ProxyCommand setup writes
 //     passes them as flags, so `devgate cp <alias>:…` must use them over the
 //     shell's AWS_PROFILE too, or it would not reach the host ssh reaches.
@@ -283,9 +285,17 @@ func (f *File) Resolve(target string, flags Settings, prefix string, getenv func
 		val{hs.Path, FromHost}, val{ps.Path, FromPrefix}, val{d.Path, FromConfig}, val{DefaultPath, FromDefault})
 	r.Profile, r.From["profile"] = pick(val{flags.Profile, FromFlag}, val{hs.Profile, FromHost},
 		val{getenv("AWS_PROFILE"), FromEnv}, val{ps.Profile, FromPrefix}, val{d.Profile, FromConfig})
-	r.Region, r.From["region"] = pick(val{flags.Region, FromFlag}, val{hs.Region, FromHost},
+	// A region from the config belongs to the profile beside it: it is not
+	// mixed with another account's profile (the SDK takes that profile's own region).
+	paired := func(s Settings) string {
+		if s.Profile == "" || s.Profile == r.Profile {
+			return s.Region
+		}
+		return ""
+	}
+	r.Region, r.From["region"] = pick(val{flags.Region, FromFlag}, val{paired(hs), FromHost},
 		val{getenv("AWS_REGION"), FromEnv}, val{getenv("AWS_DEFAULT_REGION"), FromEnv},
-		val{ps.Region, FromPrefix}, val{d.Region, FromConfig})
+		val{paired(ps), FromPrefix}, val{paired(d), FromConfig})
 	return r
 }
 
@@ -320,7 +330,8 @@ func (f *File) lookupHost(target string) (*Host, string) {
 }
 
 // prefixSettings picks the prefix entry: the host's own prefix, else the
-// longest prefix p with target "p-…", else the resolved prefix's entry.
+// longest prefix p with target "p-…", else (no target: ls) the resolved
+// prefix's entry. A target under no prefix (a Name tag, an address) gets none.
 func (f *File) prefixSettings(target, prefix string, host *Host) Settings {
 	if host != nil {
 		if s, ok := f.Prefixes[host.Prefix]; ok {
@@ -336,7 +347,10 @@ func (f *File) prefixSettings(target, prefix string, host *Host) Settings {
 	if best != "" {
 		return f.Prefixes[best]
 	}
-	return f.Prefixes[prefix]
+	if target == "" {
+		return f.Prefixes[prefix]
+	}
+	return Settings{}
 }
 
 // NameAliases maps each alias to the Name tag it follows (for target resolution).
@@ -358,4 +372,86 @@ func StateDir() string {
 		return filepath.Join(dir, "devgate")
 	}
 	return ""
+}
+
+// CheckPrefix rejects prefixes ssh patterns or aliases cannot carry.
+func CheckPrefix(p string) error {
+	if p == "" {
+		return errors.New("empty prefix")
+	}
+	return checkName("prefix", p)
+}
+
+// HasPrefix reports whether the config has a prefix entry for p.
+func (f *File) HasPrefix(p string) bool {
+	_, ok := f.Prefixes[p]
+	return ok
+}
+
+// SetPrefix sets the entry of prefix p.
+func (f *File) SetPrefix(p string, s Settings) {
+	if f.Prefixes == nil {
+		f.Prefixes = map[string]Settings{}
+	}
+	f.Prefixes[p] = s
+}
+
+// ReplaceSet replaces the hosts of one setup set (prefix, profile, region)
+// with hosts, keeping every other host. alias names a host from its Name tag
+// and id; an alias another host holds gets "-<region>" appended, then
+// "-<id>", so that no alias is lost or ambiguous.
+func (f *File) ReplaceSet(prefix, profile, region string, hosts []Host, alias func(name, id string) string) {
+	for a, h := range f.Hosts {
+		if h.Prefix == prefix && h.Profile == profile && h.Region == region {
+			delete(f.Hosts, a)
+		}
+	}
+	if f.Hosts == nil {
+		f.Hosts = map[string]Host{}
+	}
+	// Stable order: by name, then id.
+	sort.SliceStable(hosts, func(i, j int) bool {
+		if hosts[i].Name != hosts[j].Name {
+			return hosts[i].Name < hosts[j].Name
+		}
+		return hosts[i].ID < hosts[j].ID
+	})
+	count := map[string]int{}
+	for _, h := range hosts {
+		count[alias(h.Name, h.ID)]++
+	}
+	for _, h := range hosts {
+		h.Prefix = prefix
+		a := alias(h.Name, h.ID)
+		if _, taken := f.Hosts[a]; taken && region != "" && count[a] == 1 {
+			a += "-" + region
+		}
+		if _, taken := f.Hosts[a]; taken || count[alias(h.Name, h.ID)] > 1 {
+			a = alias(h.Name, h.ID) + "-" + h.ID
+		}
+		f.Hosts[a] = h
+	}
+}
+
+// RemoveSet removes the hosts of prefix (only those of profile and region
+// when not "") and, when no host of the prefix is left, its prefix entry.
+// It returns how many hosts it removed.
+func (f *File) RemoveSet(prefix, profile, region string) int {
+	n := 0
+	for a, h := range f.Hosts {
+		if h.Prefix == prefix && (profile == "" || h.Profile == profile) && (region == "" || h.Region == region) {
+			delete(f.Hosts, a)
+			n++
+		}
+	}
+	left := false
+	for _, h := range f.Hosts {
+		if h.Prefix == prefix {
+			left = true
+		}
+	}
+	if !left {
+		delete(f.Prefixes, prefix)
+	}
+	return n
 }

@@ -54,8 +54,12 @@ func TestResolvePrecedence(t *testing.T) {
 			from: map[string]Source{"profile": FromPrefix, "user": FromConfig, "path": FromPrefix}},
 		{name: "env beats prefix for account", target: "devbox-b-new", env: map[string]string{"AWS_PROFILE": "envp", "AWS_DEFAULT_REGION": "dr"},
 			want: Settings{Profile: "envp", Region: "dr", User: "admin", Bucket: "global-bucket", Path: "ssm"}},
-		{name: "unknown name gets the default prefix's entry", target: "gpu9",
+		{name: "a name under no prefix gets the defaults only", target: "gpu9",
+			want: Settings{User: "admin", Bucket: "global-bucket", Path: "auto"}},
+		{name: "no target (ls) gets the default prefix's entry", target: "",
 			want: Settings{Profile: "A", Region: "us-east-1", User: "ec2-user", Bucket: "global-bucket", Path: "auto"}},
+		{name: "a flag's profile is not paired with another account's region", target: "devbox-x", flags: Settings{Profile: "B"},
+			want: Settings{Profile: "B", User: "ec2-user", Bucket: "global-bucket", Path: "auto"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

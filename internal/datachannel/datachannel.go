@@ -178,7 +178,7 @@ func newSession(cfg Config) *Session {
 		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
-		Deliver: s.deliver, Logger: s.log})
+		Deliver: s.deliver, Logger: s.log, TrackDepartures: true}) // wsConn.writeLoop reports departures
 	return s
 }
 
@@ -481,14 +481,15 @@ type wsConn struct {
 	// heard is set by the first frame or pong from the service.
 	heard atomic.Bool
 	once  sync.Once
+	sent  func([]byte) // told when a frame was written to the socket (reliable.Endpoint.Departed)
 }
 
 const sendQueue = 16384
 
 var errSendQueueFull = errors.New("datachannel: send queue full")
 
-func newWSConn(ws *websocket.Conn) *wsConn {
-	c := &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{})}
+func newWSConn(ws *websocket.Conn, sent func([]byte)) *wsConn {
+	c := &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{}), sent: sent}
 	c.lastRecv.Store(time.Now().UnixNano())
 	return c
 }
@@ -555,6 +556,7 @@ func (c *wsConn) writeLoop() {
 				c.close()
 				return
 			}
+			c.sent(b)
 		}
 	}
 }
@@ -601,7 +603,7 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		ws.Close()
 		return nil, err
 	}
-	c := newWSConn(ws)
+	c := newWSConn(ws, s.ep.Departed)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
 	if s.cfg.Liveness > 0 {

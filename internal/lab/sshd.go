@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -111,6 +112,11 @@ func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	me, err := osuser.Current()
+	if err != nil {
+		return nil, err
+	}
+	labUser := me.Username
 	s := &sshd{dir: dir}
 	hk := filepath.Join(dir, "ssh_host_ed25519_key")
 	if s.hostKeyPub, err = ensureHostKey(hk); err != nil {
@@ -135,7 +141,9 @@ func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
 			"PidFile " + filepath.Join(dir, "sshd.pid"),
 			"AuthorizedKeysFile none",
 			"AuthorizedKeysCommand /bin/sh -c '" + script + "'",
-			"AuthorizedKeysCommandUser " + user,
+			// The command reads the lab's 0700 state dir: it runs as the lab's
+			// own user, whatever OS user the instance logs in as.
+			"AuthorizedKeysCommandUser " + labUser,
 			"AllowUsers " + user,
 			"PubkeyAuthentication yes",
 			"PasswordAuthentication no",

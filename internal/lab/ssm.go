@@ -282,7 +282,7 @@ func (l *Lab) describeInstanceInformation(ctx context.Context, body []byte) (any
 		return false, labapi.Errorf(400, "InvalidFilterKey", "The filter key %s is not valid", key)
 	}
 	var list []instanceInformation
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		info := l.fleet.info(inst)
 		l.fleet.mu.Lock()
 		lastPing := inst.lastPing

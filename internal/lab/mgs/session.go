@@ -73,10 +73,11 @@ func newSession(srv *Server, spec SessionSpec, token string) *session {
 	s := &session{srv: srv, spec: spec, token: token, ctx: ctx, cancel: cancel,
 		log: srv.cfg.Logger.With("session", spec.SessionID), hsAcked: make(chan ssmmsg.HandshakeResponse, 1)}
 	s.ep = reliable.New(reliable.Config{
-		SendType: ssmmsg.OutputStreamData,
-		Deliver:  s.deliver,
-		Acked:    s.acked,
-		Logger:   s.log,
+		SendType:        ssmmsg.OutputStreamData,
+		Deliver:         s.deliver,
+		Acked:           s.acked,
+		Logger:          s.log,
+		TrackDepartures: true, // the link reports departures (link.sent)
 	})
 	s.ep.SetPaused(true) // no client attached yet
 	s.lastInput.Store(time.Now().UnixNano())
@@ -214,6 +215,7 @@ func (s *session) serve(l *link, openVersion string) {
 	// from the HandshakeResponse (§4.3).
 	s.log.Info("mgs: client attached", "openClientVersion", openVersion, "first", first)
 
+	l.sent = s.ep.Departed
 	var lw sync.WaitGroup
 	lw.Add(2)
 	go func() { defer lw.Done(); l.writeLoop() }()
@@ -506,7 +508,9 @@ func (s *session) endBy(why EndReason, output string) {
 	p := s.plug
 	s.mu.Unlock()
 	s.srv.counted(why)
-	s.log.Info("mgs: session ended", "by", string(why), "output", output)
+	st := s.ep.Stats()
+	s.log.Info("mgs: session ended", "by", string(why), "output", output, "sent", st.Sent,
+		"retransmitted", st.Retransmitted, "received", st.Received, "duplicates", st.Duplicates) // bench/storm.sh reads the counters
 	s.cancel()
 	if p != nil {
 		p.close()
