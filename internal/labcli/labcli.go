@@ -67,6 +67,7 @@ type fileConfig struct {
 
 func upCmd(stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
 	var dir, addr, config, devgate, logLevel string
+	var useTLS bool
 	var instances []string
 	f := faults.Defaults()
 	c := &cobra.Command{
@@ -90,7 +91,7 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			opts := lab.Options{Dir: dir, Addr: addr, Faults: f}
+			opts := lab.Options{Dir: dir, Addr: addr, Faults: f, TLS: useTLS}
 			if config != "" {
 				fc, err := readConfig(config)
 				if err != nil {
@@ -157,6 +158,7 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 	fl.StringVar(&config, "config", "", `JSON file: {"region":"…","instances":[{"name":"gpu1","state":"running","type":"g5.xlarge","user":"…"}]}`)
 	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped|terminated] (repeatable; default gpu1:running, gpu2:stopped)")
 	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
+	fl.BoolVar(&useTLS, "tls", false, "serve HTTPS/WSS with the lab's own CA, written to D/ca.pem (D/env sets AWS_CA_BUNDLE to it)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
 	f.RegisterFlags(fl)
 	return c
