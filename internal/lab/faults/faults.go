@@ -52,6 +52,11 @@ type Config struct {
 	// PauseEvery sends pause_publication this often, then start_publication after PauseFor (0: never).
 	PauseEvery time.Duration
 	PauseFor   time.Duration
+	// FreezeEvery freezes a session's data channel FreezeFor after each
+	// client WebSocket attached: nothing read (no acks, no pongs), nothing
+	// written, new WebSockets not served, no socket closed (0: never).
+	FreezeEvery time.Duration
+	FreezeFor   time.Duration
 	// IdleTimeout ends a session whose client sent no stream message for
 	// this long (Session Manager's idle session timeout, default 20 min; 0: never).
 	IdleTimeout time.Duration
@@ -94,6 +99,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.DuplicateProb, "duplicate-prob", c.DuplicateProb, "probability of sending an outgoing data message twice")
 	fs.DurationVar(&c.PauseEvery, "pause-every", c.PauseEvery, "send pause_publication this often (0: never)")
 	fs.DurationVar(&c.PauseFor, "pause-for", c.PauseFor, "how long each pause lasts")
+	fs.DurationVar(&c.FreezeEvery, "freeze-every", c.FreezeEvery, "freeze each session's data channel this long after a client WebSocket attached (0: never)")
+	fs.DurationVar(&c.FreezeFor, "freeze-for", c.FreezeFor, "how long each freeze lasts (sockets stay open, nothing is read or written)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "end a session after this long without input from its client (0: never)")
 	fs.Float64Var(&c.ThrottleRate, "throttle-rate", c.ThrottleRate, "fraction of API calls answered with a throttling error")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed for random faults (0: time-based)")

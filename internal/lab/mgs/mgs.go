@@ -74,6 +74,7 @@ type Server struct {
 	up       websocket.Upgrader
 	seed     atomic.Uint64
 	drops    atomic.Int64
+	freezes  atomic.Int64
 	mu       sync.Mutex
 	sessions map[string]*session
 
@@ -281,6 +282,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(maxFrame)
+	// Pings are answered as gorilla's default handler does, except while
+	// the session is frozen.
+	conn.SetPingHandler(func(data string) error {
+		ss.waitThaw(r.Context().Done())
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return err
+	})
+	ss.waitThaw(r.Context().Done()) // a frozen session serves no new WebSocket
 	log := s.cfg.Logger.With("session", id, "remote", r.RemoteAddr)
 	in, err := readOpen(conn)
 	if err != nil {
@@ -325,6 +338,19 @@ func refuse(conn *websocket.Conn, code int, text string) {
 	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	conn.Close()
 }
+
+// Freeze freezes a session's data channel for d (see faults.Config.FreezeFor).
+func (s *Server) Freeze(sessionID string, d time.Duration) error {
+	ss := s.get(sessionID)
+	if ss == nil {
+		return ErrUnknownSession
+	}
+	ss.freeze(d)
+	return nil
+}
+
+// Freezes returns how many freezes began (Freeze and the freeze fault).
+func (s *Server) Freezes() int64 { return s.freezes.Load() }
 
 // Drops returns how many client WebSockets the drop faults closed.
 func (s *Server) Drops() int64 { return s.drops.Load() }
