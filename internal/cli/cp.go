@@ -127,6 +127,14 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if dstRemote {
 		rs, dir, localPath = dst, transfer.Upload, srcArg
 	}
+	// Everything that can be checked here is checked before the first AWS call:
+	// a session may start (and bill) a stopped instance.
+	if o.via == "s3" && firstNonEmpty(o.bucket, os.Getenv("DEVGATE_BUCKET")) == "" {
+		return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
+	}
+	if err := transfer.CheckLocal(transfer.Options{Direction: dir, Src: srcArg, Dst: dstArg, Recursive: o.recursive}); err != nil {
+		return err
+	}
 	user := firstNonEmpty(rs.user, osUser(o.user))
 	home, _, err := homeDir()
 	if err != nil {
@@ -261,9 +269,41 @@ func cpDone(io IO, o cpOptions, st transfer.Stats, via string, say func(string, 
 	if o.asJSON {
 		return printCpJSON(io, st, via)
 	}
-	say("copied %d file(s), %s in %.1f s (%.1f MB/s, %d sessions, %s resumed, via %s)", st.Files, progress.Bytes(st.Moved), st.Seconds,
-		mbps(st.Moved, st.Seconds), st.Sessions, progress.Bytes(st.Resumed), via)
+	say("%s", cpReport(st, via))
 	return nil
+}
+
+// cpReport is the human summary of a copy: what moved, over how many
+// sessions, what an earlier run had already done, and what was skipped.
+func cpReport(st transfer.Stats, via string) string {
+	copied := st.Files - st.Skipped
+	skipped := ""
+	if st.Skipped > 0 {
+		skipped = fmt.Sprintf("%s already in place (same size and mtime)", plural(st.Skipped, "file"))
+	}
+	if copied == 0 && st.Skipped > 0 {
+		return "nothing to copy: " + skipped
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "copied %s, %s in %.1f s (%.1f MB/s", plural(copied, "file"), progress.Bytes(st.Moved), st.Seconds, mbps(st.Moved, st.Seconds))
+	if st.Sessions > 1 || via != "s3" {
+		fmt.Fprintf(&b, ", %s", plural(st.Sessions, "session"))
+	}
+	if st.Resumed > 0 {
+		fmt.Fprintf(&b, ", %s resumed from an earlier run", progress.Bytes(st.Resumed))
+	}
+	fmt.Fprintf(&b, ", via %s)", via)
+	if skipped != "" {
+		b.WriteString("; " + skipped)
+	}
+	return b.String()
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // cpSummary is the --json output.

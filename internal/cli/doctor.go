@@ -36,7 +36,7 @@ func init() { register(newDoctorCommand) }
 func newDoctorCommand(io IO) *cobra.Command {
 	var af awsFlags
 	var asJSON bool
-	var osUser, key, prefix string
+	var userFlag, key, prefix string
 	cmd := &cobra.Command{
 		Use:   "doctor [target]",
 		Short: "Check everything devgate needs and say how to fix what is wrong",
@@ -52,7 +52,7 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 			if len(args) == 1 {
 				target = args[0]
 			}
-			results := runDoctor(cmd.Context(), af, target, osUser, key, prefix)
+			results := runDoctor(cmd.Context(), af, target, osUser(userFlag), key, prefix)
 			if asJSON {
 				enc := json.NewEncoder(io.Out)
 				enc.SetIndent("", "  ")
@@ -92,7 +92,7 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 	}
 	af.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
-	cmd.Flags().StringVar(&osUser, "user", "ec2-user", "OS user for the test key push")
+	cmd.Flags().StringVar(&userFlag, "user", "", "OS user for the test key push (default $DEVGATE_USER, else ec2-user)")
 	cmd.Flags().StringVar(&key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519)")
 	cmd.Flags().StringVar(&prefix, "prefix", "devbox", "alias prefix used by setup")
 	return cmd
@@ -143,7 +143,7 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 	if alias == "" {
 		alias = prefix + "-example"
 	}
-	sc := &doctor.SSHConfig{Alias: alias, GOOS: runtime.GOOS, ConfigFile: sshconfig.UserConfigPath(home)}
+	sc := &doctor.SSHConfig{Alias: alias, GOOS: runtime.GOOS, ConfigFile: sshConfigFile(home)}
 	checks = append(checks, sc.Resolves(), sc.ControlPathLength())
 	var products []vscode.Product // only the installed ones (their config directory exists)
 	for _, p := range vscode.SettingsPaths(runtime.GOOS, home, os.Getenv("APPDATA")) {
@@ -153,6 +153,15 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 	}
 	checks = append(checks, doctor.VSCodeSettings(products, os.ReadFile, vscode.DefaultConnectTimeout, sshconfig.ManagedAliases(managed)))
 	return doctor.Run(ctx, checks)
+}
+
+// sshConfigFile is the ssh config doctor resolves aliases with:
+// $DEVGATE_SSH_CONFIG (devgate-lab's D/env sets it to D/ssh_config), else ~/.ssh/config.
+func sshConfigFile(home string) string {
+	if p := os.Getenv("DEVGATE_SSH_CONFIG"); p != "" {
+		return p
+	}
+	return sshconfig.UserConfigPath(home)
 }
 
 // dateRecorder remembers the Date header of the last AWS response (for the

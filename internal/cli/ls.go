@@ -37,6 +37,7 @@ func newLsCommand(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			awsapi.RememberInstances(resolveOptions(defaultPrefix).CacheFile, rows, time.Now())
 			if asJSON {
 				if rows == nil {
 					rows = []awsapi.Instance{}

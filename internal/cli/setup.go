@@ -160,7 +160,7 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			return err
 		}
 		if !ok {
-			return exitcode.New(exitcode.Interrupted, "run again and answer y, or pass --yes", "setup cancelled; nothing written")
+			return exitcode.New(exitcode.Declined, "run again and answer y, or pass --yes", "setup cancelled; nothing written")
 		}
 	}
 	key, err := sshkey.Ensure(keyPath)

@@ -81,6 +81,16 @@ func (f *front) count(op string) {
 	f.cmu.Unlock()
 }
 
+func (f *front) callTotal() int {
+	f.cmu.Lock()
+	defer f.cmu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
 func (f *front) callCount(op string) int {
 	f.cmu.Lock()
 	defer f.cmu.Unlock()

@@ -136,9 +136,13 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	ids, err := loadIDs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	for i, spec := range opts.Instances {
 		if spec.ID == "" {
-			spec.ID = fmt.Sprintf("i-0%016x", 0xdeadbeef00+uint64(i)*0x1111)
+			spec.ID = ids.idFor(spec.Name, i)
 		}
 		if spec.Type == "" {
 			spec.Type = "g5.xlarge"
@@ -172,6 +176,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		}
 		l.fleet.list = append(l.fleet.list, inst)
 		l.fleet.byID[spec.ID] = inst
+	}
+	if err := ids.save(); err != nil {
+		return nil, err
 	}
 	for _, inst := range l.fleet.list {
 		s, err := startSSHD(ctx, filepath.Join(opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0)
@@ -337,6 +344,10 @@ func (l *Lab) Deny(action string) {
 
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
 func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
+
+// CallsTotal is the number of API calls the lab has answered, of every
+// service and operation (what a command that must not touch AWS is checked against).
+func (l *Lab) CallsTotal() int { return l.front.callTotal() }
 
 // Throttled returns how many API calls the throttling fault refused.
 func (l *Lab) Throttled() int { return l.front.throttleCount() }

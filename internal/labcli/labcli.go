@@ -34,6 +34,7 @@ const (
 	KnownHosts    = "known_hosts"
 	InstancesFile = "instances.json"
 	LogFile       = "lab.log"
+	IDsFileName   = lab.IDsFile // instance ids of this lab dir, kept across restarts
 )
 
 // ServiceFactory adds services (ACM, S3, …) to a lab; main wires them.
@@ -47,16 +48,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.SetOut(stderr)
+	root.SetOut(stdout) // help and usage on stdout, as for devgate
 	root.SetErr(stderr)
-	root.AddCommand(upCmd(stdout, stderr, services), downCmd(stdout), envCmd(stdout))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(err.Error(), c.CommandPath()+" --help") })
+	root.AddCommand(upCmd(args, stdout, stderr, services), downCmd(stdout), envCmd(stdout))
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if errors.Is(err, errReported) {
+			return 1
+		}
 		fmt.Fprintf(stderr, "devgate-lab: error: %v\n", err)
+		var u *usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(stderr, "devgate-lab: hint: %s\n", u.hint)
+			return 2
+		}
+		if strings.HasPrefix(err.Error(), "unknown command") {
+			fmt.Fprintln(stderr, "devgate-lab: hint: devgate-lab --help lists the commands")
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
+
+// usageError is a bad flag or argument: exit 2 with a hint, as in devgate.
+type usageError struct{ msg, hint string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usageErr(msg, hint string) error { return &usageError{msg, hint} }
 
 // fileConfig is the optional --config file.
 type fileConfig struct {
@@ -64,19 +85,26 @@ type fileConfig struct {
 	Instances []lab.InstanceSpec `json:"instances,omitempty"`
 }
 
-func upCmd(stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
+func upCmd(allArgs []string, stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
 	var dir, addr, config, devgate, logLevel string
 	var instances []string
+	var detach bool
+	var readyTimeout time.Duration
 	f := faults.Defaults()
 	c := &cobra.Command{
 		Use:   "up --dir D",
 		Short: "Run the lab in the foreground until `down` or a signal",
 		Long: `Runs the lab: every AWS service devgate uses on one loopback port, and a real sshd per instance.
-Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).`,
+Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).
+With --detach it runs in the background and returns once the lab is ready (exit 0) or has failed
+(its error on stderr, exit 1); its output then goes to D/lab.out.`,
+		Example: `  devgate-lab up --dir /tmp/devgate-lab --detach && . /tmp/devgate-lab/env
+  devgate-lab up --dir /tmp/lab --instance gpu1 --instance gpu2:stopped --api-latency 50ms
+  devgate-lab up --dir /tmp/lab --config fleet.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab up --dir /tmp/devgate-lab")
 			}
 			abs, err := filepath.Abs(dir)
 			if err != nil {
@@ -88,6 +116,9 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			}
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
+			}
+			if detach {
+				return upDetached(cmd.Context(), dir, allArgs, readyTimeout, stdout, stderr)
 			}
 			opts := lab.Options{Dir: dir, Addr: addr, Faults: f}
 			if config != "" {
@@ -130,14 +161,15 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			if devgate == "" {
 				devgate = findDevgate()
 			}
-			if err := WriteFiles(dir, l, devgate, "~/.ssh/devgate/id_ed25519"); err != nil {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("the ssh config names devgate's key under the home directory: %w", err)
+			}
+			// An absolute path: ssh expands ~ from the passwd entry, devgate from $HOME.
+			key := filepath.Join(home, ".ssh", "devgate", "id_ed25519")
+			if err := WriteFiles(dir, l, devgate, key); err != nil {
 				return err
 			}
-			pidPath := filepath.Join(dir, PidFile)
-			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-				return err
-			}
-			defer os.Remove(pidPath)
 			fmt.Fprintf(stdout, "devgate-lab is up at %s (region %s)\n", l.Endpoint(), l.Region())
 			for _, in := range l.Instances() {
 				fmt.Fprintf(stdout, "  %-6s %s  %-8s user %s\n", in.Name, in.ID, in.State, in.User)
@@ -145,6 +177,12 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			fmt.Fprintf(stdout, "env:        %s   (. %s)\n", filepath.Join(dir, EnvFile), filepath.Join(dir, EnvFile))
 			fmt.Fprintf(stdout, "ssh config: %s   (ssh -F %s gpu1)\n", filepath.Join(dir, SSHConfigFile), filepath.Join(dir, SSHConfigFile))
 			fmt.Fprintf(stdout, "log:        %s\n", filepath.Join(dir, LogFile))
+			// The pid file comes last: it is what `up --detach` waits for.
+			pidPath := filepath.Join(dir, PidFile)
+			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(pidPath)
 			<-ctx.Done()
 			fmt.Fprintln(stdout, "devgate-lab: shutting down")
 			return nil
@@ -157,6 +195,8 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped|terminated] (repeatable; default gpu1:running, gpu2:stopped)")
 	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
+	fl.BoolVar(&detach, "detach", false, "run in the background; return when the lab is ready, or fail with its error")
+	fl.DurationVar(&readyTimeout, "ready-timeout", 2*time.Minute, "with --detach: how long to wait for the lab to be ready")
 	f.RegisterFlags(fl)
 	return c
 }
@@ -221,6 +261,12 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(v))
 	}
+	// devgate's own defaults for the lab: the instances' OS user (when they share one)
+	// and the ssh config doctor checks instead of ~/.ssh/config.
+	if u := commonUser(l.Instances()); u != "" {
+		fmt.Fprintf(&env, "export DEVGATE_USER=%s\n", shellQuote(u))
+	}
+	fmt.Fprintf(&env, "export DEVGATE_SSH_CONFIG=%s\n", shellQuote(filepath.Join(dir, SSHConfigFile)))
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
 		return err
 	}
@@ -260,6 +306,18 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, InstancesFile), append(b, '\n'), 0o600)
+}
+
+// commonUser is the OS user of every instance, or "" when they differ.
+func commonUser(ins []lab.InstanceInfo) string {
+	u := ""
+	for i, in := range ins {
+		if i > 0 && in.User != u {
+			return ""
+		}
+		u = in.User
+	}
+	return u
 }
 
 func shellQuote(s string) string {
@@ -303,7 +361,7 @@ func downCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab down --dir /tmp/devgate-lab")
 			}
 			pid, alive := running(dir)
 			if !alive {
@@ -359,7 +417,7 @@ func envCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab env --dir /tmp/devgate-lab")
 			}
 			if _, alive := running(dir); !alive {
 				return fmt.Errorf("no lab running in %s; start one with `devgate-lab up --dir %s`", dir, dir)

@@ -99,10 +99,11 @@ type Stats struct {
 	Files     int     `json:"files"`
 	Bytes     int64   `json:"bytes"`            // total size of the files
 	Moved     int64   `json:"bytes_moved"`      // bytes carried through the sessions
-	Resumed   int64   `json:"resumed_bytes"`    // bytes already in place from an earlier run
+	Resumed   int64   `json:"resumed_bytes"`    // bytes of partial files already in place from an earlier run
+	Skipped   int     `json:"skipped_files"`    // files already at the destination (same size and mtime): not copied
 	Refetched int     `json:"refetched_chunks"` // chunks fetched again after a checksum mismatch
 	Restarts  int     `json:"restarts"`         // files restarted because the source changed
-	Sessions  int     `json:"sessions"`
+	Sessions  int     `json:"sessions"`         // sessions that carried work (0 when every file was skipped)
 	Seconds   float64 `json:"seconds"`
 }
 
@@ -134,7 +135,6 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	defer cancel(nil)
 	c := &copier{o: o, sessions: sessions, q: newQueue(), fsem: make(chan struct{}, 16)}
 	c.hash = newHasher(ctx, sessions[0])
-	c.stats.Sessions = len(sessions)
 	if o.Direction == Download {
 		c.src, c.dst = remoteSide{}, localSide{}
 	} else {
@@ -149,15 +149,18 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		c.stats.Bytes += t.e.Size
 	}
 	var pending []*fileTask
+	var skippedBytes int64
 	for _, t := range tasks {
 		if err := c.prepare(ctx, t); err != nil {
 			return c.stats, err
 		}
 		if !t.complete {
 			pending = append(pending, t)
+		} else {
+			skippedBytes += t.e.Size
 		}
 	}
-	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed)
+	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed+skippedBytes)
 	c.open.Store(int64(len(pending)))
 	if len(pending) == 0 {
 		c.q.close()
@@ -177,6 +180,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	}
 	wg.Wait()
 	c.fwg.Wait()
+	c.stats.Sessions = int(c.used.Load())
 	for _, t := range tasks {
 		if t.j != nil {
 			t.j.close()
@@ -239,6 +243,7 @@ type copier struct {
 	fsem     chan struct{}  // bounds concurrent finishes
 	open     atomic.Int64   // files not yet finished
 	live     atomic.Int64   // workers still running
+	used     atomic.Int64   // workers that took at least one job
 	smu      sync.Mutex
 	stats    Stats
 }
@@ -336,7 +341,7 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 	if de, err := c.dst.Stat(s0, t.dst); err == nil && !de.Dir && de.Size == t.e.Size && de.Mtime.Unix() == t.e.Mtime.Unix() {
 		if _, perr := c.dst.Stat(s0, t.partial); perr != nil {
 			t.complete = true
-			c.stats.Resumed += t.e.Size
+			c.stats.Skipped++
 			return nil
 		}
 	}
@@ -425,10 +430,13 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 		}
 	}()
 	var buf []byte
-	for {
+	for took := false; ; took = true {
 		jb, ok := c.q.pop(ctx)
 		if !ok {
 			return
+		}
+		if !took {
+			c.used.Add(1)
 		}
 		t := jb.t
 		if jb.i >= 0 {
