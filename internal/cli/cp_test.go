@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -494,5 +495,68 @@ func TestCpS3Relay(t *testing.T) {
 	stderr, code := e.cpFail(t, ctx, "--via", "s3", "--bucket", "nosuch", "gpu1:"+up, down)
 	if code != 12 || !strings.Contains(stderr, "bucket nosuch does not exist") {
 		t.Fatalf("missing bucket: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestCpRerunWithCompleteJournal: the journal lists every chunk (a Ctrl-C or a
+// lost session during the final verification, or a verification that
+// failed): the same command again verifies and finishes, fetching again only
+// the chunks whose bytes are wrong, uploads and downloads. Before the fix the
+// rerun sat at 100 % forever (nothing was queued to run the final check).
+func TestCpRerunWithCompleteJournal(t *testing.T) {
+	e := slowLab(t, 4<<20)
+	const size, chunk = 8 << 20, 1 << 20
+	src, _ := randFile(t, size)
+	content, _ := os.ReadFile(src)
+	for _, c := range []struct {
+		name    string
+		up      bool
+		corrupt bool // the partial has a wrong byte (a verification that failed)
+	}{{"download-verified", false, false}, {"download-bad-chunk", false, true}, {"upload-verified", true, false}, {"upload-bad-chunk", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := ctxFor(t, 90*time.Second) // a hang fails here instead of running forever
+			dst := filepath.Join(t.TempDir(), "out.bin")
+			args := []string{"-j", "3", "--chunk-size", "1048576"}
+			jpath := dst + ".devgate-journal"
+			if c.up {
+				args = append(args, src, "gpu1:"+dst)
+				jpath = filepath.Join(e.home, ".cache", "devgate", "cp", strings.NewReplacer("/", "_", ":", "_").Replace(e.inst(t, "gpu1")+"_"+dst)+".journal")
+			} else {
+				args = append(args, "gpu1:"+src, dst)
+			}
+			// A real journal (its header) from a copy killed part-way.
+			cmd, _ := e.startCp(t, ctx, args...)
+			waitJournal(t, jpath, 2)
+			cmd.Process.Signal(os.Kill)
+			cmd.Wait()
+			// Every chunk in: the partial holds the bytes, the journal lists them all.
+			b := append([]byte(nil), content...)
+			if c.corrupt {
+				b[5*chunk+100] ^= 0xff
+			}
+			if err := os.WriteFile(dst+".devgate-part", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(jpath, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range size / chunk {
+				fmt.Fprintf(f, "chunk %d\n", i)
+			}
+			f.Close()
+			s := e.cp(t, ctx, nil, args...)
+			sameFile(t, src, dst)
+			want := cpSummary{Moved: 0, Refetched: 0}
+			if c.corrupt {
+				want = cpSummary{Moved: chunk, Refetched: 1}
+			}
+			if s.Moved != want.Moved || s.Refetched != want.Refetched || s.Resumed != size {
+				t.Fatalf("rerun %+v, want moved %d refetched %d resumed %d", s, want.Moved, want.Refetched, size)
+			}
+			if _, err := os.Stat(jpath); !os.IsNotExist(err) {
+				t.Fatalf("journal left after success")
+			}
+		})
 	}
 }

@@ -222,6 +222,7 @@ type fileTask struct {
 	done      map[int64]bool
 	remaining int64
 	rounds    int // verification failures
+	finishes  int // finishes that failed for a lost session
 	restarts  int
 	j         *journal
 	// srcSum is the source's sha256, computed while the chunks move (nil: compute at the end).
@@ -411,8 +412,12 @@ func (c *copier) enqueue(t *fileTask) {
 		}
 	}
 	t.mu.Unlock()
-	if t.n == 0 {
-		jobs = append(jobs, job{t, -1}) // an empty file: only the finish
+	if len(jobs) == 0 {
+		// An empty file, or every chunk already journaled (an earlier run
+		// stopped during or after the final check): only the finish, which
+		// verifies and fetches again what differs. Without this job nothing
+		// would ever run the finish and every worker would wait forever.
+		jobs = append(jobs, job{t, -1})
 	}
 	c.q.push(jobs...)
 }
@@ -481,6 +486,11 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 				var fatal *fatalError
 				if errors.As(err, &fatal) {
 					err = fatal.err
+				} else if ctx.Err() == nil && t.finishRetry() {
+					// The session broke during the check: another session runs it again.
+					c.o.Logger.Warn("transfer: session lost while checking a file; checking it again on another session", "file", t.dst, "err", err)
+					c.q.push(job{t, -1})
+					return
 				}
 				if ctx.Err() == nil {
 					cancel(err)
@@ -643,6 +653,15 @@ func (c *copier) sum(ctx context.Context, sd side, s *sshconn.Client, p string, 
 		return c.hash.sum(ctx, p)
 	}
 	return sd.Sum(ctx, s, p)
+}
+
+// finishRetry counts a finish lost with its session and reports whether it
+// may run again (bounded, so that a check that always fails ends the copy).
+func (t *fileTask) finishRetry() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.finishes++
+	return t.finishes <= maxRounds
 }
 
 func (t *fileTask) doneBytesLocked(c *copier) int64 {

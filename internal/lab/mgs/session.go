@@ -53,7 +53,7 @@ type session struct {
 	ended         bool
 	link          *link
 	started       bool
-	clientVersion string
+	clientVersion string // from the HandshakeResponse (§4.3)
 	plug          plugin
 	hsResponse    *ssmmsg.HandshakeResponse
 
@@ -111,7 +111,7 @@ func (s *session) consumeToken(tok string) error {
 
 // serve attaches l as the session's client link and processes its frames
 // until it dies. A newer link replaces an older one.
-func (s *session) serve(l *link, clientVersion string) {
+func (s *session) serve(l *link, openVersion string) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -123,13 +123,15 @@ func (s *session) serve(l *link, clientVersion string) {
 	first := !s.started
 	if first {
 		s.started = true
-		s.clientVersion = clientVersion
 	}
 	s.mu.Unlock()
 	if old != nil {
 		old.kill("replaced by a new WebSocket")
 	}
-	s.log.Info("mgs: client attached", "clientVersion", clientVersion, "first", first)
+	// openVersion is OpenDataChannelInput's ClientVersion: logged only; the
+	// agent never sees it (MGS consumes that frame) and reads the version
+	// from the HandshakeResponse (§4.3).
+	s.log.Info("mgs: client attached", "openClientVersion", openVersion, "first", first)
 
 	var lw sync.WaitGroup
 	lw.Add(2)
@@ -356,23 +358,29 @@ func (s *session) run() {
 	case <-s.ctx.Done():
 		return
 	}
+	// The real agent treats any action whose status is not Success as fatal
+	// (datachannel.go handleHandshakeResponse, §4.2), not only SessionType.
 	ok := false
 	for _, a := range resp.ProcessedClientActions {
-		if a.ActionType != ssmmsg.ActionSessionType {
-			continue
-		}
 		if a.ActionStatus != ssmmsg.ActionSuccess {
 			s.end(fmt.Sprintf("%s failed on client with status %d error: %s", a.ActionType, a.ActionStatus, a.Error))
 			return
 		}
-		ok = true
+		if a.ActionType == ssmmsg.ActionSessionType {
+			ok = true
+		}
 	}
 	if !ok {
 		s.end("SessionType was not processed by the client")
 		return
 	}
+	// The agent learns the client's version from the HandshakeResponse, not
+	// from OpenDataChannelInput (agent datachannel.go handleHandshakeResponse
+	// stores ClientVersion; §4.3). Plugins older than 1.2.650.0 send it only
+	// here, and an OpenDataChannelInput value never overrides it.
+	cv := resp.ClientVersion
 	s.mu.Lock()
-	cv := s.clientVersion
+	s.clientVersion = cv
 	s.mu.Unlock()
 	p, err := s.startPlugin(cv)
 	if err != nil {
