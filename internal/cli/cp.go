@@ -35,6 +35,7 @@ const defaultSessions = 8
 type cpOptions struct {
 	af        awsFlags
 	recursive bool
+	follow    bool
 	sessions  int
 	via       string
 	bucket    string
@@ -69,7 +70,8 @@ into place. -r copies folders (modes and mtimes kept).
 	}
 	o.af.add(cmd)
 	f := cmd.Flags()
-	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories")
+	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories (symbolic links as links, modes and mtimes kept)")
+	f.BoolVarP(&o.follow, "copy-links", "L", false, "with -r, copy what symbolic links point to instead of the links (rsync -L)")
 	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
 	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
 	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET)")
@@ -224,7 +226,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
 		}
 	}
-	topt := transfer.Options{Direction: dir, Recursive: o.recursive, ChunkSize: o.chunk, Target: clients[0].InstanceID}
+	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
 	if dir == transfer.Download {
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {

@@ -28,6 +28,7 @@ type cpSummary struct {
 	Moved     int64   `json:"bytes_moved"`
 	Resumed   int64   `json:"resumed_bytes"`
 	Skipped   int     `json:"skipped_files"`
+	Links     int     `json:"symlinks"`
 	Refetched int     `json:"refetched_chunks"`
 	Restarts  int     `json:"restarts"`
 	Sessions  int     `json:"sessions"`

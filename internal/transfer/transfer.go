@@ -70,7 +70,10 @@ type Options struct {
 	Direction Direction
 	Src, Dst  string // paths on their own sides
 	Recursive bool
-	ChunkSize int64 // 0: ChunkFor(size) per file
+	// FollowLinks copies what symbolic links below Src point to (rsync -L);
+	// otherwise they are copied as links (rsync -a), their targets unchanged.
+	FollowLinks bool
+	ChunkSize   int64 // 0: ChunkFor(size) per file
 	// JournalDir holds upload journals (their partial files are on the instance).
 	JournalDir string
 	// Target names the instance in upload journal names.
@@ -101,6 +104,7 @@ type Stats struct {
 	Moved     int64   `json:"bytes_moved"`      // bytes carried through the sessions
 	Resumed   int64   `json:"resumed_bytes"`    // bytes of partial files already in place from an earlier run
 	Skipped   int     `json:"skipped_files"`    // files already at the destination (same size and mtime): not copied
+	Links     int     `json:"symlinks"`         // symbolic links made at the destination
 	Refetched int     `json:"refetched_chunks"` // chunks fetched again after a checksum mismatch
 	Restarts  int     `json:"restarts"`         // files restarted because the source changed
 	Sessions  int     `json:"sessions"`         // sessions that carried work (0 when every file was skipped)
@@ -196,12 +200,36 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	if c.open.Load() > 0 {
 		return c.stats, exitcode.New(exitcode.TunnelLost, "run the same command again: it resumes", "every session was lost")
 	}
+	for _, l := range c.links {
+		if err := c.dst.Symlink(sessions[0], l.Link, l.dstPath); err != nil {
+			return c.stats, c.fsErr(err, c.dst, "symbolic link", l.dstPath)
+		}
+		c.stats.Links++
+	}
 	// Directories last, deepest first, so that writing files did not bump their mtimes.
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].Rel) > len(dirs[j].Rel) })
 	for _, d := range dirs {
 		_ = c.dst.Chtimes(sessions[0], d.dstPath, d.Mtime)
 	}
+	if o.Direction == Upload {
+		var items []pathTime
+		for _, t := range tasks {
+			items = append(items, pathTime{t.dst, t.e.Mtime})
+		}
+		for _, d := range dirs {
+			items = append(items, pathTime{d.dstPath, d.Mtime})
+		}
+		if err := touchRemote(ctx, sessions[0], items); err != nil {
+			o.Logger.Warn("transfer: could not set sub-second mtimes on the instance (GNU touch?); whole seconds kept", "err", err)
+		}
+	}
 	return c.stats, nil
+}
+
+// linkTask is a symbolic link to make at dstPath.
+type linkTask struct {
+	entry
+	dstPath string
 }
 
 type dirTask struct {
@@ -244,7 +272,8 @@ type copier struct {
 	fsem     chan struct{}  // bounds concurrent finishes
 	open     atomic.Int64   // files not yet finished
 	live     atomic.Int64   // workers still running
-	used     atomic.Int64   // workers that took at least one job
+	links    []linkTask
+	used     atomic.Int64 // workers that took at least one job
 	smu      sync.Mutex
 	stats    Stats
 }
@@ -280,6 +309,13 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if derr == nil && de.Dir {
 			return nil, nil, exitcode.New(exitcode.Usage, "name a file, or a directory to copy into", "destination %s is a directory", dst)
 		}
+		if c.o.Direction == Download {
+			one := []entry{se}
+			if err := preciseRemote(ctx, s0, c.o.Src, one); err != nil {
+				c.o.Logger.Debug("transfer: no sub-second mtime from the instance", "err", err)
+			}
+			se = one[0]
+		}
 		se.Rel = c.src.Base(c.o.Src)
 		return []*fileTask{c.newTask(se, c.o.Src, dst)}, nil, nil
 	}
@@ -289,9 +325,14 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 	if derr == nil && !de.Dir {
 		return nil, nil, exitcode.New(exitcode.Usage, "name a directory (or a new path) as the destination of -r", "destination %s is not a directory", dst)
 	}
-	entries, err := c.src.Walk(s0, c.o.Src)
+	entries, err := c.src.Walk(s0, c.o.Src, c.o.FollowLinks)
 	if err != nil {
 		return nil, nil, c.fsErr(err, c.src, "source", c.o.Src)
+	}
+	if c.o.Direction == Download {
+		if err := preciseRemote(ctx, s0, c.o.Src, entries); err != nil {
+			c.o.Logger.Debug("transfer: no sub-second mtimes from the instance", "err", err)
+		}
 	}
 	var tasks []*fileTask
 	var dirs []dirTask
@@ -301,6 +342,10 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if e.Rel != "" {
 			sp = c.src.Join(c.o.Src, filepath.FromSlash(e.Rel))
 			dp = c.dst.Join(dst, filepath.FromSlash(e.Rel))
+		}
+		if e.Link != "" {
+			c.links = append(c.links, linkTask{e, dp})
+			continue
 		}
 		if e.Dir {
 			if err := c.dst.MkdirAll(s0, dp, e.Mode.Perm()); err != nil {
@@ -312,7 +357,6 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		e.Rel = base + "/" + e.Rel
 		tasks = append(tasks, c.newTask(e, sp, dp))
 	}
-	_ = ctx
 	return tasks, dirs, nil
 }
 
@@ -557,7 +601,7 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	if err != nil {
 		return c.classify(err, c.src, "source", t.src)
 	}
-	if cur.Size != t.e.Size || !cur.Mtime.Equal(t.e.Mtime) {
+	if cur.Size != t.e.Size || !sameMtime(cur.Mtime, t.e.Mtime) {
 		t.restarts++
 		c.addStats(func(st *Stats) { st.Restarts++ })
 		if t.restarts > maxRounds {
