@@ -46,6 +46,7 @@ func NewRoot(io IO) *cobra.Command {
 	for _, add := range commands {
 		root.AddCommand(add(io))
 	}
+	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	conventions(root, io)
 	return root
