@@ -39,4 +39,4 @@ for _ in $(seq 100); do [ -f "$lab0/lab.pid" ] && break; sleep 0.1; done
 echo 0s >"$lab0/bench-data-delay"
 echo
 echo "lab without modeled latency (api-latency 0, data-delay 0, no pacing): devgate's own overhead"
-"$bin/connectbench" -lab "$lab0" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT" -parts abc
+"$bin/connectbench" -lab "$lab0" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT" -parts abcd

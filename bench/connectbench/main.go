@@ -124,25 +124,65 @@ func main() {
 		return
 	}
 
-	fmt.Printf("\n(d) proxy process cost while moving %d MiB down through one session\n", *sizeMiB)
+	fmt.Printf("\n(d) process cost while moving %d MiB down through one session: the ProxyCommand's process tree\n", *sizeMiB)
+	fmt.Printf("    (wait4 rusage: user+sys CPU, peak RSS of the largest process) and the ssh client's own\n")
 	out := filepath.Join(os.TempDir(), "connectbench-rusage")
-	pc := fmt.Sprintf("ProxyCommand=%s -rusage %s %s connect %%h %%p --user %%r --quiet", self, out, filepath.Join(*bin, "devgate"))
-	args := append([]string{"-F", cfg, "-o", pc}, append(base, gpu1.Name, fmt.Sprintf("head -c %d /dev/zero", size))...)
-	os.Remove(out)
-	run(env, nil, io.Discard, args...)
-	var ru []byte
-	for range 100 { // the wrapper writes after ssh has gone
-		if ru, err = os.ReadFile(out); err == nil {
-			break
+	for _, c := range clients {
+		args := c.args
+		proxy := ""
+		switch c.name {
+		case devgate.name:
+			proxy = fmt.Sprintf("%s -rusage %s %s connect %%h %%p --user %%r --quiet", self, out, filepath.Join(*bin, "devgate"))
+		case direct.name:
+		default: // the official client: the AWS CLI and its plugin child
+			proxy = fmt.Sprintf("%s -rusage %s aws ssm start-session --endpoint-url %s --target %%h --document-name AWS-StartSSHSession --parameters portNumber=%%p",
+				self, out, envValue(env, "AWS_ENDPOINT_URL"))
 		}
-		time.Sleep(50 * time.Millisecond)
+		if proxy != "" {
+			// A later -o does not override an earlier one in ssh: put ours first.
+			args = append([]string{"-o", "ProxyCommand=" + proxy}, withoutProxy(args)...)
+		}
+		os.Remove(out)
+		ru := run(env, nil, io.Discard, append(args, fmt.Sprintf("head -c %d /dev/zero", size))...)
+		sshCPU := cpuSeconds(ru)
+		if proxy == "" {
+			fmt.Printf("  %-32s proxy: none                                         ssh %6.1f CPU ms/MiB\n",
+				c.name, sshCPU*1000/float64(*sizeMiB))
+			continue
+		}
+		var b []byte
+		var err error
+		for range 100 { // the wrapper writes after ssh has gone
+			if b, err = os.ReadFile(out); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		must(err)
+		var user, sys float64
+		var rss int64
+		fmt.Sscan(string(b), &user, &sys, &rss)
+		fmt.Printf("  %-32s proxy: %6.2f CPU s = %6.1f CPU ms/MiB, peak RSS %5.1f MiB   ssh %6.1f CPU ms/MiB\n",
+			c.name, user+sys, (user+sys)*1000/float64(*sizeMiB), float64(rss)/1024, sshCPU*1000/float64(*sizeMiB))
 	}
-	must(err)
-	var user, sys float64
-	var rss int64
-	fmt.Sscan(string(ru), &user, &sys, &rss)
-	fmt.Printf("  devgate connect: %.2f CPU s (user %.2f + sys %.2f) = %.1f CPU ms/MiB, peak RSS %.1f MiB\n",
-		user+sys, user, sys, (user+sys)*1000/float64(*sizeMiB), float64(rss)/1024)
+}
+
+// withoutProxy drops a "-o ProxyCommand=…" pair from ssh arguments.
+func withoutProxy(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-o" && i+1 < len(args) && strings.HasPrefix(args[i+1], "ProxyCommand=") {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+func cpuSeconds(ru *syscall.Rusage) float64 {
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }
 
 // rusageWrap runs a command and writes its user/sys CPU seconds and peak RSS (KiB) to out.
@@ -196,7 +236,8 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-func run(env []string, stdin io.Reader, stdout io.Writer, args ...string) {
+// run runs ssh with args and returns its resource usage.
+func run(env []string, stdin io.Reader, stdout io.Writer, args ...string) *syscall.Rusage {
 	cmd := exec.Command("ssh", args...)
 	cmd.Env = env
 	cmd.Stdin = stdin
@@ -207,6 +248,7 @@ func run(env []string, stdin io.Reader, stdout io.Writer, args ...string) {
 		fmt.Fprintf(os.Stderr, "ssh %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 		os.Exit(1)
 	}
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage)
 }
 
 func readEnv(path string) []string {

@@ -103,6 +103,9 @@ func main() {
 			"--document-name", "AWS-StartPortForwardingSession",
 			"--parameters", fmt.Sprintf("portNumber=%d,localPortNumber=%d", srvPort, lp))
 		cmd.Env = env
+		// The AWS CLI ignores SIGINT and waits for its plugin child: start
+		// them in their own process group and stop them through it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		po, _ := cmd.StdoutPipe()
 		must(cmd.Start())
 		br := bufio.NewReader(po)
@@ -114,7 +117,7 @@ func main() {
 		}
 		go io.Copy(io.Discard, br)
 		clients = append(clients, client{name: "aws ssm start-session + plugin", url: fmt.Sprintf("http://127.0.0.1:%d/", lp),
-			stop: func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }})
+			stop: func() { stopGroup(cmd, 5*time.Second) }})
 	} else {
 		fmt.Println("session-manager-plugin is not on PATH: the official client is not measured")
 	}
@@ -201,4 +204,21 @@ func must(err error) {
 		fmt.Fprintln(os.Stderr, "forwardbench:", err)
 		os.Exit(1)
 	}
+}
+
+// stopGroup ends cmd, started with Setpgid, and everything in its process
+// group: SIGINT to the group (the plugin ends its session on it), SIGKILL to
+// the group if cmd has not exited after grace. It returns when cmd has exited.
+func stopGroup(cmd *exec.Cmd, grace time.Duration) {
+	pgid := cmd.Process.Pid // Setpgid: the group id is the leader's pid
+	_ = syscall.Kill(-pgid, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // children the leader left behind
 }

@@ -2,7 +2,8 @@
 // configuration (profile, region, AWS_ENDPOINT_URL, the standard retryer
 // with more attempts for throttling), lists instances with their SSM agent
 // status, resolves a target (instance id, alias or Name tag, cached a few
-// minutes) and classifies SDK errors into exitcode classes with a fix.
+// minutes) and classifies SDK errors into exitcode classes with a fix
+// (errors.go: the one table of AWS failures).
 //
 // It does not start instances, push keys or open sessions (internal/tunnel
 // does), and prints nothing.
@@ -10,10 +11,12 @@ package awsapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,13 +26,60 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/devgate/devgate/internal/exitcode"
 )
 
-// Load loads the SDK configuration (AWS_ENDPOINT_URL is honoured) with a
-// standard retryer that rides out throttling.
-func Load(ctx context.Context, profile, region string) (aws.Config, error) {
+// Option tunes Load.
+type Option func(*loadOptions)
+
+type loadOptions struct {
+	appID string
+	log   *slog.Logger
+	lo    []func(*awsconfig.LoadOptions) error
+}
+
+// WithAppID sets the SDK application id sent in every call's User-Agent
+// ("app/devgate/<version>"), so that CloudTrail tells devgate's calls apart.
+func WithAppID(version string) Option {
+	return func(o *loadOptions) { o.appID = "devgate/" + version }
+}
+
+// WithLogger sends what the SDK logs (retries, the IMDS fallback warning…) to
+// log. Without it the SDK logs nothing: its lines never reach the terminal.
+func WithLogger(log *slog.Logger) Option {
+	return func(o *loadOptions) { o.log = log }
+}
+
+// WithSDKOptions passes load options through to the SDK (credential
+// providers built by package creds).
+func WithSDKOptions(lo ...func(*awsconfig.LoadOptions) error) Option {
+	return func(o *loadOptions) { o.lo = append(o.lo, lo...) }
+}
+
+// ProfileName is the profile Load uses: profile, else $AWS_PROFILE, else "default".
+func ProfileName(profile string) string {
+	if profile != "" {
+		return profile
+	}
+	if p := os.Getenv("AWS_PROFILE"); p != "" {
+		return p
+	}
+	return "default"
+}
+
+// Load loads the SDK configuration (AWS_ENDPOINT_URL, AWS_CA_BUNDLE and the
+// profile's ca_bundle are honoured) with a standard retryer that rides out
+// throttling. Credential failures surface as *CredentialsError (inside the
+// SDK's signing error) naming the profile, so Classify can tell "none found"
+// from "SSO login needed" from "rejected".
+func Load(ctx context.Context, profile, region string, opts ...Option) (aws.Config, error) {
+	var o loadOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	var lo []func(*awsconfig.LoadOptions) error
 	if profile != "" {
 		lo = append(lo, awsconfig.WithSharedConfigProfile(profile))
@@ -37,20 +87,107 @@ func Load(ctx context.Context, profile, region string) (aws.Config, error) {
 	if region != "" {
 		lo = append(lo, awsconfig.WithRegion(region))
 	}
+	if o.appID != "" {
+		lo = append(lo, awsconfig.WithAppID(o.appID))
+	}
+	var logger logging.Logger = logging.Nop{}
+	if o.log != nil {
+		log := o.log
+		logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+			lvl := slog.LevelDebug
+			if c == logging.Warn {
+				lvl = slog.LevelWarn
+			}
+			log.Log(context.Background(), lvl, "aws sdk: "+fmt.Sprintf(format, v...))
+		})
+	}
+	lo = append(lo, awsconfig.WithLogger(logger))
 	lo = append(lo, awsconfig.WithRetryer(func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 8
 			o.MaxBackoff = 10 * time.Second
 		})
 	}))
+	lo = append(lo, o.lo...)
+	name := ProfileName(profile)
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, lo...)
 	if err != nil {
+		var nx awsconfig.SharedConfigProfileNotExistError
+		if errors.As(err, &nx) {
+			return cfg, exitcode.Wrap(err, exitcode.Credentials, "check --profile / AWS_PROFILE against the profiles in ~/.aws/config (aws configure list-profiles)",
+				"there is no profile %s", name)
+		}
+		if c := credentialsCause(err, name); c != nil {
+			return cfg, classifyCredentials(err, c)
+		}
 		return cfg, exitcode.Wrap(err, exitcode.Credentials, "check --profile and ~/.aws/config", "cannot load AWS configuration")
 	}
 	if cfg.Region == "" {
 		return cfg, exitcode.New(exitcode.Region, "pass --region or set AWS_REGION", "no AWS region")
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = &credsProvider{inner: cfg.Credentials, profile: name}
+	}
 	return cfg, nil
+}
+
+// credsProvider annotates the failures of the SDK's credential chain with
+// what they mean for the user (*CredentialsError), by the provider's source
+// and the SDK's typed errors.
+type credsProvider struct {
+	inner   aws.CredentialsProvider
+	profile string
+}
+
+func (p *credsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.inner.Retrieve(ctx)
+	if err != nil {
+		return c, &CredentialsError{Kind: p.kind(err), Profile: p.profile, Err: err}
+	}
+	return c, nil
+}
+
+// ProviderSources passes the SDK's credential-source metrics through.
+func (p *credsProvider) ProviderSources() []aws.CredentialSource {
+	if s, ok := p.inner.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
+}
+
+func (p *credsProvider) kind(err error) CredentialsKind {
+	if c := credentialsCause(err, p.profile); c != nil {
+		return c.Kind
+	}
+	var srcs []aws.CredentialSource
+	if s, ok := p.inner.(aws.CredentialProviderSource); ok {
+		srcs = s.ProviderSources()
+	}
+	// The chain fell through to the instance role: nothing was configured.
+	if len(srcs) == 1 && srcs[0] == aws.CredentialSourceIMDS {
+		return CredsNotFound
+	}
+	for _, s := range srcs {
+		switch s {
+		case aws.CredentialSourceSSO, aws.CredentialSourceSSOLegacy, aws.CredentialSourceProfileSSO, aws.CredentialSourceProfileSSOLegacy:
+			var ae smithy.APIError
+			if errors.As(err, &ae) {
+				// The portal refused the token (GetRoleCredentials: UnauthorizedException).
+				if ae.ErrorCode() == "UnauthorizedException" {
+					return CredsSSOLogin
+				}
+				return CredsUnavailable
+			}
+			if isNetwork(err) {
+				return CredsUnavailable
+			}
+			// The bearer-token provider of an sso_session profile failed
+			// before any call: the cached token is missing or expired and
+			// cannot be refreshed.
+			return CredsSSOLogin
+		}
+	}
+	return CredsUnavailable
 }
 
 // Instance is one instance with its SSM agent status (a line of `devgate ls`).
@@ -74,6 +211,10 @@ func Describe(ctx context.Context, cfg aws.Config, all bool, ids []string, now t
 		in.Filters = []ec2types.Filter{{Name: aws.String("instance-state-name"),
 			Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}}}
 	}
+	return describe(ctx, cfg, in, now)
+}
+
+func describe(ctx context.Context, cfg aws.Config, in *ec2.DescribeInstancesInput, now time.Time) ([]Instance, error) {
 	var rows []Instance
 	p := ec2.NewDescribeInstancesPaginator(ec2.NewFromConfig(cfg), in)
 	for p.HasMorePages() {
@@ -146,25 +287,6 @@ func AgentStatus(ctx context.Context, cfg aws.Config, rows []Instance) (map[stri
 		}
 	}
 	return out, nil
-}
-
-// Classify turns an SDK error into a user-facing one.
-func Classify(err error, action string) error {
-	s := err.Error()
-	switch {
-	case strings.Contains(s, "AccessDenied") || strings.Contains(s, "UnauthorizedOperation") || strings.Contains(s, "not authorized"):
-		return exitcode.Wrap(err, exitcode.Permission, "grant "+action+" to your IAM identity", "%s was denied", action)
-	case strings.Contains(s, "InvalidClientTokenId") || strings.Contains(s, "SignatureDoesNotMatch") || strings.Contains(s, "AuthFailure") ||
-		strings.Contains(s, "ExpiredToken") || strings.Contains(s, "failed to retrieve credentials") || strings.Contains(s, "no EC2 IMDS role"):
-		return exitcode.Wrap(err, exitcode.Credentials, "check your AWS credentials (aws sts get-caller-identity), or run aws sso login", "AWS rejected the credentials")
-	case strings.Contains(s, "InvalidInstanceID"):
-		return exitcode.Wrap(err, exitcode.NotFound, "run `devgate ls` to see the instances", "instance not found")
-	case strings.Contains(s, "request send failed") || strings.Contains(s, "dial tcp") || strings.Contains(s, "no such host"):
-		return exitcode.Wrap(err, exitcode.Generic, "check network access to the AWS endpoints (proxy, VPN, AWS_ENDPOINT_URL)", "cannot reach AWS for %s", action)
-	case strings.Contains(s, "Throttling") || strings.Contains(s, "RequestLimitExceeded"):
-		return exitcode.Wrap(err, exitcode.Throttled, "wait a minute and retry", "AWS is throttling %s", action)
-	}
-	return fmt.Errorf("%s: %w", action, err)
 }
 
 // InstanceIDRe matches instance ids (EC2 and hybrid managed instances).

@@ -3,12 +3,16 @@ package awsapi
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/devgate/devgate/internal/exitcode"
 )
@@ -18,8 +22,12 @@ const CacheTTL = 5 * time.Minute
 
 // ResolveOptions tune Resolve.
 type ResolveOptions struct {
-	// Aliases maps ssh aliases to instance ids (the managed ssh config's Host blocks).
+	// Aliases maps ssh aliases to instance ids (managed ssh configs written before
+	// devgate's config existed pinned an alias to an id with HostName).
 	Aliases map[string]string
+	// Names maps ssh aliases to the Name tag they follow (devgate's config): the
+	// alias reaches whichever instance carries that name now.
+	Names map[string]string
 	// Prefix is the alias prefix of `devgate setup` ("devbox"): "devbox-gpu1" names the Name tag "gpu1".
 	Prefix string
 	// CacheFile remembers resolutions for CacheTTL ("" disables the cache).
@@ -55,20 +63,37 @@ func Resolve(ctx context.Context, cfg aws.Config, target string, o ResolveOption
 	if InstanceIDRe.MatchString(target) {
 		return Target{ID: target}, nil
 	}
-	if id, ok := o.Aliases[target]; ok && InstanceIDRe.MatchString(id) {
+	_, named := o.Names[target]
+	if id, ok := o.Aliases[target]; ok && InstanceIDRe.MatchString(id) && !named {
 		return Target{ID: id, Name: target}, nil
 	}
 	cache := readCache(o.CacheFile)
 	if e, ok := cache[target]; ok && o.Now().Sub(e.At) < CacheTTL {
 		return Target{ID: e.ID, Name: e.Name, State: e.State, Cached: true}, nil
 	}
-	names := []string{target}
-	if o.Prefix != "" && strings.HasPrefix(target, o.Prefix+"-") {
-		names = append(names, strings.TrimPrefix(target, o.Prefix+"-"))
+	var names []string
+	var filter *ec2types.Filter
+	switch {
+	case named:
+		names = []string{o.Names[target]}
+	case isIPv4(target):
+		names, filter = []string{""}, &ec2types.Filter{Name: aws.String("private-ip-address"), Values: []string{target}}
+	case privateDNSRe.MatchString(target):
+		names, filter = []string{""}, &ec2types.Filter{Name: aws.String("private-dns-name"), Values: []string{target}}
+	default:
+		names = []string{target}
+		if o.Prefix != "" && strings.HasPrefix(target, o.Prefix+"-") {
+			names = append(names, strings.TrimPrefix(target, o.Prefix+"-"))
+		}
 	}
-	rows, err := Describe(ctx, cfg, true, nil, o.Now())
+	rows, err := describeFiltered(ctx, cfg, filter, o.Now())
 	if err != nil {
 		return Target{}, err
+	}
+	if filter != nil { // every row matched the address
+		for i := range rows {
+			rows[i].Name = ""
+		}
 	}
 	for _, name := range names {
 		// Prefer running (or pending) instances, then other live ones, then terminated ones,
@@ -102,8 +127,15 @@ func Resolve(ctx context.Context, cfg aws.Config, target string, o ResolveOption
 			for _, m := range pick {
 				ids = append(ids, m.ID+" ("+m.State+")")
 			}
+			if name == "" {
+				return Target{}, exitcode.New(exitcode.NotFound, "use the instance id instead",
+					"%d instances have the address %q: %s", len(pick), target, strings.Join(ids, ", "))
+			}
 			return Target{}, exitcode.New(exitcode.NotFound, "use the instance id instead, or rename one of them",
 				"%d instances are named %q: %s", len(pick), name, strings.Join(ids, ", "))
+		}
+		if name == "" {
+			name = target
 		}
 		t := Target{ID: pick[0].ID, Name: name, State: pick[0].State}
 		if o.CacheFile != "" {
@@ -114,6 +146,36 @@ func Resolve(ctx context.Context, cfg aws.Config, target string, o ResolveOption
 	}
 	return Target{}, exitcode.New(exitcode.NotFound,
 		"use an instance id, a Name tag or an alias from `devgate setup`; `devgate ls` lists them", "no instance named %q", target)
+}
+
+// Forget drops target from the cache (its cached instance is gone).
+func Forget(cacheFile, target string, now time.Time) {
+	if cacheFile == "" {
+		return
+	}
+	c := readCache(cacheFile)
+	if _, ok := c[target]; ok {
+		delete(c, target)
+		writeCache(cacheFile, c, now)
+	}
+}
+
+// privateDNSRe matches EC2 private DNS names: ip-10-0-1-10.ec2.internal
+// (us-east-1), ip-10-0-1-10.eu-west-1.compute.internal, and the
+// resource-based i-0123….region.compute.internal.
+var privateDNSRe = regexp.MustCompile(`^(ip-[0-9]+-[0-9]+-[0-9]+-[0-9]+|i-[0-9a-f]{8,17})\.([a-z0-9-]+\.compute|ec2)\.internal$`)
+
+func isIPv4(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is4()
+}
+
+// describeFiltered is Describe over every state, with one extra filter.
+func describeFiltered(ctx context.Context, cfg aws.Config, f *ec2types.Filter, now time.Time) ([]Instance, error) {
+	if f == nil {
+		return Describe(ctx, cfg, true, nil, now)
+	}
+	return describe(ctx, cfg, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{*f}}, now)
 }
 
 // Remember updates the cached state of a target after devgate saw it change.

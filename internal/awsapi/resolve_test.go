@@ -55,4 +55,26 @@ func TestResolve(t *testing.T) {
 	if tg, err := awsapi.Resolve(ctx, cfg, "box", o); err != nil || tg.ID != gpu1.ID {
 		t.Fatalf("alias: %+v %v", tg, err)
 	}
+
+	// Private addresses, through DescribeInstances' filters.
+	gpu2, _ := l.Instance("gpu2")
+	for _, addr := range []string{gpu2.PrivateIP, "ip-" + strings.ReplaceAll(gpu2.PrivateIP, ".", "-") + ".ec2.internal"} {
+		tg, err := awsapi.Resolve(ctx, cfg, addr, o)
+		if err != nil || tg.ID != gpu2.ID || tg.State != "stopped" {
+			t.Fatalf("%s: %+v %v, want %s", addr, tg, err, gpu2.ID)
+		}
+	}
+	if _, err := awsapi.Resolve(ctx, cfg, "10.9.9.9", o); exitcode.Code(err) != int(exitcode.NotFound) {
+		t.Fatalf("unknown address: %v", err)
+	}
+	// An alias that follows a Name tag; a cached id is forgotten on request.
+	o.Names = map[string]string{"devbox-mine": "mixed"}
+	if tg, err := awsapi.Resolve(ctx, cfg, "devbox-mine", o); err != nil || tg.ID != mixed.ID {
+		t.Fatalf("named alias: %+v %v", tg, err)
+	}
+	awsapi.Forget(cache, "devbox-mine", now)
+	calls = l.Calls("DescribeInstances")
+	if tg, err := awsapi.Resolve(ctx, cfg, "devbox-mine", o); err != nil || tg.Cached || l.Calls("DescribeInstances") == calls {
+		t.Fatalf("after Forget the cache must not answer: %+v %v", tg, err)
+	}
 }

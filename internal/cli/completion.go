@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/config"
 )
 
 // completesTarget names the commands whose first argument is a target; shell
@@ -19,13 +20,20 @@ var completesTarget = map[string]bool{
 
 // knownTargets lists aliases, cached names and ids, sorted and unique.
 func knownTargets() []string {
-	o := resolveOptions(defaultPrefix)
+	t, err := resolveTarget("", config.Settings{}, "")
+	if err != nil {
+		return nil
+	}
+	o := t.Resolve
 	seen := map[string]bool{}
 	for alias, id := range o.Aliases {
 		if !strings.ContainsAny(alias, "*?") {
 			seen[alias] = true
 		}
 		seen[id] = true
+	}
+	for alias := range o.Names {
+		seen[alias] = true
 	}
 	for _, t := range awsapi.CachedTargets(o.CacheFile) {
 		seen[t] = true

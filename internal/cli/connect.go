@@ -7,15 +7,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/config"
 	"github.com/devgate/devgate/internal/datachannel"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/hostpin"
+	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
 	"github.com/devgate/devgate/internal/tunnel"
 )
@@ -46,12 +50,15 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 				return err
 			}
 			defer closeLog()
-			user = osUser(user)
+			t, err := resolveTarget(args[0], config.Settings{User: user, Profile: af.profile, Region: af.region}, prefix)
+			if err != nil {
+				return err
+			}
 			pub, err := connectKey(key)
 			if err != nil {
 				return err
 			}
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			cfg, err := t.aws(ctx, log)
 			if err != nil {
 				return err
 			}
@@ -61,8 +68,8 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
 				}
 			}
-			opts := tunnel.Options{Target: args[0], Port: port, User: user, PublicKey: pub, Document: document,
-				NoStart: noStart, Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix),
+			opts := tunnel.Options{Target: args[0], Port: port, User: t.User, PublicKey: pub, Document: document,
+				NoStart: noStart, Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve,
 				Progress: progress, Logger: log,
 				OnReconnect: func(err error) {
 					if err != nil {
@@ -72,6 +79,8 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
+			ensureShortControlDir(io)
+			opts.OnResolved = func(r awsapi.Target) { followAlias(ctx, io, args[0], r.ID, quiet) }
 			conn, err := tunnel.Dial(ctx, cfg, opts)
 			if err != nil {
 				return err
@@ -81,7 +90,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 	}
 	af.add(cmd)
 	f := cmd.Flags()
-	f.StringVar(&user, "user", "", "OS user to push the key for (ssh's %r; default $DEVGATE_USER, else ec2-user)")
+	f.StringVar(&user, "user", "", "OS user to push the key for (ssh's %r; default $DEVGATE_USER, else devgate's config, else "+config.DefaultUser+")")
 	f.StringVar(&key, "key", "", "private key whose public half is pushed (default ~/.ssh/devgate/id_ed25519, created if missing)")
 	f.StringVar(&document, "document", tunnel.DocSSH, "session document: "+tunnel.DocSSH+" or "+tunnel.DocPortForwarding)
 	f.BoolVar(&noStart, "no-start", false, "fail instead of starting a stopped instance")
@@ -90,8 +99,45 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors still)")
-	f.StringVar(&prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	addPrefixFlag(cmd, &prefix)
 	return cmd
+}
+
+// followAlias records the instance an alias reached; when the alias's Name
+// now belongs to another instance (replaced), it unpins the alias's old host
+// key so that ssh pins the new one, and says so once.
+func followAlias(ctx context.Context, io IO, alias, id string, quiet bool) {
+	home, _, err := homeDir()
+	state := stateDir()
+	if err != nil || state == "" {
+		return
+	}
+	prev, err := hostpin.Follow(ctx, filepath.Join(state, "aliases.json"), sshconfig.KnownHostsPath(home), alias, id)
+	if err != nil {
+		fmt.Fprintf(io.ErrOut, "devgate: warning: cannot update the host key record of %s: %v\n", alias, err)
+	}
+	if prev != "" && !quiet {
+		fmt.Fprintf(io.ErrOut, "devgate: %s now reaches %s (it reached %s before: replaced under the same Name); its new host key will be pinned\n", alias, id, prev)
+	}
+}
+
+// ensureShortControlDir creates the short ControlMaster directory under /tmp
+// that setup chose for a long home directory: /tmp is emptied at boot, and
+// ssh binds its mux socket there only after this ProxyCommand has connected.
+func ensureShortControlDir(io IO) {
+	home, _, err := homeDir()
+	if err != nil || runtime.GOOS == "windows" {
+		return
+	}
+	if sshconfig.ControlDir(sshconfig.Options{GOOS: runtime.GOOS, Home: home}) != sshconfig.ShortControlDir {
+		return
+	}
+	if _, err := os.Stat(sshconfig.ManagedPath(home)); err != nil {
+		return // no setup: nothing of ours uses it
+	}
+	if err := sshconfig.EnsureControlDir(home, sshconfig.ShortControlDir); err != nil {
+		fmt.Fprintf(io.ErrOut, "devgate: warning: %v; ssh's connection sharing may fail\n", err)
+	}
 }
 
 // connectLogger returns the logger of connect: a file, or stderr with
@@ -139,7 +185,11 @@ func connectKey(path string) (string, error) {
 }
 
 // bridge copies stdin to the tunnel and the tunnel to stdout until one side
-// ends. stdin EOF and a signal end the session cleanly (TerminateSession).
+// ends, then ends the session on the service (conn.Terminate: the flag and
+// the API, bounded). stdin EOF first waits (bounded, and cut short by a
+// signal) until what was written reached the agent; stdout closed (EPIPE),
+// a signal (ssh sends SIGHUP) and the service ending the session go straight
+// to the clean end.
 func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
 	outDone := make(chan error, 1)
 	go func() {
@@ -151,30 +201,26 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 		_, err := copyFlush(conn, io.In)
 		inDone <- err
 	}()
-	var once sync.Once
-	closeConn := func() { once.Do(func() { _ = conn.Close() }) }
-	defer closeConn()
+	defer func() { _ = conn.Terminate(ctx) }()
 	select {
 	case err := <-inDone:
 		if err == nil { // stdin EOF: ssh is done with us
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_ = conn.CloseWrite(fctx)
 			cancel()
 		}
-		closeConn()
 		return nil
 	case err := <-outDone:
 		return sessionEnd(conn, err, progress)
 	case <-ctx.Done():
-		progress("terminating session %s", conn.SessionID)
-		closeConn()
+		progress("terminating session %s (%v)", conn.SessionID, context.Cause(ctx))
 		return nil
 	}
 }
 
 // sessionEnd reports how the session ended when the agent side closed it.
 func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {
-	err := conn.Session().Err()
+	err := conn.Err()
 	var ce *datachannel.ClosedError
 	switch {
 	case errors.As(err, &ce):

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/config"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/progress"
 	"github.com/devgate/devgate/internal/s3relay"
@@ -74,13 +74,13 @@ into place. -r copies folders (modes and mtimes kept).
 	f.BoolVarP(&o.follow, "copy-links", "L", false, "with -r, copy what symbolic links point to instead of the links (rsync -L)")
 	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
 	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
-	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET)")
+	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET, else devgate's config)")
 	f.BoolVar(&o.keep, "keep", false, "keep the S3 object after an S3-relayed copy")
 	f.BoolVar(&o.asJSON, "json", false, "print a JSON summary on stdout")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
-	f.StringVar(&o.user, "user", "", "OS user on the instance (default $DEVGATE_USER, else ec2-user)")
+	f.StringVar(&o.user, "user", "", "OS user on the instance (default: user@ in the target, else $DEVGATE_USER, else devgate's config, else "+config.DefaultUser+")")
 	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
-	f.StringVar(&o.prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	addPrefixFlag(cmd, &o.prefix)
 	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
 	return cmd
@@ -129,15 +129,19 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if dstRemote {
 		rs, dir, localPath = dst, transfer.Upload, srcArg
 	}
+	t, err := resolveTarget(rs.target, config.Settings{User: firstNonEmpty(rs.user, o.user), Profile: o.af.profile, Region: o.af.region, Bucket: o.bucket}, o.prefix)
+	if err != nil {
+		return err
+	}
 	// Everything that can be checked here is checked before the first AWS call:
 	// a session may start (and bill) a stopped instance.
-	if o.via == "s3" && firstNonEmpty(o.bucket, os.Getenv("DEVGATE_BUCKET")) == "" {
-		return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
+	if o.via == "s3" && t.Bucket == "" {
+		return exitcode.New(exitcode.Usage, "pass --bucket, set DEVGATE_BUCKET or a bucket in devgate's config", "--via s3 needs a bucket")
 	}
 	if err := transfer.CheckLocal(transfer.Options{Direction: dir, Src: srcArg, Dst: dstArg, Recursive: o.recursive}); err != nil {
 		return err
 	}
-	user := firstNonEmpty(rs.user, osUser(o.user))
+	user := t.User
 	home, _, err := homeDir()
 	if err != nil {
 		return err
@@ -154,7 +158,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if err != nil {
 		return err
 	}
-	cfg, err := awsapi.Load(ctx, o.af.profile, o.af.region)
+	cfg, err := t.aws(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -168,7 +172,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 	}
 	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
-		Resolve: resolveOptions(o.prefix), Progress: say, StateDir: stateDir()}
+		Resolve: t.Resolve, Progress: say, StateDir: stateDir()}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {
@@ -179,7 +183,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			c.Close()
 		}
 	}()
-	bucket := firstNonEmpty(o.bucket, os.Getenv("DEVGATE_BUCKET"))
+	bucket := t.Bucket
 	via := o.via
 	if via == "auto" {
 		via = "tunnel"

@@ -248,6 +248,7 @@ func TestCpResumeAfterKill(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	const size, chunk, j = 24 << 20, 1 << 20, 3
 	src, _ := randFile(t, size)
+	os.Chmod(src, 0o644)
 	for _, c := range []struct {
 		name string
 		sig  os.Signal
@@ -273,8 +274,12 @@ func TestCpResumeAfterKill(t *testing.T) {
 					t.Fatalf("after SIGINT: %v, want exit 130\n%s", err, stderr)
 				}
 			}
-			if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+			if st, err := os.Stat(dst + ".devgate-part"); err != nil {
 				t.Fatalf("partial file not kept: %v", err)
+			} else if st.Mode().Perm() != 0o600 {
+				// The source is 0644 and this test's umask 022: the partial
+				// must not be readable by others while it waits for the rerun.
+				t.Fatalf("partial file left %v, want 0600", st.Mode())
 			}
 			if _, err := os.Stat(dst); !os.IsNotExist(err) {
 				t.Fatalf("destination appeared before the copy finished: %v", err)
@@ -559,5 +564,106 @@ func TestCpRerunWithCompleteJournal(t *testing.T) {
 				t.Fatalf("journal left after success")
 			}
 		})
+	}
+}
+
+// watchCmdlines polls the command lines of every process on this machine
+// (the lab's instances are on it) until stop is closed. It returns those
+// that contain secret, and how many distinct ones contained mark (a path of
+// the copy: proof that the watcher saw the copy's processes at all). It also
+// records files matching private that others could read (mode & 077).
+func watchCmdlines(secret, mark, private string, stop <-chan struct{}) <-chan cmdlineWatch {
+	res := make(chan cmdlineWatch, 1)
+	go func() {
+		seen := map[string]bool{}
+		var w cmdlineWatch
+		for {
+			select {
+			case <-stop:
+				res <- w
+				return
+			default:
+			}
+			paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+			for _, p := range paths {
+				b, err := os.ReadFile(p)
+				if err != nil || len(b) == 0 {
+					continue
+				}
+				line := strings.ReplaceAll(string(b), "\x00", " ")
+				if seen[line] {
+					continue
+				}
+				seen[line] = true
+				if strings.Contains(line, mark) {
+					w.marked++
+				}
+				if strings.Contains(line, secret) || strings.Contains(line, mark) && strings.Contains(line, "X-Amz-") {
+					w.hits = append(w.hits, line)
+				}
+			}
+			files, _ := filepath.Glob(private)
+			for _, f := range files {
+				if st, err := os.Stat(f); err == nil {
+					w.files++
+					if o := fmt.Sprintf("%s %v", f, st.Mode()); st.Mode().Perm()&0o077 != 0 && !seen[o] {
+						seen[o] = true
+						w.open = append(w.open, o)
+					}
+				}
+			}
+		}
+	}()
+	return res
+}
+
+type cmdlineWatch struct {
+	hits   []string
+	marked int
+	files  int      // times a private file was seen
+	open   []string // private files others could read
+}
+
+// TestCpS3RelayURLsOffCommandLines: on a shared instance anyone can read
+// every process's command line (ps). While --via s3 copies both ways, no
+// command line on the machine may hold a presigned URL (the bucket's name,
+// X-Amz-Signature, X-Amz-Security-Token); the relay's part files and the
+// partial file are 0600.
+func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
+	bucket := fmt.Sprintf("relay-%x", rand.Uint64())
+	s3 := labs3.New(bucket)
+	e := newE2E(t, lab.Options{Services: []lab.Service{s3}})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 40<<20+777)
+	os.Chmod(src, 0o644)
+	up := filepath.Join(t.TempDir(), "up.bin")
+	stop := make(chan struct{})
+	// Path-style URLs (the lab's) carry the bucket; other tests on this
+	// machine relay through other buckets.
+	watch := watchCmdlines("/"+bucket+"/", filepath.Dir(up), filepath.Join(filepath.Dir(up), "*.devgate-part*"), stop)
+	e.cp(t, ctx, nil, "--via", "s3", "--bucket", bucket, "-j", "4", src, "gpu1:"+up)
+	sameFile(t, src, up)
+	down := filepath.Join(t.TempDir(), "down.bin")
+	e.cp(t, ctx, nil, "--via", "s3", "--bucket", bucket, "-j", "4", "gpu1:"+up, down)
+	sameFile(t, src, down)
+	close(stop)
+	w := <-watch
+	if w.marked == 0 {
+		t.Fatal("the watcher saw none of the copy's commands on the instance: it watched nothing")
+	}
+	for _, h := range w.hits {
+		if len(h) > 300 {
+			h = h[:300] + "…"
+		}
+		t.Errorf("presigned URL on a command line: %s", h)
+	}
+	if w.files == 0 {
+		t.Error("the watcher never saw the partial file on the instance")
+	}
+	for _, f := range w.open {
+		t.Errorf("relay file readable by others on the instance: %s", f)
+	}
+	if st, _ := os.Stat(up); st.Mode().Perm() != 0o644 {
+		t.Errorf("the source's mode was not applied at the end: %v", st.Mode())
 	}
 }

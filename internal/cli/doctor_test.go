@@ -99,14 +99,21 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(home, ".ssh/devgate/id_ed25519"), 0o600)
 
-	// A HOME deep enough that ~/.ssh/devgate/cm/%C passes the macOS socket-path limit.
+	// A HOME deep enough that ~/.ssh/devgate/cm/%C passes the socket-path limit: setup chooses the
+	// short directory and the check passes; a too-long ControlPath of the user's own fails it.
 	long := filepath.Join(home, strings.Repeat("d", 60))
 	os.MkdirAll(long, 0o700)
 	t.Setenv("HOME", long)
 	if code, _, errs := runCLI(t, "", "setup", "--yes"); code != 0 {
 		t.Fatal(errs)
 	}
+	if _, m = doctorResults(t, "devbox-gpu1"); !m["ControlPath length"].OK || !strings.Contains(m["ControlPath length"].Detail, "of 90 bytes") {
+		t.Fatalf("a %d-byte HOME: %+v", len(long), m["ControlPath length"])
+	}
+	f, _ := os.OpenFile(filepath.Join(long, ".ssh", "config"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("\nHost devbox-gpu1\n    ControlPath " + long + "/.ssh/cm/%C\n")
+	f.Close()
 	if _, m = doctorResults(t, "devbox-gpu1"); m["ControlPath length"].OK {
-		t.Fatalf("a %d-byte HOME did not fail the ControlPath check: %+v", len(long), m["ControlPath length"])
+		t.Fatalf("the user's %d-byte ControlPath passed: %+v", len(long)+48, m["ControlPath length"])
 	}
 }

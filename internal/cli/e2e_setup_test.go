@@ -17,8 +17,8 @@ import (
 
 // TestE2ESetupThenSSH: `devgate setup` against the lab writes the managed
 // config; real ssh through ~/.ssh/config (Include) reaches the instance over
-// devgate connect, pins its host key under the instance id, and refuses a
-// changed host key.
+// devgate connect, pins its host key under the alias, and refuses a changed
+// host key.
 func TestE2ESetupThenSSH(t *testing.T) {
 	e := newE2E(t, lab.Options{})
 	ctx := ctxFor(t, 2*time.Minute)
@@ -41,13 +41,12 @@ func TestE2ESetupThenSSH(t *testing.T) {
 	}
 	kh := filepath.Join(e.home, ".ssh", "devgate", "known_hosts")
 	b, err := os.ReadFile(kh)
-	id := e.inst(t, "gpu1")
-	if err != nil || !strings.Contains(string(b), id) {
-		t.Fatalf("host key not pinned under %s: %q %v", id, b, err)
+	if err != nil || !strings.HasPrefix(string(b), "devbox-gpu1 ") {
+		t.Fatalf("host key not pinned under devbox-gpu1: %q %v", b, err)
 	}
-	// Replace the pinned key with another: ssh must refuse, never connect.
+	// Replace the pinned key with another (same instance): ssh must refuse, never connect.
 	other := strings.TrimSpace(e.inst2Key(t))
-	if err := os.WriteFile(kh, []byte(id+" "+other+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(kh, []byte("devbox-gpu1 "+other+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, errs, err = ssh("devbox-gpu1", "echo", "must not run")

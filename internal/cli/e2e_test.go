@@ -13,11 +13,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +31,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"devgate": func() {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := cli.SignalContext(context.Background())
 			code := cli.Main(ctx, os.Args[1:], cli.StdIO())
 			stop()
 			os.Exit(code)
@@ -326,6 +324,16 @@ func TestE2EFailureClasses(t *testing.T) {
 		{name: "session refused", setup: func(e *e2e) { e.l.Deny("ssm:StartSession") }, args: []string{"gpu1"}, code: 17, stderr: "StartSession was denied"},
 		{name: "tunnel lost", faults: drops, setup: func(e *e2e) { e.l.Deny("ssm:ResumeSession") },
 			args: []string{"gpu1", "--resume-timeout", "1s"}, idle: true, code: 18, stderr: "not resumed within"},
+		// The credentials expire for good while the session runs: the resume
+		// fails with a credentials error, not a network one.
+		{name: "credentials expired during resume", faults: drops, setup: func(e *e2e) {
+			go func() {
+				for len(e.l.Mgs().Active()) == 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+				e.l.ExpireCredentials("")
+			}()
+		}, args: []string{"gpu1", "--resume-timeout", "3s"}, idle: true, code: 10, stderr: "credentials have expired"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -358,7 +366,7 @@ func TestE2EFailureClasses(t *testing.T) {
 			if stdout != "" && !strings.HasPrefix(stdout, "SSH-2.0-") {
 				t.Fatalf("stdout %q: only the stream may go there", stdout)
 			}
-			if c.code != 18 && stdout != "" {
+			if c.code != 18 && !c.idle && stdout != "" {
 				t.Fatalf("stdout %q on a failure before the stream", stdout)
 			}
 		})

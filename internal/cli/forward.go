@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/forward"
 	"github.com/devgate/devgate/internal/tunnel"
 )
@@ -70,14 +69,18 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 					fw.Close()
 				}
 			}()
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			t, err := resolveTarget(target, af.settings(), prefix)
+			if err != nil {
+				return err
+			}
+			cfg, err := t.aws(ctx, log)
 			if err != nil {
 				return err
 			}
 			state := stateDir()
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
-					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: resolveOptions(prefix),
+					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve,
 					StateDir: state, Progress: progress, Logger: log}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
@@ -149,6 +152,6 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors and connection events still)")
-	f.StringVar(&prefix, "prefix", defaultPrefix, "alias prefix: <prefix>-<name> names the instance tagged Name=<name>")
+	addPrefixFlag(cmd, &prefix)
 	return cmd
 }

@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/config"
 )
 
 func init() { register(newLsCommand) }
@@ -16,9 +20,36 @@ func init() { register(newLsCommand) }
 // awsFlags are the AWS selection flags of ls, start, stop and doctor.
 type awsFlags struct{ profile, region string }
 
+// load loads the AWS configuration the flags name, with devgate's
+// application id on every call; sdkLog receives what the SDK logs (nil: nothing,
+// so that SDK warnings never reach the terminal without --verbose).
+func (f *awsFlags) load(ctx context.Context, sdkLog *slog.Logger) (aws.Config, error) {
+	return loadAWS(ctx, f.profile, f.region, sdkLog)
+}
+
+// loadAWS loads the AWS configuration for profile and region with devgate's
+// application id; sdkLog receives what the SDK logs (nil: nothing).
+func loadAWS(ctx context.Context, profile, region string, sdkLog *slog.Logger) (aws.Config, error) {
+	opts := []awsapi.Option{awsapi.WithAppID(moduleVersion())}
+	if sdkLog != nil {
+		opts = append(opts, awsapi.WithLogger(sdkLog))
+	}
+	return awsapi.Load(ctx, profile, region, opts...)
+}
+
 func (f *awsFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: the SDK's default chain)")
-	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default: from the profile/environment)")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: the host's from devgate's config, else $AWS_PROFILE, else the config's defaults)")
+	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default: the host's from devgate's config, else $AWS_REGION, else the profile's)")
+}
+
+// settings are the flags as config.Settings ("" = not given).
+func (f awsFlags) settings() config.Settings {
+	return config.Settings{Profile: f.profile, Region: f.region}
+}
+
+// addPrefixFlag adds --prefix (default: $DEVGATE_PREFIX, else the config's, else devbox).
+func addPrefixFlag(cmd *cobra.Command, prefix *string) {
+	cmd.Flags().StringVar(prefix, "prefix", "", "alias prefix: <prefix>-<name> names the instance tagged Name=<name> (default $DEVGATE_PREFIX, else devgate's config, else "+config.DefaultPrefix+")")
 }
 
 func newLsCommand(io IO) *cobra.Command {
@@ -29,7 +60,11 @@ func newLsCommand(io IO) *cobra.Command {
 		Short: "List instances with their state and SSM agent status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := awsapi.Load(cmd.Context(), af.profile, af.region)
+			t, err := resolveTarget("", af.settings(), "")
+			if err != nil {
+				return err
+			}
+			cfg, err := t.aws(cmd.Context(), nil)
 			if err != nil {
 				return err
 			}
@@ -37,7 +72,7 @@ func newLsCommand(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			awsapi.RememberInstances(resolveOptions(defaultPrefix).CacheFile, rows, time.Now())
+			awsapi.RememberInstances(t.Resolve.CacheFile, rows, time.Now())
 			if asJSON {
 				if rows == nil {
 					rows = []awsapi.Instance{}

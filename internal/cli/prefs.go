@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
 
-	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/prefs"
 )
@@ -25,7 +24,7 @@ func newPrefsCommand(io IO) *cobra.Command {
 }
 
 func prefsStore(cmd *cobra.Command, af awsFlags) (prefs.Store, string, error) {
-	cfg, err := awsapi.Load(cmd.Context(), af.profile, af.region)
+	cfg, err := af.load(cmd.Context(), nil)
 	if err != nil {
 		return prefs.Store{}, "", err
 	}

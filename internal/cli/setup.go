@@ -7,19 +7,20 @@ import (
 	"fmt"
 	stdio "io"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/config"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/osuser"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
 )
@@ -28,7 +29,7 @@ func init() { register(newSetupCommand) }
 
 type setupFlags struct {
 	profile, region, user, prefix, key string
-	dryRun, yes, noInventory           bool
+	dryRun, yes, noInventory, remove   bool
 }
 
 func newSetupCommand(io IO) *cobra.Command {
@@ -36,26 +37,38 @@ func newSetupCommand(io IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Create devgate's key and ssh config so that `ssh <prefix>-<name>` reaches your devboxes",
-		Long: `setup creates devgate's key pair (~/.ssh/devgate/id_ed25519) unless one exists,
-writes the managed ssh config ~/.ssh/devgate/config (one Host block per instance
-found, plus Host <prefix>-* with devgate as ProxyCommand and pinned host keys),
-and adds one Include line at the top of ~/.ssh/config. It shows a unified diff
-and asks before writing (--yes skips the question, --dry-run only shows), backs
-up every file it changes, and changes nothing when run twice.`,
+		Long: `setup creates devgate's key pair (~/.ssh/devgate/id_ed25519) unless one exists, lists the
+instances of one account and region (--profile, --region) and records them under an alias
+prefix (--prefix) in devgate's config; from that config it writes the managed ssh config
+~/.ssh/devgate/config: one Host block per instance (its OS user, a ProxyCommand with its
+profile and region), a Host <prefix>-* block for instances not listed yet, Host i-* mi-*
+for instance ids, and the shared options (pinned host keys, ControlMaster). It adds one
+Include at the END of ~/.ssh/config, so that your own settings there win.
+
+Run it again for another account, region or prefix: those hosts are added beside the
+first ones. --remove takes a prefix's hosts away (only those of --profile/--region when
+given). The OS user of each host is its devgate:user tag, else its image's default user
+(Ubuntu: ubuntu, Amazon Linux: ec2-user, Debian: admin, …), else --user / $DEVGATE_USER
+/ the config's default (ec2-user); --user or $DEVGATE_USER given explicitly applies to
+every host of the run.
+
+It shows a unified diff and asks before writing (--yes skips the question, --dry-run
+only shows), backs up every file it changes, and changes nothing when run twice.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSetup(cmd.Context(), io, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.profile, "profile", "", "AWS profile written into the ProxyCommand (default: the SDK's default chain)")
-	fl.StringVar(&f.region, "region", "", "AWS region written into the ProxyCommand (default: from the profile/environment)")
-	fl.StringVar(&f.user, "user", "ec2-user", "remote user (ssh User)")
-	fl.StringVar(&f.prefix, "prefix", "devbox", "alias prefix: hosts are <prefix>-<Name tag>")
+	fl.StringVar(&f.profile, "profile", "", "AWS profile of this set of hosts, written into their ProxyCommand (default: $AWS_PROFILE, else the SDK's default chain)")
+	fl.StringVar(&f.region, "region", "", "AWS region of this set of hosts, written into their ProxyCommand (default: from the profile/environment)")
+	fl.StringVar(&f.user, "user", "", "OS user for every host of this run (default: per host: tag devgate:user, else the image's user, else $DEVGATE_USER / the config's / ec2-user)")
+	fl.StringVar(&f.prefix, "prefix", "", "alias prefix: hosts are <prefix>-<Name tag> (default $DEVGATE_PREFIX, else the config's, else devbox)")
 	fl.StringVar(&f.key, "key", "", "private key to use (default ~/.ssh/devgate/id_ed25519, created if missing)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show the diff and write nothing")
 	fl.BoolVar(&f.yes, "yes", false, "write without asking")
 	fl.BoolVar(&f.noInventory, "no-inventory", false, "do not list instances (only the <prefix>-* block)")
+	fl.BoolVar(&f.remove, "remove", false, "remove the hosts of --prefix (and of --profile/--region when given) instead of adding")
 	return cmd
 }
 
@@ -75,14 +88,26 @@ func homeDir() (home string, tilde bool, err error) {
 	return home, tilde, nil
 }
 
-// devgateBinary is the absolute path of the running binary, symlinks resolved.
+// devgateBinary is the path of devgate as the user installed it: the path it
+// was run by (a Homebrew/nix/scoop symlink stays a symlink, so upgrades do not
+// break the ProxyCommand), found on PATH when run by its bare name. Only when
+// neither is known, the running executable.
 func devgateBinary() (string, error) {
+	arg0 := os.Args[0]
+	if strings.ContainsRune(arg0, '/') || strings.ContainsRune(arg0, filepath.Separator) {
+		if abs, err := filepath.Abs(arg0); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				return abs, nil
+			}
+		}
+	} else if p, err := exec.LookPath(arg0); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return "", exitcode.Wrap(err, exitcode.LocalIO, "run devgate by its full path", "cannot find devgate's own path")
-	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
 	}
 	return filepath.Abs(exe)
 }
@@ -102,32 +127,97 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 	} else if keyPath, err = filepath.Abs(keyPath); err != nil {
 		return exitcode.Wrap(err, exitcode.Usage, "", "bad --key")
 	}
-	opts := sshconfig.Options{
-		GOOS: runtime.GOOS, Home: home, Binary: bin, Tilde: tilde,
-		Profile: f.profile, Region: f.region, User: f.user, Prefix: f.prefix, KeyPath: keyPath,
-	}
-
-	var inv []sshconfig.Instance
-	if !f.noInventory {
-		inv, err = listInventory(ctx, f.profile, f.region)
-		if err != nil {
-			fmt.Fprintf(io.ErrOut, "devgate: warning: cannot list instances (%v); writing only the %s-* block\n", err, f.prefix)
-			if h := exitcode.HintOf(err); h != "" {
-				fmt.Fprintf(io.ErrOut, "devgate: hint: %s\n", h)
-			}
-			inv = nil
-		}
-	}
-
-	if n, max, ok := sshconfig.ControlPathLen(opts); !ok {
-		fmt.Fprintf(io.ErrOut, "devgate: warning: the ControlPath would be %d bytes, over the %d this OS's socket paths allow; ssh will fail with \"ControlPath too long\"\n", n, max)
-		fmt.Fprintf(io.ErrOut, "devgate: hint: use a shorter home directory path, or set ControlPath to a short directory (e.g. /tmp/cm-%%C) for %s-* in ~/.ssh/config above the Include\n", f.prefix)
-	}
-
-	changes, err := sshconfig.Plan(opts, inv)
+	cf, cfPath, err := loadConfig()
 	if err != nil {
 		return err
 	}
+	if cfPath == "" {
+		return exitcode.New(exitcode.Config, "set DEVGATE_CONFIG to a file path", "no user config directory on this system")
+	}
+	r := cf.Resolve("", config.Settings{Profile: f.profile, Region: f.region, User: f.user}, f.prefix, os.Getenv)
+	prefix := r.Prefix
+	if err := config.CheckPrefix(prefix); err != nil {
+		return exitcode.Wrap(err, exitcode.Usage, "use letters, digits, '-', '_' or '.'", "bad --prefix")
+	}
+	userForced := r.From["user"] == config.FromFlag || r.From["user"] == config.FromEnv
+
+	if f.remove {
+		n := cf.RemoveSet(prefix, f.profile, f.region)
+		if n == 0 && !cf.HasPrefix(prefix) {
+			return exitcode.New(exitcode.NotFound, "see the hosts in "+cfPath, "no hosts with prefix %q to remove", prefix)
+		}
+		fmt.Fprintf(io.ErrOut, "devgate: removing %d host(s) with prefix %s\n", n, prefix)
+	} else {
+		profile, region := r.Profile, r.Region
+		var inv []awsapi.InventoryItem
+		listed := false
+		if !f.noInventory {
+			cfg, err := loadAWS(ctx, profile, region, nil)
+			if err == nil {
+				region = cfg.Region // the region the SDK settled on: written into the ProxyCommand
+				lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				var imgErr error
+				inv, imgErr, err = awsapi.Inventory(lctx, cfg)
+				cancel()
+				if err == nil {
+					listed = true
+					if imgErr != nil {
+						fmt.Fprintf(io.ErrOut, "devgate: warning: cannot describe the instances' images (%v); their OS user falls back to the default\n", imgErr)
+					}
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(io.ErrOut, "devgate: warning: cannot list instances (%v); writing only the %s-* block\n", err, prefix)
+				if h := exitcode.HintOf(err); h != "" {
+					fmt.Fprintf(io.ErrOut, "devgate: hint: %s\n", h)
+				}
+			}
+		}
+		defUser := ""
+		if userForced {
+			defUser = r.User
+		}
+		cf.SetPrefix(prefix, config.Settings{Profile: profile, Region: region, User: defUser})
+		if listed {
+			var hosts []config.Host
+			for _, it := range inv {
+				u := r.User
+				why := string(r.From["user"])
+				if !userForced {
+					if pu, pwhy := osuser.Pick(it.Tags, osuser.Image{Name: it.ImageName, Description: it.ImageDescription, PlatformDetails: it.PlatformDetails}); pu != "" {
+						u, why = pu, pwhy
+					}
+				}
+				hosts = append(hosts, config.Host{Prefix: prefix, Name: it.Name, ID: it.ID,
+					Settings: config.Settings{User: u, Profile: profile, Region: region}})
+				label := it.Name
+				if label == "" {
+					label = it.ID
+				}
+				fmt.Fprintf(io.ErrOut, "devgate: %s (%s): user %s (%s)\n", label, it.ID, u, why)
+			}
+			cf.ReplaceSet(prefix, profile, region, hosts, func(name, id string) string { return sshconfig.Alias(prefix, name, id) })
+		}
+	}
+
+	opts := sshconfig.Options{
+		GOOS: runtime.GOOS, Home: home, Binary: bin, Tilde: tilde, KeyPath: keyPath,
+		User:   cf.Resolve("", config.Settings{}, "", func(string) string { return "" }).User,
+		Prefix: prefix, Sets: setsOf(cf),
+	}
+	if v, err := exec.Command("ssh", "-V").CombinedOutput(); err == nil && !sshconfig.SupportsMatchFinal(string(v)) {
+		opts.PlainHost = true
+		fmt.Fprintf(io.ErrOut, "devgate: warning: %s has no `Match final` (OpenSSH 8.2+): devgate's settings will come before your own for its hosts\n", strings.TrimSpace(string(v)))
+	}
+	changes, err := sshconfig.Plan(opts, instancesOf(cf))
+	if err != nil {
+		return err
+	}
+	cc, err := sshconfig.ReadChange(cfPath, cf.Marshal(), 0o600, 0o700)
+	if err != nil {
+		return err
+	}
+	changes = append(changes, cc)
 	_, keyErr := os.Stat(keyPath)
 	needKey := errors.Is(keyErr, os.ErrNotExist)
 	if needKey {
@@ -143,9 +233,15 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			fmt.Fprint(io.Out, c.Diff())
 		}
 	}
+	controlDir := sshconfig.ControlDir(opts)
 	if pending == 0 && !needKey {
 		if err := sshkey.CheckPermissions(keyPath); err != nil {
 			return err
+		}
+		if runtime.GOOS != "windows" && !f.dryRun {
+			if err := sshconfig.EnsureControlDir(home, controlDir); err != nil {
+				return exitcode.Wrap(err, exitcode.Config, "remove it (or fix its owner and mode), then run setup again", "unsafe ControlMaster directory")
+			}
 		}
 		fmt.Fprintln(io.ErrOut, "devgate: everything is already set up; nothing changed")
 		return nil
@@ -171,9 +267,8 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 		fmt.Fprintf(io.ErrOut, "devgate: created %s (%s)\n", key.Path, key.Public.Fingerprint)
 	}
 	if runtime.GOOS != "windows" {
-		cm := filepath.Join(sshkey.DefaultDir(home), "cm")
-		if err := os.MkdirAll(cm, 0o700); err != nil {
-			return exitcode.Wrap(err, exitcode.LocalIO, "check ~/.ssh permissions", "cannot create %s", cm)
+		if err := sshconfig.EnsureControlDir(home, controlDir); err != nil {
+			return exitcode.Wrap(err, exitcode.Config, "remove it (or fix its owner and mode), then run setup again", "unsafe ControlMaster directory")
 		}
 	}
 	now := time.Now()
@@ -189,10 +284,52 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			fmt.Fprintf(io.ErrOut, "devgate: wrote %s\n", c.Path)
 		}
 	}
-	if as := sshconfig.Aliases(opts.Prefix, inv); len(as) > 0 {
-		fmt.Fprintf(io.ErrOut, "devgate: try: ssh %s\n", as[0].Name)
+	for _, a := range cf.Aliases() {
+		if cf.Hosts[a].Prefix == prefix && !f.remove {
+			fmt.Fprintf(io.ErrOut, "devgate: try: ssh %s\n", a)
+			break
+		}
 	}
 	return nil
+}
+
+// setsOf lists the (prefix, profile, region) sets of the config: each prefix
+// entry, and each distinct set of its hosts.
+func setsOf(cf *config.File) []sshconfig.Set {
+	var out []sshconfig.Set
+	seen := map[sshconfig.Set]bool{}
+	add := func(s sshconfig.Set) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	ps := make([]string, 0, len(cf.Prefixes))
+	for p := range cf.Prefixes {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	for _, p := range ps {
+		add(sshconfig.Set{Prefix: p, Profile: cf.Prefixes[p].Profile, Region: cf.Prefixes[p].Region})
+	}
+	for _, a := range cf.Aliases() {
+		h := cf.Hosts[a]
+		if !cf.HasPrefix(h.Prefix) {
+			add(sshconfig.Set{Prefix: h.Prefix, Profile: h.Profile, Region: h.Region})
+		}
+	}
+	return out
+}
+
+// instancesOf lists the config's hosts for the managed ssh config.
+func instancesOf(cf *config.File) []sshconfig.Instance {
+	var out []sshconfig.Instance
+	for _, a := range cf.Aliases() {
+		h := cf.Hosts[a]
+		out = append(out, sshconfig.Instance{Alias: a, Name: h.Name, ID: h.ID, User: h.User,
+			Profile: h.Profile, Region: h.Region, Prefix: h.Prefix})
+	}
+	return out
 }
 
 // confirm asks on stderr and reads y/n from In.
@@ -204,38 +341,4 @@ func confirm(io IO, q string) (bool, error) {
 	}
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes", nil
-}
-
-// listInventory returns the non-terminated instances (Name tag, id) in the
-// region, with the AWS SDK's default chain (AWS_ENDPOINT_URL is honoured).
-func listInventory(ctx context.Context, profile, region string) ([]sshconfig.Instance, error) {
-	cfg, err := awsapi.Load(ctx, profile, region)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	p := ec2.NewDescribeInstancesPaginator(ec2.NewFromConfig(cfg), &ec2.DescribeInstancesInput{
-		Filters: []ec2types.Filter{{Name: aws.String("instance-state-name"),
-			Values: []string{"pending", "running", "stopping", "stopped"}}},
-	})
-	var out []sshconfig.Instance
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, awsapi.Classify(err, "ec2:DescribeInstances")
-		}
-		for _, r := range page.Reservations {
-			for _, in := range r.Instances {
-				name := ""
-				for _, t := range in.Tags {
-					if aws.ToString(t.Key) == "Name" {
-						name = aws.ToString(t.Value)
-					}
-				}
-				out = append(out, sshconfig.Instance{Name: name, ID: aws.ToString(in.InstanceId)})
-			}
-		}
-	}
-	return out, nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,6 +50,8 @@ func fakeEC2(t *testing.T) {
 func TestSetupEndToEnd(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	t.Setenv("DEVGATE_CONFIG", "")
 	fakeEC2(t)
 	userCfg := "# mine\nHost github.com\n    User git\n"
 	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
@@ -56,7 +59,7 @@ func TestSetupEndToEnd(t *testing.T) {
 
 	// --dry-run shows the diff and writes nothing.
 	code, out, errs := runCLI(t, "", "setup", "--dry-run", "--region", "us-east-1")
-	if code != 0 || !strings.Contains(out, "+Host devbox-gpu1") || !strings.Contains(out, "+Include ") {
+	if code != 0 || !strings.Contains(out, "+Match final host devbox-gpu1,i-0aaaaaaaaaaaaaaa1") || !strings.Contains(out, "+Include ") {
 		t.Fatalf("dry-run: %d\n%s\n%s", code, out, errs)
 	}
 	if b, _ := os.ReadFile(filepath.Join(home, ".ssh", "config")); string(b) != userCfg {
@@ -77,7 +80,7 @@ func TestSetupEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("setup: %d %s", code, errs)
 	}
-	for p, mode := range map[string]os.FileMode{".ssh/devgate": 0o700, ".ssh/devgate/id_ed25519": 0o600, ".ssh/devgate/config": 0o600, ".ssh/devgate/cm": 0o700} {
+	for p, mode := range map[string]os.FileMode{".ssh/devgate": 0o700, ".ssh/devgate/id_ed25519": 0o600, ".ssh/devgate/config": 0o600} { // the ControlMaster directory: TestSetupLongHomeShortControlPath
 		fi, err := os.Stat(filepath.Join(home, p))
 		if err != nil || fi.Mode().Perm() != mode {
 			t.Errorf("%s: %v %v", p, fi, err)
@@ -99,10 +102,10 @@ func TestSetupEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, _ := os.Executable()
-	exe, _ = filepath.EvalSymlinks(exe)
+	exe, _ := filepath.Abs(os.Args[0]) // the path devgate was run by, not resolved
 	for _, want := range []string{
-		"hostname i-0bbbbbbbbbbbbbbb2",
+		"hostname devbox-cpu-box",
+		"user ec2-user",
 		"proxycommand " + exe + " connect %h %p --user %r --region us-east-1",
 		"identityfile " + filepath.Join(home, ".ssh/devgate/id_ed25519"),
 		"stricthostkeychecking accept-new",
@@ -116,6 +119,7 @@ func TestSetupEndToEnd(t *testing.T) {
 func TestSetupRejectsLooseKey(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	if code, _, errs := runCLI(t, "", "setup", "--yes", "--no-inventory"); code != 0 {
 		t.Fatal(errs)
 	}
@@ -126,12 +130,23 @@ func TestSetupRejectsLooseKey(t *testing.T) {
 	}
 }
 
-func TestSetupWarnsLongControlPath(t *testing.T) {
+// TestSetupLongHomeShortControlPath: a home directory too long for socket
+// paths gets the short ControlMaster directory, created 0700, and no warning.
+func TestSetupLongHomeShortControlPath(t *testing.T) {
 	home := filepath.Join(t.TempDir(), strings.Repeat("h", 50))
 	os.MkdirAll(home, 0o700)
 	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	code, _, errs := runCLI(t, "", "setup", "--yes", "--no-inventory")
-	if code != 0 || !strings.Contains(errs, "ControlPath would be") || !strings.Contains(errs, "hint:") {
+	if code != 0 || strings.Contains(errs, "warning") {
 		t.Fatalf("%d %s", code, errs)
+	}
+	b, _ := os.ReadFile(filepath.Join(home, ".ssh/devgate/config"))
+	if !strings.Contains(string(b), "ControlPath /tmp/devgate-%i/%C") {
+		t.Fatalf("managed config:\n%s", b)
+	}
+	dir := fmt.Sprintf("/tmp/devgate-%d", os.Getuid())
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("%s: %v %v", dir, fi, err)
 	}
 }

@@ -24,6 +24,7 @@ func newStartCommand(io IO) *cobra.Command {
 // running/stopped, reporting each state change on stderr.
 func newPowerCommand(io IO, on bool) *cobra.Command {
 	var af awsFlags
+	var prefix string
 	var wait bool
 	var timeout time.Duration
 	verb, want := "stop", "stopped"
@@ -36,11 +37,15 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			t, err := resolveTarget(args[0], af.settings(), prefix)
 			if err != nil {
 				return err
 			}
-			row, err := resolveInstance(ctx, cfg, args[0])
+			cfg, err := t.aws(ctx, nil)
+			if err != nil {
+				return err
+			}
+			row, err := t.describe(ctx, cfg, args[0])
 			if err != nil {
 				return err
 			}
@@ -72,6 +77,7 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 		},
 	}
 	af.add(cmd)
+	addPrefixFlag(cmd, &prefix)
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the instance is "+want)
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
 	return cmd

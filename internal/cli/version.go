@@ -16,6 +16,18 @@ func init() { register(newVersionCommand) }
 // the module version in the binary.
 var Version = ""
 
+// moduleVersion is devgate's version alone: the -X override, else the main
+// module's version from the build information, else "dev".
+func moduleVersion() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
 // versionString is "devgate <version> (<os>/<arch>, <go version>)". The version
 // is the main module's (a tag, or a pseudo-version the go command derives from
 // the commit), else "dev" with the commit and its time when the build recorded them.

@@ -5,35 +5,19 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/acm"
-	acmtypes "github.com/aws/aws-sdk-go-v2/service/acm/types"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/spf13/cobra"
 
-	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/cvpn"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/ovpn"
 	"github.com/devgate/devgate/internal/pki"
 )
-
-// classifyVPN adds the Client VPN and ACM cases to classifyAWS.
-func classifyVPN(err error, action string) error {
-	s := err.Error()
-	switch {
-	case strings.Contains(s, "InvalidClientVpnEndpointId"):
-		return exitcode.Wrap(err, exitcode.NotFound, "check the endpoint id (aws ec2 describe-client-vpn-endpoints) and the region", "Client VPN endpoint not found")
-	case strings.Contains(s, "ValidationException") || strings.Contains(s, "InvalidParameterValue"):
-		return exitcode.Wrap(err, exitcode.Generic, "", "AWS refused %s", action)
-	}
-	return awsapi.Classify(err, action)
-}
 
 func newVPNProfileCommand(io IO, o *vpnOptions) *cobra.Command {
 	var af awsFlags
@@ -69,15 +53,14 @@ func newVPNProfileCommand(io IO, o *vpnOptions) *cobra.Command {
 					return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot read %s", config)
 				}
 			} else {
-				cfg, err := awsapi.Load(cmd.Context(), af.profile, af.region)
+				cfg, err := af.load(cmd.Context(), nil)
 				if err != nil {
 					return err
 				}
-				res, err := ec2.NewFromConfig(cfg).ExportClientVpnClientConfiguration(cmd.Context(), &ec2.ExportClientVpnClientConfigurationInput{ClientVpnEndpointId: &endpoint})
+				exported, err = cvpn.ExportProfile(cmd.Context(), cfg, endpoint)
 				if err != nil {
-					return classifyVPN(err, "ec2:ExportClientVpnClientConfiguration")
+					return err
 				}
-				exported = []byte(aws.ToString(res.ClientConfiguration))
 			}
 			prof, err := ovpn.Parse(exported)
 			if err != nil {
@@ -197,7 +180,7 @@ resets existing client connections.`,
 			if !time.Now().Before(srv.Cert.NotAfter) {
 				return exitcode.New(exitcode.Config, fmt.Sprintf("run `devgate vpn pki renew %s`", srv.Entry.Name), "the server certificate expired on %s", srv.Cert.NotAfter.UTC().Format("2006-01-02"))
 			}
-			cfg, err := awsapi.Load(ctx, af.profile, af.region)
+			cfg, err := af.load(ctx, nil)
 			if err != nil {
 				return err
 			}
@@ -211,12 +194,12 @@ resets existing client connections.`,
 			}
 			fmt.Fprintf(io.ErrOut, "devgate: %s server certificate %s (serial %s) into ACM in %s\n", verb, srv.Entry.Name, srv.Entry.SerialHex(), cfg.Region)
 			// What ACM made of it: Client VPN needs a domain name on the server certificate.
-			if d, err := acm.NewFromConfig(cfg).DescribeCertificate(ctx, &acm.DescribeCertificateInput{CertificateArn: &arn}); err != nil {
-				fmt.Fprintf(io.ErrOut, "devgate: warning: cannot check the imported certificate (acm:DescribeCertificate): %v\n", err)
-			} else if dn := aws.ToString(d.Certificate.DomainName); dn == "" {
+			if d, err := cvpn.DescribeCertificate(ctx, cfg, arn); err != nil {
+				fmt.Fprintf(io.ErrOut, "devgate: warning: cannot check the imported certificate: %v\n", err)
+			} else if d.DomainName == "" {
 				fmt.Fprintln(io.ErrOut, "devgate: warning: ACM shows no domain name for the certificate; CreateClientVpnEndpoint will refuse it")
 			} else {
-				fmt.Fprintf(io.ErrOut, "devgate: ACM: domain %s, %s, expires %s\n", dn, d.Certificate.KeyAlgorithm, aws.ToTime(d.Certificate.NotAfter).UTC().Format("2006-01-02"))
+				fmt.Fprintf(io.ErrOut, "devgate: ACM: domain %s, %s, expires %s\n", d.DomainName, d.KeyAlgorithm, d.NotAfter.UTC().Format("2006-01-02"))
 			}
 			fmt.Fprintf(io.Out, "server-certificate-arn\t%s\n", arn)
 			fmt.Fprintf(io.Out, "client-root-certificate-chain-arn\t%s\n", arn)
@@ -235,11 +218,8 @@ resets existing client connections.`,
 			if !time.Now().Before(parsed.NextUpdate) {
 				return exitcode.New(exitcode.Config, "run `devgate vpn pki crl` first", "the CRL's nextUpdate (%s) has passed", parsed.NextUpdate.UTC().Format(time.RFC3339))
 			}
-			_, err = ec2.NewFromConfig(cfg).ImportClientVpnClientCertificateRevocationList(ctx, &ec2.ImportClientVpnClientCertificateRevocationListInput{
-				ClientVpnEndpointId: &endpoint, CertificateRevocationList: aws.String(string(crl)),
-			})
-			if err != nil {
-				return classifyVPN(err, "ec2:ImportClientVpnClientCertificateRevocationList")
+			if err := cvpn.ImportCRL(ctx, cfg, endpoint, crl); err != nil {
+				return err
 			}
 			fmt.Fprintf(io.ErrOut, "devgate: imported the CRL (number %s, %d revoked) into %s; existing client connections were reset\n",
 				parsed.Number, len(parsed.RevokedCertificateEntries), endpoint)
@@ -264,22 +244,15 @@ func importServer(ctx context.Context, io IO, p *pki.PKI, srv *pki.Bundle, cfg a
 			return "", false, exitcode.Wrap(err, exitcode.Config, "remove aws.json from the PKI directory to import as a new certificate", "aws.json is malformed")
 		}
 	}
-	client := acm.NewFromConfig(cfg)
-	in := &acm.ImportCertificateInput{Certificate: srv.CertPEM, PrivateKey: srv.KeyPEM, CertificateChain: p.CAPEM()}
-	if prev := state[cfg.Region].ServerCertificateArn; prev != "" {
-		in.CertificateArn = aws.String(prev)
-	}
-	out, err := client.ImportCertificate(ctx, in)
-	var rnf *acmtypes.ResourceNotFoundException
-	if errors.As(err, &rnf) && in.CertificateArn != nil {
-		fmt.Fprintf(io.ErrOut, "devgate: warning: %s no longer exists in ACM; importing as a new certificate (update the endpoint)\n", *in.CertificateArn)
-		in.CertificateArn = nil
-		out, err = client.ImportCertificate(ctx, in)
-	}
+	prev := state[cfg.Region].ServerCertificateArn
+	imp, err := cvpn.ImportServer(ctx, cfg, prev, srv.CertPEM, srv.KeyPEM, p.CAPEM())
 	if err != nil {
-		return "", false, classifyVPN(err, "acm:ImportCertificate")
+		return "", false, err
 	}
-	arn = aws.ToString(out.CertificateArn)
+	if imp.PreviousGone {
+		fmt.Fprintf(io.ErrOut, "devgate: warning: %s no longer exists in ACM; imported as a new certificate (update the endpoint)\n", prev)
+	}
+	arn = imp.ARN
 	st := state[cfg.Region]
 	reimported = st.ServerCertificateArn == arn
 	st.ServerCertificateArn, st.ServerSerial, st.ImportedAt = arn, srv.Entry.SerialHex(), time.Now().UTC()

@@ -22,8 +22,9 @@ func newVSCodeCommand(io IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "vscode",
 		Short: "Merge Remote-SSH settings for devgate's hosts into VS Code's settings.json",
-		Long: `vscode shows the change to VS Code's user settings.json (Code and Code - Insiders,
-where installed) that lets Remote-SSH reach devgate's hosts: remote.SSH.connectTimeout
+		Long: `vscode shows the change to the user settings.json of each installed VS Code style
+editor (Code, Code - Insiders, VSCodium, Cursor, Windsurf; under $VSCODE_APPDATA, else
+%APPDATA%, ~/Library/Application Support or $XDG_CONFIG_HOME/~/.config) that lets Remote-SSH reach devgate's hosts: remote.SSH.connectTimeout
 long enough for a cold start, and remote.SSH.remotePlatform "linux" for each alias in
 ~/.ssh/devgate/config (run ` + "`devgate setup`" + ` first). Comments and formatting are kept.
 --write applies it, after a backup.`,
@@ -40,7 +41,7 @@ long enough for a cold start, and remote.SSH.remotePlatform "linux" for each ali
 				return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot read %s", sshconfig.ManagedPath(home))
 			}
 			aliases := sshconfig.ManagedAliases(managed)
-			products := vscode.Installed(vscode.SettingsPaths(runtime.GOOS, home, os.Getenv("APPDATA")))
+			products := vscode.Installed(vscode.SettingsPaths(runtime.GOOS, home, os.Getenv))
 			changes, err := vscode.Plan(products, timeout, aliases)
 			if err != nil {
 				return err

@@ -157,7 +157,7 @@ func newSession(cfg Config) *Session {
 		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
-		Deliver: s.deliver, Logger: s.log})
+		Deliver: s.deliver, Logger: s.log, TrackDepartures: true}) // wsConn.writeLoop reports departures
 	return s
 }
 
@@ -385,16 +385,21 @@ func (s *Session) Flush(ctx context.Context) error {
 // message, so the agent is not told; Read keeps working.
 func (s *Session) CloseWrite(ctx context.Context) error { return s.Flush(ctx) }
 
+// CloseWait bounds Close: how long it tries to send Flag TerminateSession
+// and waits for the service's channel_closed. A window full of unacked data
+// or a silent service cannot hold Close longer than this.
+const CloseWait = 1500 * time.Millisecond
+
 // Close ends the session: it sends Flag TerminateSession when the agent
-// understands it (§6.5), waits briefly for channel_closed, and releases
-// everything. The caller also calls the TerminateSession API.
+// understands it (§6.5), waits at most CloseWait for channel_closed, and
+// releases everything. The caller also calls the TerminateSession API.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	ended := s.ended
 	s.mu.Unlock()
 	if !ended && ssmmsg.ClientSendsTerminateFlag(s.AgentVersion()) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := s.SendFlag(ssmmsg.FlagTerminateSession); err == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, CloseWait)
+		if _, err := s.ep.Send(ctx, ssmmsg.PayloadFlag, ssmmsg.FlagPayload(ssmmsg.FlagTerminateSession)); err == nil {
 			select {
 			case <-s.done:
 			case <-ctx.Done():
@@ -449,14 +454,15 @@ type wsConn struct {
 	out  chan []byte
 	stop chan struct{}
 	once sync.Once
+	sent func([]byte) // told when a frame was written to the socket (reliable.Endpoint.Departed)
 }
 
 const sendQueue = 16384
 
 var errSendQueueFull = errors.New("datachannel: send queue full")
 
-func newWSConn(ws *websocket.Conn) *wsConn {
-	return &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{})}
+func newWSConn(ws *websocket.Conn, sent func([]byte)) *wsConn {
+	return &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{}), sent: sent}
 }
 
 func (c *wsConn) write(b []byte) error {
@@ -494,6 +500,7 @@ func (c *wsConn) writeLoop() {
 				c.close()
 				return
 			}
+			c.sent(b)
 		}
 	}
 }
@@ -540,7 +547,7 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		ws.Close()
 		return nil, err
 	}
-	c := newWSConn(ws)
+	c := newWSConn(ws, s.ep.Departed)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
 	return c, nil

@@ -3,11 +3,11 @@
 // the ssh client's version, `ssh -G` resolving the alias through the Include,
 // ControlPath length, VS Code settings) run real programs and read real
 // files; AWS checks (credentials, region, clock skew, permissions, instance,
-// agent, key push) go through the AWS interface so that cli can supply the
-// SDK-backed implementation.
+// agent, key push, sshd's banner through a real session) go through the AWS
+// interface; SDK (aws.go) implements it with the AWS SDK, so cli only
+// passes flags in.
 //
-// It does not fix anything, print anything (cli renders the results), or
-// open a Session Manager session (the banner check needs internal/tunnel).
+// It does not fix anything or print anything (cli renders the results).
 package doctor
 
 import (
@@ -384,4 +384,41 @@ func AWSChecks(a AWS, now func() time.Time, target, osUser, pubKey string) []Che
 		}},
 	)
 	return checks
+}
+
+// ProxyCommandBinary checks that the program the alias's ProxyCommand runs
+// exists and is executable (a package-manager upgrade can remove a
+// versioned path).
+func (s *SSHConfig) ProxyCommandBinary() Check {
+	return Check{Name: "ProxyCommand binary", Run: func(ctx context.Context) Result {
+		o, err := s.resolve(ctx)
+		if err != nil {
+			return skipped("ssh -G failed")
+		}
+		bin := proxyBinary(o["proxycommand"])
+		if bin == "" {
+			return skipped("no ProxyCommand")
+		}
+		p, err := exec.LookPath(bin)
+		if err != nil {
+			return fail(fmt.Sprintf("%s (from the ProxyCommand of %s): %v", bin, s.Alias, err),
+				"run `devgate setup` again with the devgate you use now")
+		}
+		return pass(p)
+	}}
+}
+
+// proxyBinary returns the program of a ProxyCommand ("exec " and shell quotes removed).
+func proxyBinary(pc string) string {
+	pc = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(pc), "exec "))
+	if pc == "" || pc == "none" {
+		return ""
+	}
+	if q := pc[0]; q == '\'' || q == '"' {
+		if i := strings.IndexByte(pc[1:], q); i >= 0 {
+			return pc[1 : i+1]
+		}
+	}
+	bin, _, _ := strings.Cut(pc, " ")
+	return bin
 }

@@ -218,9 +218,16 @@ func TestSSHResolvesAndControlPath(t *testing.T) {
 	if rs := Run(context.Background(), sshChecks(home, "linux")); Failed(rs) {
 		t.Fatalf("%+v", rs)
 	}
-	// A home so long that the ControlPath socket exceeds the limit.
+	// A home so long that ~/.ssh/devgate/cm/%C would exceed the limit: the managed file uses the
+	// short directory and passes; a long ControlPath the user set for the host fails.
 	long := filepath.Join(t.TempDir(), strings.Repeat("d", 40))
 	writeSetup(t, long)
+	if rs := Run(context.Background(), sshChecks(long, "linux")); Failed(rs) {
+		t.Fatalf("long home with the short ControlMaster directory: %+v", rs)
+	}
+	f, _ := os.OpenFile(sshconfig.UserConfigPath(long), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("Host devbox-gpu1\n    ControlPath " + long + "/.ssh/cm/%C\n")
+	f.Close()
 	r := onlyFailure(t, Run(context.Background(), sshChecks(long, "linux")), "ControlPath length")
 	if !strings.Contains(r.Detail, "bytes") {
 		t.Fatal(r.Detail)
@@ -257,5 +264,25 @@ func TestSessionBanner(t *testing.T) {
 	a.ping = "ConnectionLost"
 	if last := run(a)[9]; !last.Skipped {
 		t.Fatalf("session check ran with the agent offline: %+v", last)
+	}
+}
+
+// TestProxyCommandBinary: the program the alias's ProxyCommand runs must
+// exist (a package-manager upgrade removes versioned paths).
+func TestProxyCommandBinary(t *testing.T) {
+	home := shortTemp(t)
+	writeSetup(t, home) // ProxyCommand /usr/local/bin/devgate, which does not exist here
+	sc := &SSHConfig{Alias: "devbox-gpu1", GOOS: "linux", ConfigFile: sshconfig.UserConfigPath(home), Env: append(os.Environ(), "HOME="+home)}
+	rs := Run(context.Background(), []Check{sc.ProxyCommandBinary()})
+	if !Failed(rs) || !strings.Contains(rs[0].Detail, "/usr/local/bin/devgate") || !strings.Contains(rs[0].Fix, "devgate setup") {
+		t.Fatalf("missing binary passed: %+v", rs)
+	}
+	// The user's own ProxyCommand for the host, quoted, to a program that exists.
+	f, _ := os.OpenFile(sshconfig.UserConfigPath(home), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("Host devbox-gpu1\n    ProxyCommand '/bin/sh' -c 'exec nc %h %p'\n")
+	f.Close()
+	sc = &SSHConfig{Alias: "devbox-gpu1", GOOS: "linux", ConfigFile: sshconfig.UserConfigPath(home), Env: append(os.Environ(), "HOME="+home)}
+	if rs := Run(context.Background(), []Check{sc.ProxyCommandBinary()}); Failed(rs) || rs[0].Detail != "/bin/sh" {
+		t.Fatalf("existing binary: %+v", rs)
 	}
 }

@@ -278,7 +278,7 @@ func (f *Forwarder) lost(l *link) {
 		return
 	}
 	why := "it ended"
-	if err := l.conn.Session().Err(); err != nil {
+	if err := l.conn.Err(); err != nil {
 		why = err.Error()
 	}
 	f.o.Notify("forward %s: session %s lost (%s); the next connection opens a new one", f.o.Spec.Remote(), l.conn.SessionID, why)

@@ -22,6 +22,7 @@ import (
 	"github.com/devgate/devgate/internal/forward"
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/labtest"
+	"github.com/devgate/devgate/internal/testutil"
 	"github.com/devgate/devgate/internal/tunnel"
 )
 
@@ -134,7 +135,7 @@ func startFwd(t *testing.T, l *lab.Lab, inst string, sp forward.Spec) *fwd {
 func startFwdN(t *testing.T, l *lab.Lab, inst string, sp forward.Spec, sessions int) *fwd {
 	t.Helper()
 	w := &fwd{done: make(chan struct{})}
-	w.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: 60 * time.Second}
+	w.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: testutil.Deadline(60 * time.Second)}
 	cfg := l.AWSConfig()
 	f, err := forward.Listen(forward.Options{Spec: sp, Notify: w.note, Sessions: sessions,
 		Open: func(ctx context.Context) (*tunnel.Conn, error) {
@@ -230,7 +231,7 @@ func TestLargeResponseByteExact(t *testing.T) {
 	l := labtest.Start(t, lab.Options{})
 	s := startServer(t)
 	w := startFwd(t, l, "gpu1", forward.Spec{RemotePort: s.port})
-	const n = 64 << 20
+	n := testutil.Size(64 << 20)
 	b, err := w.get("/blob?n=" + strconv.Itoa(n))
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +252,7 @@ func TestRefusedPortClosesOnlyThatConnection(t *testing.T) {
 	res := make(chan result, 1)
 	go func() { b, err := w.get("/slow?n=" + strconv.Itoa(n)); res <- result{b, err} }()
 	// The download is running (its first MiB is out); now nothing listens any more.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testutil.Deadline(10 * time.Second))
 	for {
 		if out := l.Mgs().Active(); len(out) == 1 {
 			break
@@ -469,7 +470,7 @@ func TestSessionsSpreadParallelConnections(t *testing.T) {
 		})
 	}
 	// All six are held after their first MiB: every session is busy.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testutil.Deadline(10 * time.Second))
 	for l.Calls("StartSession") < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

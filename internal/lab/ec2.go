@@ -159,11 +159,19 @@ func (l *Lab) ec2Instance(inst *instance) ec2Instance {
 	l.fleet.advance(inst)
 	ip := inst.spec.PrivateIP
 	e := ec2Instance{
-		InstanceID: inst.spec.ID, ImageID: "ami-0devgatelab00001", State: ec2State{stateCodes[inst.state], inst.state},
+		InstanceID: inst.spec.ID, ImageID: imageID(inst.spec.Image), State: ec2State{stateCodes[inst.state], inst.state},
 		PrivateDNSName: "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ec2.internal", InstanceType: inst.spec.Type,
 		LaunchTime: inst.launch.UTC().Format("2006-01-02T15:04:05.000Z"), AvailabilityZone: l.region + "a",
-		PrivateIP: ip, Architecture: "x86_64", PlatformDetails: "Linux/UNIX",
+		PrivateIP: ip, Architecture: "x86_64", PlatformDetails: inst.spec.Platform,
 		Tags: []ec2Tag{{"Name", inst.spec.Name}},
+	}
+	keys := make([]string, 0, len(inst.spec.Tags))
+	for k := range inst.spec.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e.Tags = append(e.Tags, ec2Tag{k, inst.spec.Tags[k]})
 	}
 	return e
 }
@@ -189,7 +197,7 @@ func (l *Lab) describeInstances(ctx context.Context, form url.Values) (any, erro
 	}
 	fs := filters(form)
 	resp := describeInstancesResponse{Xmlns: ec2NS, RequestID: labapi.RequestID(ctx)}
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		if len(ids) > 0 && !contains(ids, inst.spec.ID) {
 			continue
 		}
@@ -205,6 +213,8 @@ func (l *Lab) describeInstances(ctx context.Context, form url.Values) (any, erro
 				ok = ok && anyMatch(f.values, e.InstanceType)
 			case f.name == "private-ip-address":
 				ok = ok && anyMatch(f.values, e.PrivateIP)
+			case f.name == "private-dns-name":
+				ok = ok && anyMatch(f.values, e.PrivateDNSName)
 			case strings.HasPrefix(f.name, "tag:"):
 				key := strings.TrimPrefix(f.name, "tag:")
 				m := false
@@ -287,7 +297,62 @@ func (l *Lab) stopInstances(ctx context.Context, form url.Values) (any, error) {
 	return stopInstancesResponse{Xmlns: ec2NS, RequestID: labapi.RequestID(ctx), Changes: ch}, nil
 }
 
+// --- DescribeImages ---
+
+type ec2Image struct {
+	ImageID         string `xml:"imageId"`
+	Name            string `xml:"name"`
+	Description     string `xml:"description,omitempty"`
+	PlatformDetails string `xml:"platformDetails"`
+	State           string `xml:"imageState"`
+	Architecture    string `xml:"architecture"`
+}
+
+type describeImagesResponse struct {
+	XMLName   xml.Name   `xml:"DescribeImagesResponse"`
+	Xmlns     string     `xml:"xmlns,attr"`
+	RequestID string     `xml:"requestId"`
+	Images    []ec2Image `xml:"imagesSet>item"`
+}
+
+// describeImages answers for the images the lab's instances run (ImageId.N;
+// no ids: all of them). As in EC2, an id the caller cannot see (here: no
+// instance runs it) is InvalidAMIID.NotFound, a malformed one
+// InvalidAMIID.Malformed.
+func (l *Lab) describeImages(ctx context.Context, form url.Values) (any, error) {
+	if err := l.dryRun(form, "DescribeImages"); err != nil {
+		return nil, err
+	}
+	known := map[string]ec2Image{}
+	for _, inst := range l.fleet.snapshot() {
+		id := imageID(inst.spec.Image)
+		known[id] = ec2Image{ImageID: id, Name: inst.spec.Image, Description: inst.spec.ImageDescription,
+			PlatformDetails: inst.spec.Platform, State: "available", Architecture: "x86_64"}
+	}
+	ids := listParam(form, "ImageId")
+	resp := describeImagesResponse{Xmlns: ec2NS, RequestID: labapi.RequestID(ctx)}
+	if len(ids) == 0 {
+		for _, im := range known {
+			resp.Images = append(resp.Images, im)
+		}
+		sort.Slice(resp.Images, func(i, j int) bool { return resp.Images[i].ImageID < resp.Images[j].ImageID })
+		return resp, nil
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "ami-") {
+			return nil, labapi.Errorf(400, "InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", id)
+		}
+		im, ok := known[id]
+		if !ok {
+			return nil, labapi.Errorf(400, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
+		}
+		resp.Images = append(resp.Images, im)
+	}
+	return resp, nil
+}
+
 func (l *Lab) registerEC2(r *labapi.Registry) {
+	r.Query("ec2", "DescribeImages", l.describeImages)
 	r.Query("ec2", "DescribeInstances", l.describeInstances)
 	r.Query("ec2", "StartInstances", l.startInstances)
 	r.Query("ec2", "StopInstances", l.stopInstances)

@@ -32,6 +32,8 @@ type front struct {
 	log      *slog.Logger
 	latency  func() time.Duration
 	throttle func() float64
+	// expired says whether the credentials of an access key have expired.
+	expired func(accessKey string) bool
 
 	rmu       sync.Mutex
 	throttles int
@@ -121,6 +123,17 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		f.log.Info("request refused", "service", service, "err", err)
 		f.writeErr(w, proto, reqID, authError(proto, service, err))
+		return
+	}
+	if f.expired != nil && f.expired(res.AccessKey) {
+		// What AWS answers a request signed with temporary credentials past
+		// their expiry: ExpiredTokenException (JSON services) or
+		// ExpiredToken (query and EC2 protocols).
+		code := "ExpiredToken"
+		if proto == protoJSON {
+			code = "ExpiredTokenException"
+		}
+		f.writeErr(w, proto, reqID, labapi.Errorf(400, code, "The security token included in the request is expired"))
 		return
 	}
 	ctx := labapi.WithRequest(r.Context(), reqID, res.AccessKey)

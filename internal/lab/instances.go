@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 )
@@ -15,6 +16,28 @@ type InstanceSpec struct {
 	User         string `json:"user,omitempty"`
 	PrivateIP    string `json:"privateIp,omitempty"`
 	AgentVersion string `json:"agentVersion,omitempty"`
+	// Image is the AMI's name (DescribeImages' Name), e.g.
+	// "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423"; the
+	// lab derives its ImageId from it. Default: an Amazon Linux 2023 AMI.
+	Image string `json:"image,omitempty"`
+	// ImageDescription is DescribeImages' Description ("" = none).
+	ImageDescription string `json:"imageDescription,omitempty"`
+	// Platform is DescribeInstances' PlatformDetails (default "Linux/UNIX";
+	// AWS says "Red Hat Enterprise Linux", "SUSE Linux", "Ubuntu Pro" for those
+	// billing products).
+	Platform string `json:"platform,omitempty"`
+	// Tags are tags besides Name (e.g. "devgate:user").
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+// DefaultImage is the AMI name of instances whose spec names none.
+const DefaultImage = "al2023-ami-2023.6.20241121.0-kernel-6.1-x86_64"
+
+// imageID derives a stable AMI id from an image name.
+func imageID(name string) string {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return fmt.Sprintf("ami-0%016x", h.Sum64())
 }
 
 // InstanceInfo is a snapshot of an instance for tests and `devgate-lab up`.
@@ -96,6 +119,13 @@ func (f *fleet) connectable(inst *instance) bool {
 		return true
 	}
 	return !f.now().Before(inst.agentAt.Add(f.tncWindow()))
+}
+
+// snapshot returns the instances (the list grows when the lab launches one).
+func (f *fleet) snapshot() []*instance {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*instance(nil), f.list...)
 }
 
 func (f *fleet) get(id string) (*instance, bool) {

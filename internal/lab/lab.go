@@ -51,6 +51,7 @@ type Options struct {
 	Dir       string // state: host keys, pushed keys, sshd configs and logs (required)
 	Addr      string // listen address; default 127.0.0.1:0
 	Region    string
+	Account   string // 12-digit account id; default DefaultAccount
 	AccessKey string
 	Secret    string
 	Instances []InstanceSpec // default: gpu1 running, gpu2 stopped
@@ -88,7 +89,9 @@ type Lab struct {
 	mu     sync.Mutex
 	fcfg   faults.Config
 	denied map[string]bool
-	closed bool
+	// expiredKeys are access keys whose credentials have expired.
+	expiredKeys map[string]bool
+	closed      bool
 }
 
 // Start starts a lab: its sshd processes and its endpoint.
@@ -101,6 +104,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	if opts.Region == "" {
 		opts.Region = DefaultRegion
+	}
+	if opts.Account == "" {
+		opts.Account = DefaultAccount
 	}
 	if opts.AccessKey == "" {
 		opts.AccessKey, opts.Secret = DefaultAccessKey, DefaultSecret
@@ -120,7 +126,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	l := &Lab{opts: opts, region: opts.Region, account: DefaultAccount, log: opts.Logger, fcfg: opts.Faults, denied: map[string]bool{}}
+	l := &Lab{opts: opts, region: opts.Region, account: opts.Account, log: opts.Logger, fcfg: opts.Faults, denied: map[string]bool{}}
 	fc := l.opts.Faults
 	l.mgs = mgs.New(mgs.Config{Faults: &fc, Logger: opts.Logger})
 	l.fleet = &fleet{
@@ -132,10 +138,6 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		onStop:    func(id string) { l.mgs.TerminateTarget(id, "instance stopped") },
 		byID:      map[string]*instance{},
 	}
-	osUser, err := user.Current()
-	if err != nil {
-		return nil, err
-	}
 	ids, err := loadIDs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -144,49 +146,18 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		if spec.ID == "" {
 			spec.ID = ids.idFor(spec.Name, i)
 		}
-		if spec.Type == "" {
-			spec.Type = "g5.xlarge"
+		if _, err := l.addInstance(spec, i); err != nil {
+			return nil, err
 		}
-		if spec.State == "" {
-			spec.State = "running"
-		}
-		if spec.State != "running" && spec.State != "stopped" && spec.State != "terminated" {
-			return nil, fmt.Errorf("lab: instance %s: state must be running, stopped or terminated, not %q", spec.Name, spec.State)
-		}
-		if spec.User == "" {
-			spec.User = osUser.Username
-		}
-		if spec.PrivateIP == "" {
-			spec.PrivateIP = fmt.Sprintf("10.0.1.%d", 10+i)
-		}
-		if spec.AgentVersion == "" {
-			spec.AgentVersion = "3.3.1142.0"
-		}
-		if !instanceIDRe.MatchString(spec.ID) {
-			return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits", spec.ID)
-		}
-		if _, dup := l.fleet.byID[spec.ID]; dup {
-			return nil, fmt.Errorf("lab: duplicate instance id %s", spec.ID)
-		}
-		now := opts.Now()
-		inst := &instance{spec: spec, state: spec.State, launch: now.Add(-time.Hour)}
-		if spec.State == "running" {
-			inst.agentAt = now.Add(-time.Hour)
-			inst.lastPing = now
-		}
-		l.fleet.list = append(l.fleet.list, inst)
-		l.fleet.byID[spec.ID] = inst
 	}
 	if err := ids.save(); err != nil {
 		return nil, err
 	}
 	for _, inst := range l.fleet.list {
-		s, err := startSSHD(ctx, filepath.Join(opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0)
-		if err != nil {
+		if err := l.startInstanceSSHD(ctx, inst); err != nil {
 			l.stopSSHDs()
-			return nil, fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
+			return nil, err
 		}
-		inst.sshd = s
 	}
 	l.reg = labapi.NewRegistry()
 	l.registerEC2(l.reg)
@@ -209,6 +180,11 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		throttle: func() float64 { return l.faults().ThrottleRate },
 		rnd:      rand.New(rand.NewPCG(uint64(opts.Faults.Seed), 7)),
 		calls:    map[string]int{},
+		expired: func(k string) bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.expiredKeys[k]
+		},
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -226,6 +202,9 @@ func (l *Lab) faults() faults.Config {
 	defer l.mu.Unlock()
 	return l.fcfg
 }
+
+// Faults returns the lab's current models and faults (see SetFaults).
+func (l *Lab) Faults() faults.Config { return l.faults() }
 
 // SetFaults changes the control-plane models (latency, throttling, delays, key
 // TTL, TNC window) of a running lab. Data-channel faults are fixed at Start.
@@ -269,10 +248,125 @@ func (l *Lab) AWSConfig() aws.Config {
 	}
 }
 
+// addInstance fills spec's defaults (i numbers the default id and address)
+// and adds it to the fleet, without starting its sshd.
+func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
+	osUser, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	if spec.ID == "" {
+		spec.ID = fmt.Sprintf("i-0%016x", 0xdeadbeef00+uint64(i)*0x1111)
+	}
+	if spec.Type == "" {
+		spec.Type = "g5.xlarge"
+	}
+	if spec.State == "" {
+		spec.State = "running"
+	}
+	if spec.State != "running" && spec.State != "stopped" && spec.State != "terminated" {
+		return nil, fmt.Errorf("lab: instance %s: state must be running, stopped or terminated, not %q", spec.Name, spec.State)
+	}
+	if spec.User == "" {
+		spec.User = osUser.Username
+	}
+	if _, err := user.Lookup(spec.User); err != nil {
+		return nil, fmt.Errorf("lab: instance %s: OS user %q does not exist on this machine (the lab's sshd logs in as it; create it, e.g. useradd -m %s): %w",
+			spec.Name, spec.User, spec.User, err)
+	}
+	if spec.PrivateIP == "" {
+		spec.PrivateIP = fmt.Sprintf("10.0.1.%d", 10+i)
+	}
+	if spec.AgentVersion == "" {
+		spec.AgentVersion = "3.3.1142.0"
+	}
+	if spec.Image == "" {
+		spec.Image = DefaultImage
+	}
+	if spec.Platform == "" {
+		spec.Platform = "Linux/UNIX"
+	}
+	if !instanceIDRe.MatchString(spec.ID) {
+		return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits", spec.ID)
+	}
+	l.fleet.mu.Lock()
+	defer l.fleet.mu.Unlock()
+	if _, dup := l.fleet.byID[spec.ID]; dup {
+		return nil, fmt.Errorf("lab: duplicate instance id %s", spec.ID)
+	}
+	now := l.opts.Now()
+	inst := &instance{spec: spec, state: spec.State, launch: now.Add(-time.Hour)}
+	if spec.State == "running" {
+		inst.agentAt = now.Add(-time.Hour)
+		inst.lastPing = now
+	}
+	l.fleet.list = append(l.fleet.list, inst)
+	l.fleet.byID[spec.ID] = inst
+	return inst, nil
+}
+
+func (l *Lab) startInstanceSSHD(ctx context.Context, inst *instance) error {
+	s, err := startSSHD(ctx, filepath.Join(l.opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0)
+	if err != nil {
+		return fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
+	}
+	l.fleet.mu.Lock()
+	inst.sshd = s
+	l.fleet.mu.Unlock()
+	return nil
+}
+
+// Launch adds a running instance to the lab (as RunInstances would, with the
+// agent Online at once): a new id, a new host key. spec.ID "" picks a fresh id.
+func (l *Lab) Launch(ctx context.Context, spec InstanceSpec) (InstanceInfo, error) {
+	n := len(l.fleet.snapshot())
+	if spec.ID == "" {
+		spec.ID = fmt.Sprintf("i-0%016x", 0xfeed0000+uint64(n)*0x1011)
+	}
+	if spec.PrivateIP == "" {
+		spec.PrivateIP = fmt.Sprintf("10.0.2.%d", 10+n)
+	}
+	spec.State = "running"
+	inst, err := l.addInstance(spec, n)
+	if err != nil {
+		return InstanceInfo{}, err
+	}
+	if err := l.startInstanceSSHD(ctx, inst); err != nil {
+		return InstanceInfo{}, err
+	}
+	return l.fleet.info(inst), nil
+}
+
+// Terminate terminates an instance (as TerminateInstances, without the
+// shutting-down interval): its sessions end and its sshd stops.
+func (l *Lab) Terminate(nameOrID string) error {
+	inst, err := l.lookupLive(nameOrID)
+	if err != nil {
+		return err
+	}
+	l.fleet.mu.Lock()
+	inst.state, inst.next, inst.agentAt = "terminated", "", time.Time{}
+	s := inst.sshd
+	l.fleet.mu.Unlock()
+	l.mgs.TerminateTarget(inst.spec.ID, "instance terminated")
+	s.stop()
+	return nil
+}
+
+// lookupLive finds a not-terminated instance by Name tag or id.
+func (l *Lab) lookupLive(nameOrID string) (*instance, error) {
+	for _, inst := range l.fleet.snapshot() {
+		if (inst.spec.Name == nameOrID || inst.spec.ID == nameOrID) && l.fleet.info(inst).State != "terminated" {
+			return inst, nil
+		}
+	}
+	return nil, fmt.Errorf("lab: no live instance %q", nameOrID)
+}
+
 // Instances lists the instances.
 func (l *Lab) Instances() []InstanceInfo {
 	out := make([]InstanceInfo, 0, len(l.fleet.list))
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		out = append(out, l.fleet.info(inst))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -281,7 +375,7 @@ func (l *Lab) Instances() []InstanceInfo {
 
 // Instance returns the instance with this Name tag or id.
 func (l *Lab) Instance(nameOrID string) (InstanceInfo, bool) {
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		if inst.spec.Name == nameOrID || inst.spec.ID == nameOrID {
 			return l.fleet.info(inst), true
 		}
@@ -317,7 +411,7 @@ func (l *Lab) ResetAgent(nameOrID string) error {
 }
 
 func (l *Lab) lookup(nameOrID string) (*instance, error) {
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		if inst.spec.Name == nameOrID || inst.spec.ID == nameOrID {
 			return inst, nil
 		}
@@ -342,6 +436,21 @@ func (l *Lab) Deny(action string) {
 	l.denied[action] = true
 }
 
+// ExpireCredentials makes the lab treat the credentials of accessKey (the
+// lab's own when "") as expired from now on: every call signed with them is
+// answered with ExpiredTokenException / ExpiredToken.
+func (l *Lab) ExpireCredentials(accessKey string) {
+	if accessKey == "" {
+		accessKey = l.opts.AccessKey
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.expiredKeys == nil {
+		l.expiredKeys = map[string]bool{}
+	}
+	l.expiredKeys[accessKey] = true
+}
+
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
 func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
 
@@ -352,6 +461,16 @@ func (l *Lab) CallsTotal() int { return l.front.callTotal() }
 // Throttled returns how many API calls the throttling fault refused.
 func (l *Lab) Throttled() int { return l.front.throttleCount() }
 
+// SSHDConnections counts the connections open on an instance's sshd (its
+// child processes): 0 once every session to it has ended.
+func (l *Lab) SSHDConnections(nameOrID string) (int, error) {
+	inst, err := l.lookup(nameOrID)
+	if err != nil {
+		return 0, err
+	}
+	return inst.sshd.children()
+}
+
 // Mgs is the lab's data-channel server (tests terminate sessions through it).
 func (l *Lab) Mgs() *mgs.Server { return l.mgs }
 
@@ -360,7 +479,7 @@ func (l *Lab) Registry() *labapi.Registry { return l.reg }
 
 func (l *Lab) stopSSHDs() {
 	var wg sync.WaitGroup
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		wg.Add(1)
 		go func(s *sshd) { defer wg.Done(); s.stop() }(inst.sshd)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -134,6 +135,11 @@ func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	me, err := osuser.Current()
+	if err != nil {
+		return nil, err
+	}
+	labUser := me.Username
 	s := &sshd{dir: dir}
 	hk := filepath.Join(dir, "ssh_host_ed25519_key")
 	if s.hostKeyPub, err = ensureHostKey(hk); err != nil {
@@ -158,7 +164,9 @@ func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
 			"PidFile " + filepath.Join(dir, "sshd.pid"),
 			"AuthorizedKeysFile none",
 			"AuthorizedKeysCommand /bin/sh -c '" + script + "'",
-			"AuthorizedKeysCommandUser " + user,
+			// The command reads the lab's 0700 state dir: it runs as the lab's
+			// own user, whatever OS user the instance logs in as.
+			"AuthorizedKeysCommandUser " + labUser,
 			"AllowUsers " + user,
 			"PubkeyAuthentication yes",
 			"PasswordAuthentication no",
@@ -238,4 +246,37 @@ func (s *sshd) stop() {
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-s.done
 	}
+}
+
+// children counts the processes whose parent is this sshd: one per open
+// connection ("sshd: user [priv]" or, without privilege separation,
+// "sshd: user@notty"). It reads /proc (Linux).
+func (s *sshd) children() (int, error) {
+	if s == nil || s.cmd == nil {
+		return 0, nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(s.cmd.Process.Pid) {
+			n++
+		}
+	}
+	return n, nil
 }

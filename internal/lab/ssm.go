@@ -225,7 +225,7 @@ func (l *Lab) terminateSession(ctx context.Context, body []byte) (any, error) {
 	if err := l.authorize("ssm:TerminateSession"); err != nil {
 		return nil, err
 	}
-	if err := l.mgs.Terminate(in.SessionId, ""); err != nil && !errors.Is(err, mgs.ErrUnknownSession) {
+	if err := l.mgs.ClientTerminate(in.SessionId); err != nil && !errors.Is(err, mgs.ErrUnknownSession) {
 		return nil, labapi.Errorf(500, "InternalServerError", "%v", err)
 	}
 	return map[string]string{"SessionId": in.SessionId}, nil
@@ -282,7 +282,7 @@ func (l *Lab) describeInstanceInformation(ctx context.Context, body []byte) (any
 		return false, labapi.Errorf(400, "InvalidFilterKey", "The filter key %s is not valid", key)
 	}
 	var list []instanceInformation
-	for _, inst := range l.fleet.list {
+	for _, inst := range l.fleet.snapshot() {
 		info := l.fleet.info(inst)
 		l.fleet.mu.Lock()
 		lastPing := inst.lastPing

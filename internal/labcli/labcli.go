@@ -24,6 +24,7 @@ import (
 
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/faults"
+	"github.com/devgate/devgate/internal/shquote"
 )
 
 // Files a running lab keeps in its directory.
@@ -259,14 +260,14 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	env.WriteString("# devgate-lab: source this file (. " + filepath.Join(dir, EnvFile) + ")\n")
 	for _, kv := range l.Env() {
 		k, v, _ := strings.Cut(kv, "=")
-		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(v))
+		fmt.Fprintf(&env, "export %s=%s\n", k, shquote.Quote(v))
 	}
 	// devgate's own defaults for the lab: the instances' OS user (when they share one)
 	// and the ssh config doctor checks instead of ~/.ssh/config.
 	if u := commonUser(l.Instances()); u != "" {
-		fmt.Fprintf(&env, "export DEVGATE_USER=%s\n", shellQuote(u))
+		fmt.Fprintf(&env, "export DEVGATE_USER=%s\n", shquote.Quote(u))
 	}
-	fmt.Fprintf(&env, "export DEVGATE_SSH_CONFIG=%s\n", shellQuote(filepath.Join(dir, SSHConfigFile)))
+	fmt.Fprintf(&env, "export DEVGATE_SSH_CONFIG=%s\n", shquote.Quote(filepath.Join(dir, SSHConfigFile)))
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
 		return err
 	}
@@ -318,15 +319,6 @@ func commonUser(ins []lab.InstanceInfo) string {
 		u = in.User
 	}
 	return u
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == ':' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func sshQuote(s string) string {

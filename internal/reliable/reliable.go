@@ -3,7 +3,16 @@
 // lab's emulated agent (internal/lab/mgs): sequence numbers, one ack per
 // stream message, in-order delivery with an out-of-order buffer, re-acks of
 // duplicates, and retransmission of every overdue message with the RTO of
-// protocol doc §5.5.
+// protocol doc §5.5 (samples per RFC 6298 with Karn's rule).
+//
+// When the link reports when each frame actually left (Config.TrackDepartures
+// and Departed), an Endpoint keeps at most Config.QueueBudget bytes written to
+// the link and not yet gone, holds the rest of its window itself, and measures
+// the RTO from departure: a slow link's queue then neither looks like loss
+// (the retransmission storm of a 1 s RTO cap behind a deep queue) nor is lost
+// whole when the socket drops. After a reconnect it resends what is unacked
+// through that same budget, so that acks still arriving for the old link
+// remove messages before they are resent.
 //
 // Where the official endpoints lose data (§9 items 18 and 21: evicting or
 // refusing messages when a buffer is full, dying on a failed send), an
@@ -19,9 +28,11 @@ package reliable
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"math"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,13 +45,20 @@ const (
 	DefaultWindow   = 4 << 20 // unacked payload bytes before Send blocks
 	DefaultMaxEarly = 10000   // out-of-order messages held (the plugin's buffer size)
 	DefaultTick     = 50 * time.Millisecond
+	// DefaultQueueBudget is the frame bytes written to a link and not yet
+	// departed when Config.TrackDepartures is set.
+	DefaultQueueBudget = 64 << 10
 )
 
-// RTO constants of §5.1.
+// RTO constants of §5.1, except the cap: the official endpoints cap the RTO at
+// 1 s, which turns any path whose round trip exceeds 1 s (a slow link behind
+// a full window) into a stream of spurious retransmissions. devgate caps it
+// at 60 s, the lowest maximum RFC 6298 §2.5 allows; the per-message backoff
+// (see dueLocked) still applies on top.
 const (
 	initialRTO = 200 * time.Millisecond
 	initialRTT = 100 * time.Millisecond
-	maxRTO     = time.Second
+	maxRTO     = 60 * time.Second
 	clockG     = 10 * time.Millisecond
 	alpha      = 1.0 / 8
 	beta       = 1.0 / 4
@@ -68,18 +86,35 @@ type Config struct {
 	Acked func(m *ssmmsg.Message)
 	// Tick is how often overdue messages are looked for.
 	Tick time.Duration
+	// TrackDepartures says the attached link calls Departed for every frame
+	// once it has left (was written to the socket). The Endpoint then keeps
+	// at most QueueBudget frame bytes written and not departed, and measures
+	// RTT and RTO from departure. Without it a frame counts as departed when
+	// the write function returns.
+	TrackDepartures bool
+	// QueueBudget is that bound in frame bytes (default DefaultQueueBudget).
+	QueueBudget int
 	// Now is the clock (time.Now when nil).
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
+// Where a pending message is.
+const (
+	unsent   uint8 = iota // held by the Endpoint (window open, link budget full, detached or paused)
+	queued                // handed to the write function, not yet departed
+	departed              // on the wire since lastSent
+)
+
 type pending struct {
 	seq      int64
 	frame    []byte
 	size     int
-	lastSent time.Time
-	resent   bool
-	tries    uint // retransmissions on the current link; each doubles the wait
+	state    uint8
+	sent     bool      // written at least once: a later write is a retransmission
+	lastSent time.Time // departure of the latest copy
+	resent   bool      // Karn: no RTT sample from it
+	tries    uint      // retransmissions on the current link; each doubles the wait
 }
 
 // maxBackoffShift caps the per-message backoff at 64 RTOs.
@@ -97,6 +132,8 @@ type Endpoint struct {
 	paused   bool
 	nextSeq  int64
 	unacked  []*pending // in sequence order
+	next     int        // index in unacked of the first unsent message; all before it were written
+	queued   int        // frame bytes written and not departed (TrackDepartures)
 	inflight int        // payload bytes in unacked
 	srtt     float64
 	rttvar   float64
@@ -133,6 +170,9 @@ func New(cfg Config) *Endpoint {
 	if cfg.Tick <= 0 {
 		cfg.Tick = DefaultTick
 	}
+	if cfg.QueueBudget <= 0 {
+		cfg.QueueBudget = DefaultQueueBudget
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -158,15 +198,25 @@ func NewID() ssmmsg.UUID {
 func (e *Endpoint) millis() uint64 { return uint64(e.cfg.Now().UnixMilli()) }
 
 // Attach makes write the way frames reach the peer and resends everything
-// unacked on it, in order. write must be safe for concurrent use.
+// unacked on it, in order (within the queue budget when departures are
+// tracked: the rest follows as frames depart, and acks that still arrive for
+// the old link take messages off before they are resent). write must be
+// safe for concurrent use, must not block, and must not call back into the
+// Endpoint: it is called with the Endpoint's lock held, to keep frames in
+// sequence order.
 func (e *Endpoint) Attach(write func([]byte) error) {
 	e.mu.Lock()
 	e.write = write
 	e.linkGen++
-	frames := e.dueLocked(true)
+	for _, p := range e.unacked {
+		p.state = unsent
+		p.tries = 0
+	}
+	e.next = 0
+	e.queued = 0
+	e.pumpLocked()
 	e.cond.Broadcast()
 	e.mu.Unlock()
-	e.sendFrames(write, frames)
 }
 
 // Detach forgets the current write function; Send keeps buffering.
@@ -181,18 +231,10 @@ func (e *Endpoint) Detach() {
 // wire (pause_publication / start_publication, §5.6). Acks still flow.
 func (e *Endpoint) SetPaused(p bool) {
 	e.mu.Lock()
-	was := e.paused
 	e.paused = p
-	var frames [][]byte
-	w := e.write
-	if was && !p {
-		frames = e.dueLocked(false)
-	}
+	e.pumpLocked()
 	e.cond.Broadcast()
 	e.mu.Unlock()
-	if w != nil {
-		e.sendFrames(w, frames)
-	}
 }
 
 // Paused reports whether the endpoint is paused.
@@ -233,21 +275,104 @@ func (e *Endpoint) Send(ctx context.Context, pt ssmmsg.PayloadType, payload []by
 		return 0, err
 	}
 	e.nextSeq++
-	p := &pending{seq: seq, frame: frame, size: len(payload), lastSent: e.cfg.Now()}
-	e.unacked = append(e.unacked, p)
+	e.unacked = append(e.unacked, &pending{seq: seq, frame: frame, size: len(payload)})
 	e.inflight += len(payload)
 	e.stats.sent.Add(1)
-	w := e.write
-	if e.paused {
-		w = nil
-	}
+	e.pumpLocked()
 	e.mu.Unlock()
-	if w != nil {
-		if err := w(frame); err != nil {
-			e.cfg.Logger.Debug("reliable: send failed; kept for retransmission", "seq", seq, "err", err)
+	return seq, nil
+}
+
+// pumpLocked writes unsent messages in order while attached, not paused and
+// within the queue budget (one frame always fits an empty queue). A failed
+// write leaves the frame for the retransmission timer (or the next link).
+func (e *Endpoint) pumpLocked() {
+	if e.write == nil || e.paused {
+		return
+	}
+	now := time.Time{}
+	for e.next < len(e.unacked) {
+		p := e.unacked[e.next]
+		if e.cfg.TrackDepartures && e.queued > 0 && e.queued+len(p.frame) > e.cfg.QueueBudget {
+			return
+		}
+		e.next++
+		if now.IsZero() {
+			now = e.cfg.Now()
+		}
+		if !e.writeLocked(p, now) {
+			return
 		}
 	}
-	return seq, nil
+}
+
+// writeLocked writes p's frame; it reports whether the write succeeded.
+func (e *Endpoint) writeLocked(p *pending, now time.Time) bool {
+	if p.sent {
+		p.resent = true
+		e.stats.retransmitted.Add(1)
+	}
+	p.sent = true
+	p.lastSent = now
+	err := e.write(p.frame)
+	if err == nil && e.cfg.TrackDepartures {
+		p.state = queued
+		e.queued += len(p.frame)
+		return true
+	}
+	p.state = departed // sent, or lost on the way: the timer retransmits it
+	if err != nil {
+		e.cfg.Logger.Debug("reliable: write failed; kept for retransmission", "seq", p.seq, "err", err)
+		return false
+	}
+	return true
+}
+
+// Departed tells the Endpoint that frame, written by its write function, has
+// left (was written to the socket). Frames that are not this Endpoint's
+// stream messages (acks, service messages) are ignored. It is a no-op unless
+// Config.TrackDepartures is set.
+func (e *Endpoint) Departed(frame []byte) {
+	if !e.cfg.TrackDepartures {
+		return
+	}
+	seq, ok := streamSeq(frame, e.cfg.SendType)
+	if !ok {
+		return
+	}
+	now := e.cfg.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, ok := e.findLocked(seq)
+	if !ok {
+		return
+	}
+	p := e.unacked[i]
+	if p.state != queued || &p.frame[0] != &frame[0] {
+		return
+	}
+	p.state = departed
+	p.lastSent = now
+	e.queued -= len(p.frame)
+	e.pumpLocked()
+}
+
+// streamSeq returns the sequence number of a stream frame of type typ (§3 layout).
+func streamSeq(frame []byte, typ string) (int64, bool) {
+	if len(frame) < ssmmsg.HeaderSize || len(frame) < 4+len(typ) || string(frame[4:4+len(typ)]) != typ {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(frame[48:56])), true
+}
+
+// findLocked returns the index in unacked of the message with sequence seq.
+func (e *Endpoint) findLocked(seq int64) (int, bool) {
+	u := e.unacked
+	if len(u) > 0 && u[0].seq == seq { // the common case: acks in order
+		return 0, true
+	}
+	i := sort.Search(len(u), func(i int) bool { return u[i].seq >= seq })
+	return i, i < len(u) && u[i].seq == seq
 }
 
 // waitLocked waits on cond until woken or ctx is done.
@@ -342,18 +467,31 @@ func (e *Endpoint) handleAck(m *ssmmsg.Message) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stats.acksReceived.Add(1)
-	for i, p := range e.unacked {
-		if p.seq != a.AcknowledgedMessageSequenceNumber {
-			continue
-		}
+	i, ok := e.findLocked(a.AcknowledgedMessageSequenceNumber)
+	if !ok {
+		return
+	}
+	p := e.unacked[i]
+	switch p.state {
+	case departed:
 		if !p.resent { // Karn: samples from retransmissions are ambiguous
 			e.sampleLocked(now.Sub(p.lastSent))
 		}
-		e.unacked = append(e.unacked[:i], e.unacked[i+1:]...)
-		e.inflight -= p.size
-		e.cond.Broadcast()
-		return
+	case queued: // acked before its departure was reported
+		e.queued -= len(p.frame)
 	}
+	if i == 0 {
+		e.unacked[0] = nil
+		e.unacked = e.unacked[1:]
+	} else {
+		e.unacked = append(e.unacked[:i], e.unacked[i+1:]...)
+	}
+	if i < e.next {
+		e.next--
+	}
+	e.inflight -= p.size
+	e.pumpLocked()
+	e.cond.Broadcast()
 }
 
 // sampleLocked updates SRTT, RTTVAR and RTO (§5.5).
@@ -438,41 +576,35 @@ func (e *Endpoint) ack(m *ssmmsg.Message) {
 	}
 }
 
-// dueLocked returns the frames to (re)send: all unacked when all is set (a
-// new link), else those overdue. A message waits RTO before its first
-// retransmission and twice as long before each next one on the same link
-// (as TCP backs off), so that a queue deeper than the 1 s RTO cap — a slow
-// link with a full window — does not turn into a storm of spurious
-// retransmissions. It marks them sent now.
-func (e *Endpoint) dueLocked(all bool) [][]byte {
+// retransmitLocked resends departed messages that are overdue. A message
+// waits RTO (measured from its departure) before its first retransmission
+// and twice as long before each next one on the same link (RFC 6298 §5.5's
+// backoff, per message), so that a queue deeper than the RTO does not turn
+// into a storm of spurious retransmissions. Retransmissions respect the
+// queue budget; it also writes unsent messages a failed write left behind.
+func (e *Endpoint) retransmitLocked() {
 	if e.write == nil || e.paused || len(e.unacked) == 0 {
-		return nil
+		return
 	}
 	now := e.cfg.Now()
-	var out [][]byte
-	for _, p := range e.unacked {
-		if all {
-			p.tries = 0
-		} else if now.Sub(p.lastSent) <= e.rto<<min(p.tries, maxBackoffShift) {
+	n := 0
+	for _, p := range e.unacked[:e.next] {
+		if p.state != departed || now.Sub(p.lastSent) <= e.rto<<min(p.tries, maxBackoffShift) {
 			continue
-		} else {
-			p.tries++
 		}
-		out = append(out, p.frame)
-		p.lastSent = now
-		p.resent = true
-		e.stats.retransmitted.Add(1)
-	}
-	return out
-}
-
-func (e *Endpoint) sendFrames(w func([]byte) error, frames [][]byte) {
-	for _, f := range frames {
-		if err := w(f); err != nil {
-			e.cfg.Logger.Debug("reliable: retransmission failed", "err", err)
-			return
+		if e.cfg.TrackDepartures && e.queued > 0 && e.queued+len(p.frame) > e.cfg.QueueBudget {
+			break
+		}
+		p.tries++
+		n++
+		if !e.writeLocked(p, now) {
+			break
 		}
 	}
+	if n > 0 {
+		e.cfg.Logger.Debug("reliable: retransmitted", "messages", n)
+	}
+	e.pumpLocked()
 }
 
 func (e *Endpoint) retransmitLoop() {
@@ -486,13 +618,8 @@ func (e *Endpoint) retransmitLoop() {
 		case <-t.C:
 		}
 		e.mu.Lock()
-		w := e.write
-		frames := e.dueLocked(false)
+		e.retransmitLocked()
 		e.mu.Unlock()
-		if len(frames) > 0 {
-			e.cfg.Logger.Debug("reliable: retransmitting", "messages", len(frames))
-			e.sendFrames(w, frames)
-		}
 	}
 }
 

@@ -39,6 +39,7 @@ import (
 
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
 	"github.com/devgate/devgate/internal/transfer"
 )
@@ -130,6 +131,9 @@ func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst s
 		}
 	}
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		err = f.Chmod(0o600) // a partial left by an older devgate
+	}
 	if err != nil {
 		return st, fsErr(err, "destination", partial, "here", exitcode.LocalIO)
 	}
@@ -190,21 +194,21 @@ func putFromInstance(ctx context.Context, s3c *s3.Client, pre *s3.PresignClient,
 		off := i * o.PartSize
 		ln := min(o.PartSize, size-off)
 		req, err := pre.PresignUploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(o.Bucket), Key: aws.String(key),
-			UploadId: id, PartNumber: aws.Int32(int32(i + 1))}, s3.WithPresignExpires(6*time.Hour))
+			UploadId: id, PartNumber: aws.Int32(int32(i + 1))}, s3.WithPresignExpires(presignExpiry(off+ln, o.Parallel)))
 		if err != nil {
 			return fmt.Errorf("presign part %d: %w", i+1, err)
 		}
 		fmt.Fprintf(&lines, "%d %d %d %s\n", i+1, off, ln, req.URL)
 	}
-	// Each part: its bytes by dd, PUT by curl with a known length, the ETag printed.
-	inner := `n=$1; off=$2; len=$3; url=$4
-etag=$(dd if="$F" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" 2>/dev/null |
-  curl -sS -f --retry 3 -X PUT -H "Content-Type: application/octet-stream" -H "Expect:" --data-binary @- -D - -o /dev/null "$url" |
+	// Each part: its bytes by dd, PUT by curl with a known length, the ETag
+	// printed. dd feeds curl's stdin, so the URL comes on descriptor 3.
+	part := `n=$1; off=$2; len=$3
+etag=$(` + urlConfig + ` | { dd if="$F" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" 2>/dev/null |
+  curl -sS -f --retry 3 -K /dev/fd/3 -X PUT -H "Content-Type: application/octet-stream" -H "Expect:" --data-binary @- -D - -o /dev/null; } 3<&0 |
   tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
 [ -n "$etag" ] || { echo "part $n: upload failed" >&2; exit 1; }
 echo "$n $len $etag"`
-	cmd := "command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }; F=" + shellQuote(src) +
-		"; export F; xargs -P " + strconv.Itoa(o.Parallel) + " -n 4 sh -c " + shellQuote(inner) + " _"
+	cmd := relayScript(src, o.Parallel, part)
 	parts, err := runParts(ctx, c, cmd, lines.String(), name, o)
 	if err != nil {
 		return err
@@ -220,6 +224,42 @@ echo "$n $len $etag"`
 	}
 	ok = true
 	return nil
+}
+
+// urlConfig prints the curl config line ("url = ...") of part $n from the
+// part list "$D/p" (lines "N OFF LEN URL").
+const urlConfig = `awk -v n="$n" '$1 == n { printf "url = \"%s\"\n", $4; exit }' "$D/p"`
+
+// relayScript is the command that runs part (a POSIX sh script taking
+// "N OFF LEN" as $1..$3, the file in $F) for every line of the part list,
+// parallel curls at a time. The part list, presigned URLs included, comes
+// on stdin and is kept in a 0600 file in a private temporary directory
+// (umask 077, removed on exit); each part hands its URL to curl as a config
+// on a pipe (curl -K), so no URL is ever on a command line, where any user
+// of a shared instance could read it with ps. Files the parts create are
+// 0600 too.
+func relayScript(file string, parallel int, part string) string {
+	return `command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }
+umask 077
+D=$(mktemp -d) || exit 1
+trap 'rm -rf "$D"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
+cat > "$D/p" || exit 1
+F=` + shquote.Quote(file) + `; export F D
+cut -d' ' -f1-3 "$D/p" | xargs -P ` + strconv.Itoa(parallel) + ` -n 3 sh -c ` + shquote.Quote(part) + ` _`
+}
+
+// minRelayRate is the slowest pace a relayed copy is allowed when sizing the
+// lifetime of its presigned URLs (bytes per second, per parallel curl).
+const minRelayRate = 1 << 20
+
+// presignExpiry is the lifetime of a presigned URL for the bytes of a copy
+// up to offset end with parallel curls: 15 minutes plus the time those
+// bytes take at minRelayRate per curl, at most 6 hours. A URL leaked from
+// the instance is then of use only while the copy could still need it.
+func presignExpiry(end int64, parallel int) time.Duration {
+	d := 15*time.Minute + time.Duration(end/int64(max(parallel, 1))/minRelayRate)*time.Second
+	return min(d, 6*time.Hour)
 }
 
 // runParts runs cmd on the instance with stdin, reading "N LEN ETAG" lines as parts finish.
@@ -350,11 +390,9 @@ func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst str
 	s3c, pre := client(cfg)
 	key := objectKey(o, name)
 	partial := dst + transfer.PartialSuffix
-	f, err := c.SFTP.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
+	if err := c.CreatePrivate(ctx, partial); err != nil {
 		return st, fsErr(err, "destination", partial, "on the instance", exitcode.RemoteIO)
 	}
-	f.Close()
 	if size > 0 {
 		if err := putFromHere(ctx, s3c, src, size, key, name, o); err != nil {
 			return st, err
@@ -362,7 +400,7 @@ func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst str
 		if !o.Keep {
 			defer deleteObject(s3c, o.Bucket, key)
 		}
-		req, err := pre.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key)}, s3.WithPresignExpires(6*time.Hour))
+		req, err := pre.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key)}, s3.WithPresignExpires(presignExpiry(size, o.Parallel)))
 		if err != nil {
 			return st, fmt.Errorf("presign GET: %w", err)
 		}
@@ -372,13 +410,13 @@ func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst str
 			i++
 			fmt.Fprintf(&lines, "%d %d %d %s\n", i, off, min(o.PartSize, size-off), req.URL)
 		}
-		inner := `n=$1; off=$2; len=$3; url=$4; end=$((off+len-1))
-curl -sS -f --retry 3 -r "$off-$end" -o "$F.$n" "$url" || { echo "part $n: download failed" >&2; rm -f "$F.$n"; exit 1; }
+		// Each range into its own 0600 file (curl may retry), then into place.
+		part := `n=$1; off=$2; len=$3; end=$((off+len-1))
+` + urlConfig + ` | curl -sS -f --retry 3 -K - -r "$off-$end" -o "$F.$n" || { echo "part $n: download failed" >&2; rm -f "$F.$n"; exit 1; }
 dd if="$F.$n" of="$F" bs=1M conv=notrunc oflag=seek_bytes seek="$off" 2>/dev/null || { echo "part $n: write failed" >&2; rm -f "$F.$n"; exit 1; }
 rm -f "$F.$n"
 echo "$n $len done"`
-		cmd := "command -v curl >/dev/null || { echo 'curl not found' >&2; exit 127; }; F=" + shellQuote(partial) +
-			"; export F; xargs -P " + strconv.Itoa(o.Parallel) + " -n 4 sh -c " + shellQuote(inner) + " _"
+		cmd := relayScript(partial, o.Parallel, part)
 		if _, err := runParts(ctx, c, cmd, lines.String(), name, o); err != nil {
 			return st, err
 		}
@@ -466,7 +504,7 @@ func bucketErr(err error, bucket string) error {
 }
 
 func sum(ctx context.Context, c *sshconn.Client, p string) (string, error) {
-	out, err := c.Output(ctx, "sha256sum -- "+shellQuote(p), nil)
+	out, err := c.Output(ctx, "sha256sum -- "+shquote.Quote(p), nil)
 	if err != nil {
 		return "", err
 	}
@@ -499,7 +537,5 @@ func fsErr(err error, what, p, where string, class exitcode.Class) error {
 	}
 	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 var _ = sync.Mutex{}

@@ -3,6 +3,7 @@ package sshconfig
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,23 +63,40 @@ func (c Change) Apply(now time.Time) (backup string, err error) {
 	if !c.Changed() {
 		return "", nil
 	}
-	dir := filepath.Dir(c.Path)
+	// A symlinked file (dotfiles managers link ~/.ssh/config into a repo) is
+	// written where it points: the link stays a link.
+	path := c.Path
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		path = r
+	}
+	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, c.DirMode|0o700); err != nil {
 		return "", exitcode.Wrap(err, exitcode.LocalIO, "check the directory's permissions", "cannot create %s", dir)
 	}
 	mode := c.Mode
 	if c.Exists {
-		fi, err := os.Stat(c.Path)
+		fi, err := os.Stat(path)
 		if err != nil {
 			return "", exitcode.Wrap(err, exitcode.LocalIO, "check the file's permissions", "cannot read %s", c.Path)
 		}
 		mode = fi.Mode().Perm()
-		backup = c.Path + ".devgate-backup-" + now.UTC().Format("20060102T150405Z")
-		if err := writeAtomic(backup, c.Old, mode); err != nil {
-			return "", err
+		// Beside the link the user knows; a unique name: two runs in one second keep both backups.
+		base := c.Path + ".devgate-backup-" + now.UTC().Format("20060102T150405Z")
+		for i := 0; ; i++ {
+			backup = base
+			if i > 0 {
+				backup = fmt.Sprintf("%s.%d", base, i)
+			}
+			err := atomicfile.Create(backup, c.Old, mode)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) || i >= 1000 {
+				return "", exitcode.Wrap(err, exitcode.LocalIO, "check the directory's permissions", "cannot back up %s", c.Path)
+			}
 		}
 	}
-	if err := writeAtomic(c.Path, c.New, mode); err != nil {
+	if err := writeAtomic(path, c.New, mode); err != nil {
 		return backup, err
 	}
 	return backup, nil

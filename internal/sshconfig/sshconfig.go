@@ -1,12 +1,24 @@
 // Package sshconfig generates devgate's managed OpenSSH client config
-// (~/.ssh/devgate/config) and the one Include line that hooks it into the
-// user's ~/.ssh/config, and computes the file changes (with unified diffs and
+// (~/.ssh/devgate/config) and the Include that hooks it into the user's
+// ~/.ssh/config, and computes the file changes (with unified diffs and
 // backups) that `devgate setup` applies.
+//
+// The managed file holds one Host block per known host (its alias and
+// instance id, its OS user, a ProxyCommand with its account's profile and
+// region), a block per alias prefix for hosts not known yet, `Host i-* mi-*`
+// for instance ids, and the shared options. Every block is a `Match final
+// host …`: OpenSSH takes the first value it finds, and `final` blocks are
+// read in a second pass after the whole configuration (ssh_config(5),
+// "Match ... final"), so whatever the user's own blocks set, above or below
+// the Include, wins, and devgate's options fill in what they leave unset. The
+// Include itself sits at the top of ~/.ssh/config (unconditional). An ssh
+// without `Match final` (OpenSSH before 8.2) gets plain Host blocks
+// (Options.PlainHost): there devgate's options come first.
 //
 // Generation is a pure function of (OS, home, binary path, options,
 // inventory): no clock, no environment, no AWS. The package never edits a
-// line of the user's own config other than adding the Include at the top, and
-// it never writes StrictHostKeyChecking no.
+// line of the user's own config other than the Include it adds (and moves),
+// and it never writes StrictHostKeyChecking no.
 package sshconfig
 
 import (
@@ -18,6 +30,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/devgate/devgate/internal/shquote"
 )
 
 // Socket path limits (sun_path) and the 17 bytes ssh's mux master adds for
@@ -47,15 +61,36 @@ type Options struct {
 	ServerAliveInterval int    // default 15
 	ServerAliveCountMax int    // default 3
 	ControlPersist      string // default "10m"
-	// ControlDir holds the ControlMaster sockets; default ~/.ssh/devgate/cm.
+	// ControlDir holds the ControlMaster sockets; default ~/.ssh/devgate/cm,
+	// or ShortControlDir when that would not fit the socket-path limit.
 	ControlDir string
+	// PlainHost writes `Host` blocks instead of `Match final host` (ssh
+	// without Match final; see SupportsMatchFinal).
+	PlainHost bool
+	// Sets are the (prefix, profile, region) sets of hosts the file covers;
+	// empty: the one set {Prefix, Profile, Region}.
+	Sets []Set
 }
 
-// Instance is one known devbox: its alias (without the prefix) and its id.
+// Set is one `devgate setup` scope: an alias prefix in one account and region.
+type Set struct{ Prefix, Profile, Region string }
+
+// Instance is one known devbox.
 type Instance struct {
 	Name string // from the Name tag; the alias is Prefix + "-" + the sanitized name
 	ID   string // i-…
+	// Alias overrides the alias derived from Name ("" = derived).
+	Alias string
+	// User, Profile, Region: this host's; "" = the set's (Profile, Region) or Options.User.
+	User, Profile, Region string
+	// Prefix is the set's prefix ("" = Options.Prefix).
+	Prefix string
 }
+
+// ShortControlDir is the ControlMaster directory used when the one under the
+// home directory would make socket paths too long: ssh expands %i to the
+// local uid. It must be a 0700 directory owned by the user (EnsureControlDir).
+const ShortControlDir = "/tmp/devgate-%i"
 
 func (o Options) withDefaults() Options {
 	if o.User == "" {
@@ -69,6 +104,17 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ControlDir == "" {
 		o.ControlDir = o.join(".ssh", "devgate", "cm")
+		if n, max := controlPathLen(o.GOOS, o.ControlDir); n > max {
+			o.ControlDir = ShortControlDir
+		}
+	}
+	if len(o.Sets) == 0 {
+		o.Sets = []Set{{Prefix: o.Prefix, Profile: o.Profile, Region: o.Region}}
+	}
+	for i := range o.Sets {
+		if o.Sets[i].Prefix == "" {
+			o.Sets[i].Prefix = o.Prefix
+		}
 	}
 	if o.ServerAliveInterval == 0 {
 		o.ServerAliveInterval = 15
@@ -162,10 +208,10 @@ func ProxyCommand(o Options) string {
 		b.WriteString(quote(bin))
 	} else {
 		// ssh runs it as `$SHELL -c "exec <ProxyCommand>"`.
-		b.WriteString(shellQuote(bin))
+		b.WriteString(shquote.Quote(bin))
 	}
 	b.WriteString(" connect %h %p --user %r")
-	q := shellQuote
+	q := shquote.Quote
 	if o.GOOS == "windows" {
 		q = quote // no shell: double quotes for CreateProcess's argument parsing
 	}
@@ -178,35 +224,38 @@ func ProxyCommand(o Options) string {
 	return b.String()
 }
 
-var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:@%+=,-]+$`)
-
-func shellQuote(s string) string {
-	if shellSafe.MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // ControlPathLen returns the length of the expanded ControlPath socket
-// ("<ControlDir>/<40 hex>") and the longest length ssh accepts on goos
-// (sun_path - 1 for the NUL - the mux master's 17-byte temporary suffix).
-// ok is false when the ControlPath is too long. On Windows there is no
-// ControlPath and ok is always true.
+// ("<ControlDir>/<40 hex>", %i counted as 10 digits) and the longest length
+// ssh accepts on goos (sun_path - 1 for the NUL - the mux master's 17-byte
+// temporary suffix). ok is false when the ControlPath is too long; with the
+// default ControlDir it is always true (ShortControlDir is chosen). On
+// Windows there is no ControlPath and ok is always true.
 func ControlPathLen(o Options) (length, max int, ok bool) {
 	o = o.withDefaults()
 	if o.GOOS == "windows" {
 		return 0, 0, true
 	}
-	length = len(strings.TrimSuffix(o.ControlDir, "/")) + 1 + HashLen
-	sun := SunPathLinux
-	if o.GOOS == "darwin" || strings.HasSuffix(o.GOOS, "bsd") {
-		sun = SunPathDarwin
-	}
-	max = sun - 1 - MuxTempSuffix
+	length, max = controlPathLen(o.GOOS, o.ControlDir)
 	return length, max, length <= max
 }
 
-// Generate renders the managed config.
+func controlPathLen(goos, dir string) (length, max int) {
+	dir = strings.ReplaceAll(dir, "%i", "4294967295")
+	length = len(strings.TrimSuffix(dir, "/")) + 1 + HashLen
+	sun := SunPathLinux
+	if goos == "darwin" || strings.HasSuffix(goos, "bsd") {
+		sun = SunPathDarwin
+	}
+	return length, sun - 1 - MuxTempSuffix
+}
+
+// ControlDir returns the ControlMaster directory Generate writes for o, in
+// ssh's form (may contain %i).
+func ControlDir(o Options) string { return o.withDefaults().ControlDir }
+
+// Generate renders the managed config: per-host blocks, then one block per
+// set's prefix (longest prefix first, so "devbox-b-*" is matched before
+// "devbox-*"), then `Host i-* mi-*`, then the options shared by all of them.
 func Generate(o Options, inv []Instance) ([]byte, error) {
 	o = o.withDefaults()
 	if o.Home == "" || o.Binary == "" {
@@ -215,21 +264,73 @@ func Generate(o Options, inv []Instance) ([]byte, error) {
 	if o.GOOS != "linux" && o.GOOS != "darwin" && o.GOOS != "windows" && !strings.HasSuffix(o.GOOS, "bsd") {
 		return nil, fmt.Errorf("sshconfig: unsupported GOOS %q", o.GOOS)
 	}
-	if strings.ContainsAny(o.Prefix, " \t*?!,") {
-		return nil, fmt.Errorf("sshconfig: prefix %q must not contain spaces or ssh pattern characters", o.Prefix)
+	sets := append([]Set(nil), o.Sets...)
+	for _, st := range sets {
+		if st.Prefix == "" || strings.ContainsAny(st.Prefix, " \t*?!,") {
+			return nil, fmt.Errorf("sshconfig: prefix %q must be non-empty, without spaces or ssh pattern characters", st.Prefix)
+		}
+	}
+	sort.SliceStable(sets, func(i, j int) bool { return len(sets[i].Prefix) > len(sets[j].Prefix) })
+	setOf := func(prefix string) Set {
+		for _, st := range sets {
+			if st.Prefix == prefix {
+				return st
+			}
+		}
+		return Set{Prefix: prefix}
+	}
+	pc := func(profile, region string) string {
+		p := o
+		p.Profile, p.Region = profile, region
+		return ProxyCommand(p)
 	}
 	var b bytes.Buffer
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
-	w("# Managed by `devgate setup`. Edits here are overwritten the next time it runs;")
-	w("# put your own settings in ~/.ssh/config (this file is included from its top).")
+	// block opens a block for the patterns (ssh's pattern syntax, no spaces).
+	block := func(patterns ...string) {
+		if o.PlainHost {
+			w("Host %s", strings.Join(patterns, " "))
+		} else {
+			w("Match final host %s", strings.Join(patterns, ","))
+		}
+	}
+	w("# Managed by `devgate setup` from devgate's config; edits here are overwritten the next time it runs.")
+	if o.PlainHost {
+		w("# This ssh has no `Match final`: these settings come before your own for devgate's hosts.")
+	} else {
+		w("# Your own settings win: these are `Match final` blocks, which ssh reads after the rest of its")
+		w("# configuration, and ssh keeps the first value it finds. So a `Host <alias>` block with `User …` (or")
+		w("# any option) anywhere in ~/.ssh/config overrides devgate's, which fill in only what you leave unset.")
+	}
 	w("")
-	for _, in := range Aliases(o.Prefix, inv) {
-		w("Host %s", in.Name)
-		w("    HostName %s", in.ID)
+	for _, in := range hostsOf(o, inv) {
+		st := setOf(in.Prefix)
+		names := []string{in.Alias}
+		if in.ID != "" {
+			names = append(names, in.ID)
+		}
+		block(names...)
+		w("    User %s", firstNonEmpty(in.User, o.User))
+		w("    ProxyCommand %s", pc(firstNonEmpty(in.Profile, st.Profile), firstNonEmpty(in.Region, st.Region)))
 		w("")
 	}
-	w("Host %s-*", o.Prefix)
-	w("    ProxyCommand %s", ProxyCommand(o))
+	var patterns []string
+	seen := map[string]bool{}
+	for _, st := range sets {
+		if seen[st.Prefix] {
+			continue // the first set of a prefix wins, as in ssh
+		}
+		seen[st.Prefix] = true
+		patterns = append(patterns, st.Prefix+"-*")
+		block(st.Prefix + "-*")
+		w("    ProxyCommand %s", pc(st.Profile, st.Region))
+		w("")
+	}
+	w("# Instance ids (AWS's runbooks: ssh i-…); the account and region come from devgate's config.")
+	block("i-*", "mi-*")
+	w("    ProxyCommand %s", pc("", ""))
+	w("")
+	block(append(patterns, "i-*", "mi-*")...)
 	w("    User %s", o.User)
 	w("    IdentityFile %s", o.sshPath(o.KeyPath))
 	w("    IdentitiesOnly yes")
@@ -248,6 +349,61 @@ func Generate(o Options, inv []Instance) ([]byte, error) {
 	w("    StrictHostKeyChecking accept-new")
 	w("    UserKnownHostsFile %s", o.sshPath(o.join(".ssh", "devgate", "known_hosts")))
 	return b.Bytes(), nil
+}
+
+// hostsOf returns the inventory with prefixes and aliases filled in, sorted
+// by alias; a name shared by two instances of one prefix gets the id appended.
+func hostsOf(o Options, inv []Instance) []Instance {
+	count := map[string]int{}
+	out := make([]Instance, 0, len(inv))
+	for _, in := range inv {
+		if in.Prefix == "" {
+			in.Prefix = o.Prefix
+		}
+		if in.Alias == "" {
+			in.Alias = Alias(in.Prefix, in.Name, in.ID)
+		}
+		count[in.Alias]++
+		out = append(out, in)
+	}
+	for i := range out {
+		if count[out[i].Alias] > 1 && out[i].ID != "" {
+			out[i].Alias += "-" + out[i].ID
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Alias < out[j].Alias })
+	return out
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// SupportsMatchFinal reports whether the ssh that printed version (`ssh -V`'s
+// output, e.g. "OpenSSH_9.2p1 Debian-2, OpenSSL 3.0") knows `Match final`
+// (OpenSSH 8.2 and later). Unknown formats are assumed modern.
+func SupportsMatchFinal(version string) bool {
+	m := sshVersionRe.FindStringSubmatch(version)
+	if m == nil {
+		return true
+	}
+	major, minor := atoi(m[1]), atoi(m[2])
+	return major > 8 || (major == 8 && minor >= 2)
+}
+
+var sshVersionRe = regexp.MustCompile(`OpenSSH_(?:for_Windows_)?([0-9]+)\.([0-9]+)`)
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // IncludeLine returns the Include line for the managed file.
@@ -277,7 +433,7 @@ func AddInclude(userConfig []byte, include string) (out []byte, changed bool) {
 		}
 	}
 	var b bytes.Buffer
-	b.WriteString("# Added by `devgate setup`: devgate's managed hosts (keep this before any Host/Match).\n")
+	b.WriteString("# Added by `devgate setup`: devgate's hosts (keep this before any Host/Match; your own settings still win).\n")
 	b.WriteString(include + "\n")
 	if len(userConfig) > 0 {
 		b.WriteString("\n")
@@ -306,18 +462,32 @@ func Plan(o Options, inv []Instance) ([]Change, error) {
 	return []Change{mc, uc}, nil
 }
 
-// ManagedAliases returns the concrete (non-pattern) Host aliases in a managed
-// config that Generate wrote, in file order.
+// managedPatterns returns the patterns of a Host or `Match final host` line
+// ("" ok=false for other lines).
+func managedPatterns(line string) (pats []string, ok bool) {
+	f := strings.Fields(line)
+	switch {
+	case len(f) >= 2 && strings.EqualFold(f[0], "host"):
+		return f[1:], true
+	case len(f) == 4 && strings.EqualFold(f[0], "match") && strings.EqualFold(f[1], "final") && strings.EqualFold(f[2], "host"):
+		return strings.Split(f[3], ","), true
+	case len(f) >= 1 && strings.EqualFold(f[0], "match"):
+		return nil, true
+	}
+	return nil, false
+}
+
+var instanceIDRe = regexp.MustCompile(`^(i|mi)-[0-9a-f]{8,17}$`)
+
+// ManagedAliases returns the concrete aliases (not patterns, not instance
+// ids) in a managed config that Generate wrote, in file order.
 func ManagedAliases(managed []byte) []string {
 	var out []string
 	sc := bufio.NewScanner(bytes.NewReader(managed))
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || !strings.EqualFold(f[0], "host") {
-			continue
-		}
-		for _, a := range f[1:] {
-			if !strings.ContainsAny(a, "*?!") {
+		pats, _ := managedPatterns(sc.Text())
+		for _, a := range pats {
+			if !strings.ContainsAny(a, "*?!") && !instanceIDRe.MatchString(a) {
 				out = append(out, a)
 			}
 		}
@@ -325,28 +495,33 @@ func ManagedAliases(managed []byte) []string {
 	return out
 }
 
-// ManagedHosts returns alias → HostName (instance id) for the concrete Host
-// blocks of a managed config.
+// ManagedHosts returns alias → instance id for the concrete host blocks of a
+// managed config: from `HostName i-…` (files of earlier devgate versions) or
+// from the id beside the alias on its block line.
 func ManagedHosts(managed []byte) map[string]string {
 	out := map[string]string{}
 	var cur []string
 	sc := bufio.NewScanner(bytes.NewReader(managed))
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		switch strings.ToLower(f[0]) {
-		case "host", "match":
+		if pats, ok := managedPatterns(sc.Text()); ok {
 			cur = nil
-			if strings.EqualFold(f[0], "host") {
-				for _, a := range f[1:] {
-					if !strings.ContainsAny(a, "*?!") {
-						cur = append(cur, a)
-					}
+			id := ""
+			for _, a := range pats {
+				if instanceIDRe.MatchString(a) {
+					id = a
+				} else if !strings.ContainsAny(a, "*?!") {
+					cur = append(cur, a)
 				}
 			}
-		case "hostname":
+			if id != "" {
+				for _, a := range cur {
+					out[a] = id
+				}
+			}
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && strings.EqualFold(f[0], "hostname") {
 			for _, a := range cur {
 				out[a] = f[1]
 			}

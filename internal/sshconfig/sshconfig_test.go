@@ -3,6 +3,7 @@ package sshconfig
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +58,16 @@ func TestControlPathLen(t *testing.T) {
 		t.Fatalf("short: %d %d %v", n, max, ok)
 	}
 	long := Options{GOOS: "darwin", Home: "/Users/a.very.long.first.name.and.last.name", Binary: "/x"}
-	if _, _, ok := ControlPathLen(long); ok {
-		t.Fatal("long darwin home accepted")
+	// Too long under the home directory: the short directory is chosen, and it fits.
+	if n, max, ok := ControlPathLen(long); !ok || ControlDir(long) != ShortControlDir || n != len("/tmp/devgate-4294967295/")+40 || max != 86 {
+		t.Fatalf("long darwin home: %d %d %v %s", n, max, ok, ControlDir(long))
 	}
+	// A ControlDir the user chose is kept, and judged.
+	long.ControlDir = "/Users/a.very.long.first.name.and.last.name/.ssh/devgate/cm"
+	if _, _, ok := ControlPathLen(long); ok {
+		t.Fatal("an explicit long ControlDir accepted")
+	}
+	long.ControlDir = ""
 	long.GOOS = "linux"
 	if _, max, _ := ControlPathLen(long); max != 90 {
 		t.Fatalf("linux max %d", max)
@@ -197,7 +205,7 @@ func TestSSHResolves(t *testing.T) {
 	}
 	m := g("devbox-gpu1")
 	want := map[string]string{
-		"hostname":              "i-0123456789abcdef0",
+		"hostname":              "devbox-gpu1", // resolved by Name at connect time
 		"user":                  "ec2-user",
 		"proxycommand":          "/usr/local/bin/devgate connect %h %p --user %r --profile p --region us-east-1",
 		"identitiesonly":        "yes",
@@ -214,11 +222,16 @@ func TestSSHResolves(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, m[k], v)
 		}
 	}
-	if !strings.HasPrefix(m["controlpath"], filepath.Join(home, ".ssh/devgate/cm")+"/") {
-		t.Errorf("controlpath = %q", m["controlpath"])
+	cm := filepath.Join(home, ".ssh/devgate/cm") + "/"
+	if n, _ := controlPathLen("linux", cm); n > 90 { // t.TempDir() is long: the short directory
+		cm = fmt.Sprintf("/tmp/devgate-%d/", os.Getuid())
 	}
-	if m := g("devbox-big-box"); m["hostname"] != "i-0fedcba9876543210" {
-		t.Errorf("devbox-big-box hostname %q", m["hostname"])
+	if !strings.HasPrefix(m["controlpath"], cm) {
+		t.Errorf("controlpath = %q, want under %s", m["controlpath"], cm)
+	}
+	// The instance id reaches the same host block (ssh i-…).
+	if m := g("i-0fedcba9876543210"); m["user"] != "ec2-user" || !strings.Contains(m["proxycommand"], "--profile p --region us-east-1") {
+		t.Errorf("i-0fedcba9876543210: %q %q", m["user"], m["proxycommand"])
 	}
 	// An unknown alias under the prefix still gets the ProxyCommand, with the alias as host.
 	if m := g("devbox-new"); m["hostname"] != "devbox-new" || !strings.Contains(m["proxycommand"], "connect %h %p") {
@@ -260,6 +273,11 @@ func TestManagedHosts(t *testing.T) {
 	b, _ := Generate(Options{GOOS: "linux", Home: "/h", Binary: "/b"}, inv)
 	m := ManagedHosts(b)
 	if len(m) != 3 || m["devbox-gpu1"] != "i-0123456789abcdef0" {
+		t.Fatalf("%v", m)
+	}
+	// Files of earlier versions: HostName.
+	m = ManagedHosts([]byte("Host devbox-a\n    HostName i-0aaaaaaaaaaaaaaa1\nHost devbox-*\n    User x\n"))
+	if len(m) != 1 || m["devbox-a"] != "i-0aaaaaaaaaaaaaaa1" {
 		t.Fatalf("%v", m)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/tunnel"
 )
 
@@ -161,6 +163,30 @@ func (c *Client) Output(ctx context.Context, cmd string, stdin []byte) ([]byte, 
 		return out.Bytes(), fmt.Errorf("remote %q: %w: %s", cmd, err, bytes.TrimSpace(errb.Bytes()))
 	}
 	return out.Bytes(), nil
+}
+
+// CreatePrivate makes p on the instance an empty file that only its owner
+// may read or write (0600), truncating it (and taking away others' access)
+// if it exists. SFTP's open cannot pass a mode in pkg/sftp and the server's
+// default is 0644, so it runs `umask 077` in a shell. A missing directory is
+// an fs.ErrNotExist, a file or directory that may not be written an
+// fs.ErrPermission (both as *fs.PathError).
+func (c *Client) CreatePrivate(ctx context.Context, p string) error {
+	script := `umask 077; p=` + shquote.Quote(p) + `; d=$(dirname -- "$p")
+[ -d "$d" ] || exit 2
+if [ -e "$p" ]; then chmod 600 -- "$p" 2>/dev/null || exit 3; fi
+{ : > "$p"; } 2>/dev/null || exit 3`
+	_, err := c.Output(ctx, script, nil)
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitStatus() {
+		case 2:
+			return &fs.PathError{Op: "create", Path: p, Err: fs.ErrNotExist}
+		case 3:
+			return &fs.PathError{Op: "create", Path: p, Err: fs.ErrPermission}
+		}
+	}
+	return err
 }
 
 // acceptNew is a HostKeyCallback with ssh's StrictHostKeyChecking=accept-new:

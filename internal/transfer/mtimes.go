@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
 )
 
@@ -32,7 +33,7 @@ func sameMtime(a, b time.Time) bool {
 // ("" for root itself). Links are not followed (find's default), so a link's
 // entry is the link's own time.
 func remoteMtimes(ctx context.Context, c *sshconn.Client, root string) (map[string]time.Time, error) {
-	out, err := c.Output(ctx, "find "+shellQuote(root)+` -printf '%T@\t%P\0'`, nil)
+	out, err := c.Output(ctx, "find "+shquote.Quote(root)+` -printf '%T@\t%P\0'`, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func touchRemote(ctx context.Context, c *sshconn.Client, items []pathTime) error
 		if b.Len() > 0 {
 			b.WriteString(" && ")
 		}
-		fmt.Fprintf(&b, "touch -m -c -d @%d.%09d -- %s", it.mtime.Unix(), it.mtime.Nanosecond(), shellQuote(it.path))
+		fmt.Fprintf(&b, "touch -m -c -d @%d.%09d -- %s", it.mtime.Unix(), it.mtime.Nanosecond(), shquote.Quote(it.path))
 		if b.Len() >= touchBatch {
 			if err := flush(); err != nil {
 				return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
 )
 
@@ -49,8 +50,9 @@ type side interface {
 	OpenRead(c *sshconn.Client, p string) (io.ReaderAt, io.Closer, error)
 	// OpenWrite opens p for writing without truncating it.
 	OpenWrite(c *sshconn.Client, p string) (io.WriterAt, io.Closer, error)
-	// Reset makes p an empty file of size bytes.
-	Reset(c *sshconn.Client, p string, size int64) error
+	// Reset makes p an empty file of size bytes that only its owner may
+	// read (0600: Finish applies the source's mode).
+	Reset(ctx context.Context, c *sshconn.Client, p string, size int64) error
 	MkdirAll(c *sshconn.Client, p string, mode fs.FileMode) error
 	Sum(ctx context.Context, c *sshconn.Client, p string) (string, error)
 	ChunkSums(ctx context.Context, c *sshconn.Client, p string, chunk, n int64) ([]string, error)
@@ -141,9 +143,13 @@ func (localSide) OpenWrite(_ *sshconn.Client, p string) (io.WriterAt, io.Closer,
 	return f, f, err
 }
 
-func (localSide) Reset(_ *sshconn.Client, p string, size int64) error {
+func (localSide) Reset(_ context.Context, _ *sshconn.Client, p string, size int64) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil { // a partial left by an older devgate
+		f.Close()
 		return err
 	}
 	if err := f.Truncate(size); err != nil {
@@ -279,16 +285,11 @@ func (remoteSide) OpenWrite(c *sshconn.Client, p string) (io.WriterAt, io.Closer
 	return f, f, err
 }
 
-func (remoteSide) Reset(c *sshconn.Client, p string, size int64) error {
-	f, err := c.SFTP.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
+func (remoteSide) Reset(ctx context.Context, c *sshconn.Client, p string, size int64) error {
+	if err := c.CreatePrivate(ctx, p); err != nil {
 		return err
 	}
-	if err := f.Truncate(size); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.SFTP.Truncate(p, size)
 }
 
 func (remoteSide) MkdirAll(c *sshconn.Client, p string, mode fs.FileMode) error {
@@ -300,7 +301,7 @@ func (remoteSide) MkdirAll(c *sshconn.Client, p string, mode fs.FileMode) error 
 
 // Sum runs sha256sum on the instance.
 func (remoteSide) Sum(ctx context.Context, c *sshconn.Client, p string) (string, error) {
-	out, err := c.Output(ctx, "sha256sum -- "+shellQuote(p), nil)
+	out, err := c.Output(ctx, "sha256sum -- "+shquote.Quote(p), nil)
 	if err != nil {
 		return "", err
 	}
@@ -314,7 +315,7 @@ func (remoteSide) Sum(ctx context.Context, c *sshconn.Client, p string) (string,
 // ChunkSums hashes each chunk on the instance with dd and sha256sum.
 func (remoteSide) ChunkSums(ctx context.Context, c *sshconn.Client, p string, chunk, n int64) ([]string, error) {
 	cmd := fmt.Sprintf(`f=%s; i=0; while [ $i -lt %d ]; do dd if="$f" bs=%d skip=$i count=1 2>/dev/null | sha256sum; i=$((i+1)); done`,
-		shellQuote(p), n, chunk)
+		shquote.Quote(p), n, chunk)
 	out, err := c.Output(ctx, cmd, nil)
 	if err != nil {
 		return nil, err
@@ -350,8 +351,6 @@ func (remoteSide) Chtimes(c *sshconn.Client, p string, mtime time.Time) error {
 }
 
 func (remoteSide) Remove(c *sshconn.Client, p string) error { return c.SFTP.Remove(p) }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // isRemoteFSError reports whether err is the server's answer about a file
 // (not a broken connection).

@@ -398,6 +398,12 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 	}
 	if done, ok := loadJournal(t.jpath, h); ok {
 		if pe, err := c.dst.Stat(s0, t.partial); err == nil && pe.Size == t.e.Size {
+			if _, remote := c.dst.(remoteSide); remote && pe.Mode.Perm()&0o077 != 0 {
+				// Left readable by an older devgate: others lose access before more bytes go in.
+				if err := s0.SFTP.Chmod(t.partial, 0o600); err != nil {
+					return c.fsErr(err, c.dst, "destination", t.partial)
+				}
+			}
 			j, err := openJournal(t.jpath)
 			if err == nil {
 				t.j, t.done = j, done
@@ -410,7 +416,7 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 			}
 		}
 	}
-	if err := c.fresh(t); err != nil {
+	if err := c.fresh(ctx, t); err != nil {
 		return err
 	}
 	c.startSum(ctx, t)
@@ -418,11 +424,11 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 }
 
 // fresh starts t over: an empty partial file of the right size and a new journal.
-func (c *copier) fresh(t *fileTask) error {
+func (c *copier) fresh(ctx context.Context, t *fileTask) error {
 	if t.j != nil {
 		t.j.close()
 	}
-	if err := c.dst.Reset(c.sessions[0], t.partial, t.e.Size); err != nil {
+	if err := c.dst.Reset(ctx, c.sessions[0], t.partial, t.e.Size); err != nil {
 		return c.fsErr(err, c.dst, "destination", t.partial)
 	}
 	j, err := createJournal(t.jpath, c.header(t))
@@ -615,7 +621,7 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 		}
 		t.n = (cur.Size + t.chunk - 1) / t.chunk
 		t.srcSum = nil
-		if err := c.fresh(t); err != nil {
+		if err := c.fresh(ctx, t); err != nil {
 			return &fatalError{err}
 		}
 		c.enqueue(t)

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,6 +76,9 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// OnResolved is told the instance a name or alias resolved to (not called
+	// for an instance id given directly), before any session is opened.
+	OnResolved func(t awsapi.Target)
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
@@ -89,6 +93,27 @@ type Conn struct {
 	mux        *smux.Session
 	ssm        *ssm.Client
 	closeOnce  sync.Once
+	// resumeErr is the last ResumeSession failure whose class is Credentials.
+	resumeErr atomic.Pointer[error]
+}
+
+// Err is why the session ended (nil while it runs): the data channel's
+// error, except that a session lost because the credentials could no longer
+// resume it ends with that credentials error (exit 10 and its hint), not
+// with a network one.
+func (c *Conn) Err() error {
+	err := c.sess.Err()
+	if err == nil {
+		return nil
+	}
+	var xe *exitcode.Error
+	if errors.As(err, &xe) && xe.Class == exitcode.TunnelLost {
+		if p := c.resumeErr.Load(); p != nil {
+			return exitcode.Wrap(err, exitcode.Credentials, exitcode.HintOf(*p),
+				"the session was lost and could not be resumed: %v", *p)
+		}
+	}
+	return err
 }
 
 func (c *Conn) Read(p []byte) (int, error)  { return c.stream.Read(p) }
@@ -103,19 +128,33 @@ func (c *Conn) Done() <-chan struct{} { return c.sess.Done() }
 // CloseWrite waits until every byte written reached the agent.
 func (c *Conn) CloseWrite(ctx context.Context) error { return c.sess.CloseWrite(ctx) }
 
-// Close ends the session: the TerminateSession flag, then the
-// TerminateSession API (bounded to a few seconds; ctx may already be cancelled).
-func (c *Conn) Close() error {
+// TerminateWait bounds the TerminateSession API call of Close and Terminate.
+const TerminateWait = 2 * time.Second
+
+// Close ends the session as Terminate does, on a fresh context.
+func (c *Conn) Close() error { return c.Terminate(context.Background()) }
+
+// Terminate ends the session on the service: the TerminateSession flag on
+// the data channel and, at the same time, the TerminateSession API. It
+// returns within about TerminateWait even when ctx is already cancelled (a
+// signal cancelled it) or the service is silent: the API call runs on
+// context.WithoutCancel(ctx) with its own deadline. Only the first call does
+// anything.
+func (c *Conn) Terminate(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TerminateWait)
+		defer cancel()
+		api := make(chan error, 1)
+		go func() {
+			_, err := c.ssm.TerminateSession(actx, &ssm.TerminateSessionInput{SessionId: aws.String(c.SessionID)})
+			api <- err
+		}()
 		if c.mux != nil {
 			c.mux.Close()
 		}
 		c.sess.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = c.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(c.SessionID)})
-		if err != nil {
+		if err = <-api; err != nil {
 			err = awsapi.Classify(err, "ssm:TerminateSession")
 		}
 	})
@@ -161,7 +200,25 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, d.deadline(ctx, err, exitcode.NotFound)
 	}
+	c, err := d.dial(ctx, t)
+	if t.Cached && (exitcode.Code(err) == int(exitcode.Terminated) || exitcode.Code(err) == int(exitcode.NotFound)) {
+		// The cached instance is gone (replaced under the same name): ask AWS again.
+		d.log.Info("tunnel: cached instance is gone; resolving again", "target", o.Target, "id", t.ID, "err", err)
+		awsapi.Forget(o.Resolve.CacheFile, o.Target, time.Now())
+		if t, err = awsapi.Resolve(ctx, cfg, o.Target, o.Resolve); err != nil {
+			return nil, d.deadline(ctx, err, exitcode.NotFound)
+		}
+		c, err = d.dial(ctx, t)
+	}
+	return c, err
+}
+
+func (d *dialer) dial(ctx context.Context, t awsapi.Target) (*Conn, error) {
+	if d.o.OnResolved != nil && !awsapi.InstanceIDRe.MatchString(d.o.Target) {
+		d.o.OnResolved(t)
+	}
 	var c *Conn
+	var err error
 	if t.State == "" || t.State == "running" {
 		c, err = d.warm(ctx, t.ID)
 		if err == nil {
@@ -455,14 +512,21 @@ func safeName(s string) string {
 // open connects the data channel of a started session.
 func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutput) (*Conn, error) {
 	sid := aws.ToString(out.SessionId)
+	c := &Conn{InstanceID: id, SessionID: sid, ssm: d.ssm}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
 		ResumeTimeout: d.o.ResumeTimeout, Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
 			if err != nil {
+				err = awsapi.Classify(err, "ssm:ResumeSession")
+				var xe *exitcode.Error
+				if errors.As(err, &xe) && xe.Class == exitcode.Credentials {
+					c.resumeErr.Store(&err)
+				}
 				return "", err
 			}
+			c.resumeErr.Store(nil)
 			return aws.ToString(r.TokenValue), nil
 		},
 		Header: d.signUpgrade,
@@ -472,7 +536,7 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		d.terminate(sid)
 		return nil, err
 	}
-	c := &Conn{InstanceID: id, SessionID: sid, sess: sess, stream: sess, ssm: d.ssm}
+	c.sess, c.stream = sess, sess
 	if !d.o.NoStream && d.o.Document == DocPortForwarding && sess.Property("type") == "LocalPortForwarding" && ssmmsg.ClientChoosesMux(sess.AgentVersion()) {
 		mcfg := smux.DefaultConfig()
 		mcfg.Version = 1

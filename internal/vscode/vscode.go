@@ -1,5 +1,5 @@
 // Package vscode merges devgate's Remote-SSH settings into VS Code's
-// settings.json (Code and Code - Insiders) with a JSONC editor that keeps the
+// settings.json (Code, Code - Insiders, VSCodium, Cursor, Windsurf) with a JSONC editor that keeps the
 // user's comments, formatting and every other setting.
 //
 // It writes only real Remote-SSH settings: remote.SSH.connectTimeout (raised,
@@ -37,25 +37,42 @@ const DefaultConnectTimeout = 120
 
 // Product is a VS Code flavour.
 type Product struct {
-	Name string // "Code" or "Code - Insiders"
+	Name string // one of Products
 	Path string // its user settings.json
 }
 
-// SettingsPaths returns the user settings.json paths of Code and Code -
-// Insiders for goos. appData is %APPDATA% (Windows only).
-func SettingsPaths(goos, home, appData string) []Product {
-	var out []Product
-	for _, name := range []string{"Code", "Code - Insiders"} {
-		var p string
+// Products are the editors that read Remote-SSH's settings from a VS Code
+// style user directory: their data folder names under the application-data
+// directory (VS Code's product.json "nameLong"/dataFolderName as the forks
+// ship them).
+var Products = []string{"Code", "Code - Insiders", "VSCodium", "Cursor", "Windsurf"}
+
+// SettingsPaths returns the user settings.json of each of Products for goos,
+// the way VS Code finds its user-data directory (getDefaultUserDataPath in
+// src/vs/platform/environment/node/userDataPath.ts): $VSCODE_APPDATA when set,
+// else %APPDATA% (Windows), ~/Library/Application Support (macOS),
+// $XDG_CONFIG_HOME or ~/.config (others); then <product>/User/settings.json.
+func SettingsPaths(goos, home string, getenv func(string) string) []Product {
+	base := getenv("VSCODE_APPDATA")
+	if base == "" {
 		switch goos {
 		case "windows":
-			p = filepath.Join(appData, name, "User", "settings.json")
+			base = getenv("APPDATA")
+			if base == "" {
+				base = filepath.Join(home, "AppData", "Roaming")
+			}
 		case "darwin":
-			p = filepath.Join(home, "Library", "Application Support", name, "User", "settings.json")
+			base = filepath.Join(home, "Library", "Application Support")
 		default:
-			p = filepath.Join(home, ".config", name, "User", "settings.json")
+			base = getenv("XDG_CONFIG_HOME")
+			if base == "" || !filepath.IsAbs(base) {
+				base = filepath.Join(home, ".config")
+			}
 		}
-		out = append(out, Product{Name: name, Path: p})
+	}
+	var out []Product
+	for _, name := range Products {
+		out = append(out, Product{Name: name, Path: filepath.Join(base, name, "User", "settings.json")})
 	}
 	return out
 }

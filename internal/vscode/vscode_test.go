@@ -95,26 +95,36 @@ func TestMergeEmptyAndBad(t *testing.T) {
 }
 
 func TestSettingsPaths(t *testing.T) {
-	cases := map[string]string{
-		"linux":   "/home/u/.config/Code/User/settings.json",
-		"darwin":  "/Users/u/Library/Application Support/Code/User/settings.json",
-		"windows": filepath.Join(`C:\Users\u\AppData\Roaming`, "Code", "User", "settings.json"),
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		goos, home string
+		env        map[string]string
+		want       string // the directory holding <product>/User/settings.json
+	}{
+		{"linux", "/home/u", nil, "/home/u/.config"},
+		{"linux", "/home/u", map[string]string{"XDG_CONFIG_HOME": "/xdg"}, "/xdg"},
+		{"linux", "/home/u", map[string]string{"XDG_CONFIG_HOME": "relative"}, "/home/u/.config"},
+		{"linux", "/home/u", map[string]string{"XDG_CONFIG_HOME": "/xdg", "VSCODE_APPDATA": "/portable"}, "/portable"},
+		{"darwin", "/Users/u", map[string]string{"XDG_CONFIG_HOME": "/xdg"}, "/Users/u/Library/Application Support"},
+		{"windows", "/home/u", map[string]string{"APPDATA": `C:\Users\u\AppData\Roaming`}, `C:\Users\u\AppData\Roaming`},
+		{"windows", "/home/u", map[string]string{"APPDATA": `C:\A`, "VSCODE_APPDATA": `D:\V`}, `D:\V`},
 	}
-	for goos, want := range cases {
-		home := "/home/u"
-		if goos == "darwin" {
-			home = "/Users/u"
+	for _, c := range cases {
+		ps := SettingsPaths(c.goos, c.home, env(c.env))
+		if len(ps) != 5 {
+			t.Fatalf("%d products", len(ps))
 		}
-		ps := SettingsPaths(goos, home, `C:\Users\u\AppData\Roaming`)
-		if ps[0].Path != want || !strings.Contains(ps[1].Path, "Code - Insiders") {
-			t.Errorf("%s: %v", goos, ps)
+		for i, name := range []string{"Code", "Code - Insiders", "VSCodium", "Cursor", "Windsurf"} {
+			if want := filepath.Join(c.want, name, "User", "settings.json"); ps[i].Path != want || ps[i].Name != name {
+				t.Errorf("%s %v: %s = %s, want %s", c.goos, c.env, name, ps[i].Path, want)
+			}
 		}
 	}
 }
 
 func TestPlanApplyBacksUpAndIsIdempotent(t *testing.T) {
 	home := t.TempDir()
-	ps := SettingsPaths("linux", home, "")
+	ps := SettingsPaths("linux", home, func(string) string { return "" })
 	os.MkdirAll(filepath.Dir(ps[1].Path), 0o755) // only Insiders installed
 	orig := []byte("{\n  // mine\n  \"a\": 1\n}\n")
 	os.WriteFile(ps[1].Path, orig, 0o644)

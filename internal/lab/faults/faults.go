@@ -52,6 +52,9 @@ type Config struct {
 	// PauseEvery sends pause_publication this often, then start_publication after PauseFor (0: never).
 	PauseEvery time.Duration
 	PauseFor   time.Duration
+	// IdleTimeout ends a session whose client sent no stream message for
+	// this long (Session Manager's idle session timeout, default 20 min; 0: never).
+	IdleTimeout time.Duration
 	// ThrottleRate answers this fraction of API calls with ThrottlingException
 	// (JSON services) or RequestLimitExceeded (EC2).
 	ThrottleRate float64
@@ -62,13 +65,14 @@ type Config struct {
 // Defaults returns the configuration devgate-lab runs with when no flag is given.
 func Defaults() Config {
 	return Config{
-		Pacing:     true,
-		BootDelay:  3 * time.Second,
-		StopDelay:  2 * time.Second,
-		AgentDelay: 2 * time.Second,
-		KeyTTL:     60 * time.Second,
-		DropMode:   "tcp",
-		PauseFor:   500 * time.Millisecond,
+		Pacing:      true,
+		BootDelay:   3 * time.Second,
+		StopDelay:   2 * time.Second,
+		AgentDelay:  2 * time.Second,
+		KeyTTL:      60 * time.Second,
+		DropMode:    "tcp",
+		PauseFor:    500 * time.Millisecond,
+		IdleTimeout: 20 * time.Minute,
 	}
 }
 
@@ -90,6 +94,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.DuplicateProb, "duplicate-prob", c.DuplicateProb, "probability of sending an outgoing data message twice")
 	fs.DurationVar(&c.PauseEvery, "pause-every", c.PauseEvery, "send pause_publication this often (0: never)")
 	fs.DurationVar(&c.PauseFor, "pause-for", c.PauseFor, "how long each pause lasts")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "end a session after this long without input from its client (0: never)")
 	fs.Float64Var(&c.ThrottleRate, "throttle-rate", c.ThrottleRate, "fraction of API calls answered with a throttling error")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed for random faults (0: time-based)")
 }

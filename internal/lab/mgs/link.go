@@ -24,10 +24,12 @@ var (
 const outQueue = 16384
 
 // A link is one client WebSocket of a session. Outgoing frames go through a
-// writer goroutine that applies the data-channel delay, the bandwidth cap,
-// reordering and duplication; incoming frames go through a handler goroutine
-// that applies the delay and the cap the other way. A session outlives its
-// links.
+// writer goroutine that applies the bandwidth cap (the bottleneck: its queue
+// is the agent's send queue), reordering and duplication, reports each frame's
+// departure to the agent's reliability layer (sent), then the data-channel
+// delay (the network, in a second goroutine when set); incoming frames go
+// through a handler goroutine that applies the delay and the cap the other
+// way. A session outlives its links.
 type link struct {
 	conn *websocket.Conn
 	log  *slog.Logger
@@ -43,13 +45,14 @@ type link struct {
 	mu     sync.Mutex
 	reason string
 
-	onDrop func() // counts fault drops
+	onDrop func()       // counts fault drops
+	sent   func([]byte) // told when a frame has left the agent (reliable.Endpoint.Departed)
 }
 
 type outFrame struct {
 	b     []byte
-	at    time.Time
-	close bool // write a close frame 1000 and shut the socket
+	at    time.Time // when the modeled network delivers it (delay stage)
+	close bool      // write a close frame 1000 and shut the socket
 }
 
 type inFrame struct {
@@ -72,7 +75,7 @@ func (l *link) write(b []byte) error {
 	default:
 	}
 	select {
-	case l.out <- outFrame{b: b, at: time.Now().Add(l.f.DataDelay)}:
+	case l.out <- outFrame{b: b}:
 		return nil
 	default:
 		return errLinkFull
@@ -82,7 +85,7 @@ func (l *link) write(b []byte) error {
 // closeAfterFlush writes what is queued, then a close frame 1000, then shuts the socket.
 func (l *link) closeAfterFlush() {
 	select {
-	case l.out <- outFrame{close: true, at: time.Now().Add(l.f.DataDelay)}:
+	case l.out <- outFrame{close: true}:
 	case <-l.done:
 	}
 }
@@ -150,17 +153,34 @@ func sleepUntil(t time.Time) {
 	}
 }
 
-// writeLoop is the link's only writer of data frames.
+// writeLoop is the link's only writer of data frames: the bottleneck stage
+// (shaper, reordering, duplication), then the delay stage.
 func (l *link) writeLoop() {
 	sh := shaper{rate: float64(l.f.BandwidthCap)}
+	wire := l.writeFrame
+	if l.f.DataDelay > 0 {
+		delayed := make(chan outFrame, outQueue)
+		done := make(chan struct{})
+		defer func() { <-done }()
+		defer close(delayed)
+		go func() { defer close(done); l.delayLoop(delayed) }()
+		wire = func(f outFrame) bool {
+			f.at = time.Now().Add(l.f.DataDelay)
+			select {
+			case delayed <- f:
+				return true
+			case <-l.done:
+				return false
+			}
+		}
+	}
 	var held []byte
 	put := func(b []byte) bool {
 		sh.wait(len(b))
-		if err := l.conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
-			l.kill("write: " + err.Error())
-			return false
+		if l.sent != nil {
+			l.sent(b)
 		}
-		return true
+		return wire(outFrame{b: b})
 	}
 	for {
 		var f outFrame
@@ -183,14 +203,11 @@ func (l *link) writeLoop() {
 				return
 			}
 		}
-		sleepUntil(f.at)
 		if f.close {
 			if held != nil && !put(held) {
 				return
 			}
-			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-			_ = l.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			l.kill("closed by the lab")
+			wire(f)
 			return
 		}
 		data := isOutputData(f.b)
@@ -211,4 +228,31 @@ func (l *link) writeLoop() {
 			held = nil
 		}
 	}
+}
+
+// delayLoop writes frames to the socket once the modeled delay has passed.
+func (l *link) delayLoop(in <-chan outFrame) {
+	for f := range in {
+		sleepUntil(f.at)
+		if !l.writeFrame(f) {
+			for range in { // drain so the bottleneck stage never blocks
+			}
+			return
+		}
+	}
+}
+
+// writeFrame puts one frame (or the close) on the socket; false once the link is dead.
+func (l *link) writeFrame(f outFrame) bool {
+	if f.close {
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		_ = l.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		l.kill("closed by the lab")
+		return false
+	}
+	if err := l.conn.WriteMessage(websocket.BinaryMessage, f.b); err != nil {
+		l.kill("write: " + err.Error())
+		return false
+	}
+	return true
 }

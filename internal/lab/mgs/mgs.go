@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,6 +73,9 @@ type Server struct {
 	drops    atomic.Int64
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	cmu    sync.Mutex
+	counts Counts
 }
 
 // New returns a Server.
@@ -124,6 +128,9 @@ func (s *Server) Create(spec SessionSpec) (string, error) {
 		return "", errors.New("mgs: duplicate session id " + spec.SessionID)
 	}
 	s.sessions[spec.SessionID] = newSession(s, spec, tok)
+	s.cmu.Lock()
+	s.counts.Started++
+	s.cmu.Unlock()
 	return tok, nil
 }
 
@@ -142,7 +149,8 @@ func (s *Server) Resume(sessionID string) (string, error) {
 	return ss.resume()
 }
 
-// Terminate ends a session: channel_closed with output, then the socket closes.
+// Terminate ends a session for a reason of the service's own: channel_closed
+// with output, then the socket closes.
 func (s *Server) Terminate(sessionID, output string) error {
 	ss := s.get(sessionID)
 	if ss == nil {
@@ -150,6 +158,79 @@ func (s *Server) Terminate(sessionID, output string) error {
 	}
 	ss.end(output)
 	return nil
+}
+
+// ClientTerminate ends a session because the client called the
+// TerminateSession API. It is counted as a client terminate even when the
+// session had already ended (the service answers success then too).
+func (s *Server) ClientTerminate(sessionID string) error {
+	ss := s.get(sessionID)
+	if ss == nil {
+		return ErrUnknownSession
+	}
+	ss.clientTerminated()
+	ss.endBy(EndedByClientAPI, "")
+	return nil
+}
+
+// EndReason is why a session ended, as the lab counts it.
+type EndReason string
+
+// The reasons a session ends (the first one counts).
+const (
+	EndedByClientFlag EndReason = "client-flag"  // the client sent Flag TerminateSession
+	EndedByClientAPI  EndReason = "client-api"   // the client called TerminateSession
+	EndedByTimeout    EndReason = "idle-timeout" // no input for faults.Config.IdleTimeout
+	EndedByService    EndReason = "service"      // target closed, instance stopped, protocol error, shutdown
+)
+
+// Counts is the lab's tally of sessions. Each ended session counts once
+// under the reason that ended it first; ClientTerminated counts the sessions
+// whose client sent Flag TerminateSession or called the TerminateSession
+// API at any time (in SSH mode sshd often closes first, and the agent ends
+// the session before the client's terminate arrives).
+type Counts struct {
+	Started          int64
+	ClientTerminated int64
+	EndedByFlag      int64
+	EndedByAPI       int64
+	EndedByTimeout   int64
+	EndedByService   int64
+	Open             int64 // started and not ended
+}
+
+func (c Counts) String() string {
+	return fmt.Sprintf("started %d, terminated by the client %d; ended by flag %d, by API %d, by idle timeout %d, by the service %d; open %d",
+		c.Started, c.ClientTerminated, c.EndedByFlag, c.EndedByAPI, c.EndedByTimeout, c.EndedByService, c.Open)
+}
+
+// Counts returns the session tally so far.
+func (s *Server) Counts() Counts {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	c := s.counts
+	c.Open = c.Started - c.EndedByFlag - c.EndedByAPI - c.EndedByTimeout - c.EndedByService
+	return c
+}
+
+func (s *Server) counted(why EndReason) {
+	s.cmu.Lock()
+	switch why {
+	case EndedByClientFlag:
+		s.counts.EndedByFlag++
+	case EndedByClientAPI:
+		s.counts.EndedByAPI++
+	case EndedByTimeout:
+		s.counts.EndedByTimeout++
+	default:
+		s.counts.EndedByService++
+	}
+	s.cmu.Unlock()
+	s.logCounts()
+}
+
+func (s *Server) logCounts() {
+	s.cfg.Logger.Info("mgs: sessions " + s.Counts().String())
 }
 
 // TerminateTarget ends every session of an instance (it stopped, or its agent went offline).

@@ -59,6 +59,10 @@ type session struct {
 
 	hsAcked  chan ssmmsg.HandshakeResponse
 	complete atomic.Bool
+	// terminated: the client sent Flag TerminateSession or called the API.
+	terminated atomic.Bool
+	// lastInput is when the client last sent a stream message (unix ns): the idle timeout's clock.
+	lastInput atomic.Int64
 }
 
 func newSession(srv *Server, spec SessionSpec, token string) *session {
@@ -66,13 +70,48 @@ func newSession(srv *Server, spec SessionSpec, token string) *session {
 	s := &session{srv: srv, spec: spec, token: token, ctx: ctx, cancel: cancel,
 		log: srv.cfg.Logger.With("session", spec.SessionID), hsAcked: make(chan ssmmsg.HandshakeResponse, 1)}
 	s.ep = reliable.New(reliable.Config{
-		SendType: ssmmsg.OutputStreamData,
-		Deliver:  s.deliver,
-		Acked:    s.acked,
-		Logger:   s.log,
+		SendType:        ssmmsg.OutputStreamData,
+		Deliver:         s.deliver,
+		Acked:           s.acked,
+		Logger:          s.log,
+		TrackDepartures: true, // the link reports departures (link.sent)
 	})
 	s.ep.SetPaused(true) // no client attached yet
+	s.lastInput.Store(time.Now().UnixNano())
+	if d := srv.f.IdleTimeout; d > 0 {
+		go s.idleLoop(d)
+	}
 	return s
+}
+
+// clientTerminated counts the client's terminate (flag or API) once per session.
+func (s *session) clientTerminated() {
+	if s.terminated.CompareAndSwap(false, true) {
+		s.srv.cmu.Lock()
+		s.srv.counts.ClientTerminated++
+		s.srv.cmu.Unlock()
+	}
+}
+
+// idleLoop ends the session when the client sent no stream message for d:
+// Session Manager's idle session timeout (default 20 minutes; the
+// Session Manager preferences' idleSessionTimeout). A client that vanished
+// without terminating its session is ended this way, and counted so.
+func (s *session) idleLoop(d time.Duration) {
+	tick := min(max(d/10, 50*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastInput.Load())) >= d {
+			s.endBy(EndedByTimeout, "Session timed out: no input for "+d.String())
+			return
+		}
+	}
 }
 
 func (s *session) isEnded() bool {
@@ -133,6 +172,7 @@ func (s *session) serve(l *link, openVersion string) {
 	// from the HandshakeResponse (§4.3).
 	s.log.Info("mgs: client attached", "openClientVersion", openVersion, "first", first)
 
+	l.sent = s.ep.Departed
 	var lw sync.WaitGroup
 	lw.Add(2)
 	go func() { defer lw.Done(); l.writeLoop() }()
@@ -272,6 +312,7 @@ func (s *session) protocolError(err error) {
 
 // deliver is the agent's handling of the client's stream messages, in order.
 func (s *session) deliver(m *ssmmsg.Message) bool {
+	s.lastInput.Store(time.Now().UnixNano())
 	switch m.PayloadType {
 	case ssmmsg.PayloadHandshakeResponse:
 		var r ssmmsg.HandshakeResponse
@@ -304,7 +345,8 @@ func (s *session) deliver(m *ssmmsg.Message) bool {
 		switch f {
 		case ssmmsg.FlagTerminateSession:
 			s.log.Info("mgs: client sent TerminateSession")
-			go s.end("")
+			s.clientTerminated()
+			go s.endBy(EndedByClientFlag, "")
 		case ssmmsg.FlagDisconnectToPort:
 			s.mu.Lock()
 			p := s.plug
@@ -400,9 +442,14 @@ func (s *session) run() {
 	s.log.Info("mgs: handshake complete", "clientVersion", cv, "properties", s.spec.Properties)
 }
 
-// end ends the session once: the plugin stops, the client gets channel_closed
-// with output, and its socket closes.
-func (s *session) end(output string) {
+// end ends the session once for a reason of the service's own (the target
+// ended, a protocol error, the lab shutting down).
+func (s *session) end(output string) { s.endBy(EndedByService, output) }
+
+// endBy ends the session once: the plugin stops, the client gets
+// channel_closed with output, and its socket closes. The first reason is
+// the one counted.
+func (s *session) endBy(why EndReason, output string) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -413,7 +460,10 @@ func (s *session) end(output string) {
 	l := s.link
 	p := s.plug
 	s.mu.Unlock()
-	s.log.Info("mgs: session ended", "output", output)
+	s.srv.counted(why)
+	st := s.ep.Stats()
+	s.log.Info("mgs: session ended", "by", string(why), "output", output, "sent", st.Sent,
+		"retransmitted", st.Retransmitted, "received", st.Received, "duplicates", st.Duplicates) // bench/storm.sh reads the counters
 	s.cancel()
 	if p != nil {
 		p.close()
