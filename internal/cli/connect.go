@@ -38,6 +38,11 @@ func newConnectCommand(io IO) *cobra.Command {
 It resolves the target, starts the instance if it is stopped, waits for it and its SSM agent,
 pushes a temporary key with EC2 Instance Connect, opens a Session Manager session to the port
 and bridges it to stdin/stdout. stdout carries only the stream; progress goes to stderr.`,
+		Example: `  # without devgate setup: one line, the key ssh offers (ssh-agent's first, else ~/.ssh/id_*) is pushed
+  ssh -o ProxyCommand='devgate connect %h %p --user %r' ec2-user@i-0123456789abcdef0
+
+  # in ~/.ssh/config (devgate setup writes this for you)
+  ProxyCommand devgate connect %h %p --user %r --profile work --region eu-west-1`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -54,7 +59,11 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 			if err != nil {
 				return err
 			}
-			pub, err := connectKey(key)
+			pub, err := pushKey(key, true, func(format string, a ...any) {
+				if !quiet {
+					fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
+				}
+			})
 			if err != nil {
 				return err
 			}
@@ -91,7 +100,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 	af.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&user, "user", "", "OS user to push the key for (ssh's %r; default $DEVGATE_USER, else devgate's config, else "+config.DefaultUser+")")
-	f.StringVar(&key, "key", "", "private key whose public half is pushed (default ~/.ssh/devgate/id_ed25519, created if missing)")
+	f.StringVar(&key, "key", "", "private key whose public half is pushed (default ~/.ssh/devgate/id_ed25519; without it, the key ssh offers: ssh-agent's first, else ~/.ssh/id_*; else devgate's is created)")
 	f.StringVar(&document, "document", tunnel.DocSSH, "session document: "+tunnel.DocSSH+" or "+tunnel.DocPortForwarding)
 	f.BoolVar(&noStart, "no-start", false, "fail instead of starting a stopped instance")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the session")
@@ -163,12 +172,29 @@ func connectLogger(io IO, path string, verbose bool) (*slog.Logger, func(), erro
 // connectKey returns the authorized_keys line to push: --key's public half,
 // or devgate's own key (created on first use).
 func connectKey(path string) (string, error) {
+	return pushKey(path, false, nil)
+}
+
+// pushKey is connectKey; with offered, when --key is not given and devgate's
+// own key does not exist (no `devgate setup`: a bare ProxyCommand), it pushes
+// the key plain ssh will offer instead (the ssh-agent's first, else the first
+// ~/.ssh/id_*), and tells say which.
+func pushKey(path string, offered bool, say func(string, ...any)) (string, error) {
 	if path == "" {
 		home, _, err := homeDir()
 		if err != nil {
 			return "", err
 		}
-		k, err := sshkey.Ensure(sshkey.DefaultPath(home))
+		own := sshkey.DefaultPath(home)
+		if _, err := os.Stat(own); errors.Is(err, os.ErrNotExist) && offered {
+			if pub, src, ok := sshkey.Offered(home, os.Getenv("SSH_AUTH_SOCK")); ok {
+				if say != nil {
+					say("no devgate key (%s): pushing the key ssh offers first, from %s (%s)", own, src, pub.Fingerprint)
+				}
+				return pub.AuthorizedKey, nil
+			}
+		}
+		k, err := sshkey.Ensure(own)
 		if err != nil {
 			return "", err
 		}

@@ -69,6 +69,13 @@ func TestDoctorCommand(t *testing.T) {
 		t.Fatalf("healthy: exit %d %+v", code, m)
 	}
 
+	// DEVGATE_USER is the user of the test key push, as in every command.
+	t.Setenv("DEVGATE_USER", "ubuntu")
+	if _, m = doctorResults(t, "devbox-gpu1"); !strings.HasSuffix(m["test key push"].Detail, "for ubuntu") {
+		t.Fatalf("DEVGATE_USER ignored: %+v", m["test key push"])
+	}
+	t.Setenv("DEVGATE_USER", "")
+
 	code, m = doctorResults(t, "devbox-gpu2") // stopped
 	if code == 0 || m["instance devbox-gpu2"].OK || !strings.Contains(m["instance devbox-gpu2"].Fix, "devgate start") ||
 		!m["SSM agent"].Skipped || !m["SSM session to port 22"].Skipped {

@@ -3,8 +3,10 @@
 // beside it as id_ed25519.pub), created once and reused.
 //
 // It creates keys, loads the public half (for EC2 Instance Connect pushes) and
-// checks file permissions. It never overwrites an existing key, never reads or
-// writes anything outside the key's directory, and never logs key material.
+// checks file permissions; Offered finds the key plain ssh will offer (the
+// ssh-agent's first, else ~/.ssh/id_*), reading public halves only. It never
+// overwrites an existing key, never writes anything outside the key's
+// directory, and never logs key material.
 package sshkey
 
 import (
