@@ -3,18 +3,9 @@ package cli
 // examples are the Example sections of the commands' help, by command path
 // without "devgate ". A command file may set its own Example instead;
 // conventions fills in the rest from here. Every command has one (a test
-// walks the tree). connect comes first: the line for ~/.ssh/config and the
-// one-liner that needs no setup.
+// walks the tree). connect sets its own (connect.go): the one-liner that
+// needs no setup and the line for ~/.ssh/config.
 var examples = map[string]string{
-	"connect": `  # in ~/.ssh/config (devgate setup writes this for you):
-  Host devbox-*
-    ProxyCommand devgate connect %h %p --user %r
-
-  # no setup at all: one ssh command
-  ssh -o ProxyCommand='devgate connect %h %p --user %r' ec2-user@i-0123456789abcdef0
-
-  # devgate-lab's instances
-  ssh -F /tmp/devgate-lab/ssh_config gpu1`,
 	"setup": `  devgate setup                     # shows the diff, asks, writes
   devgate setup --dry-run           # only shows the diff
   devgate setup --profile dev --region eu-west-1 --user ubuntu --yes`,
