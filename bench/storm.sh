@@ -55,7 +55,7 @@ run_case() { # binary dir, name, extra lab flags...
     t1=$(date +%s.%N)
     times+=("$(echo "$t1 - $t0" | bc)")
   done
-  for _ in $(seq 100); do # the lab logs each session's counters when it ends
+  for _ in $(seq 300); do # the lab logs each session's counters when it ends
     [ "$(grep -c 'mgs: session ended.* sent=[0-9]\{4,\}' "$lab/lab.log" || true)" -ge "$RUNS" ] && break
     sleep 0.1
   done
@@ -64,7 +64,8 @@ run_case() { # binary dir, name, extra lab flags...
   printf '  %-28s median %6.1f s (runs: %s)\n' "$name" "$m" "$(printf '%.1f ' "${times[@]}")"
   # Sessions with a bulk download: sent > 1000 messages. Their counters, one line each.
   { grep "mgs: session ended" "$lab/lab.log" || true; } | sed -n 's/.* sent=\([0-9]*\) retransmitted=\([0-9]*\).*/\1 \2/p' |
-    awk -v n="$name" '$1 > 1000 { printf "  %-28s agent sent %d stream messages, retransmitted %d (%.2f%%)\n", n, $1, $2, 100*$2/$1 }'
+    awk -v n="$name" '$1 > 1000 { k++; printf "  %-28s agent sent %d stream messages, retransmitted %d (%.2f%%)\n", n, $1, $2, 100*$2/$1 }
+      END { if (!k) printf "  %-28s (no session counters in the lab log)\n", n }'
   devgate-lab down --dir "$lab" >/dev/null 2>&1 || true
 }
 if [ -n "${BASELINE:-}" ]; then

@@ -39,10 +39,18 @@ type loadOptions struct {
 	appID string
 	log   *slog.Logger
 	lo    []func(*awsconfig.LoadOptions) error
+	wrap  []func(aws.CredentialsProvider) aws.CredentialsProvider
 }
 
-// WithAppID sets the SDK application id sent in every call's User-Agent
-// ("app/devgate/<version>"), so that CloudTrail tells devgate's calls apart.
+// WithCredentialsWrapper wraps the SDK's credential provider (package creds
+// caches an MFA role's credentials this way).
+func WithCredentialsWrapper(w func(aws.CredentialsProvider) aws.CredentialsProvider) Option {
+	return func(o *loadOptions) { o.wrap = append(o.wrap, w) }
+}
+
+// WithAppID sets the SDK application id "devgate/<version>" on every call;
+// the SDK writes it into the User-Agent as "app/devgate-<version>" ('/' is
+// not a token character), which CloudTrail records as userAgent.
 func WithAppID(version string) Option {
 	return func(o *loadOptions) { o.appID = "devgate/" + version }
 }
@@ -106,6 +114,13 @@ func Load(ctx context.Context, profile, region string, opts ...Option) (aws.Conf
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 8
 			o.MaxBackoff = 10 * time.Second
+			// An untrusted certificate does not become trusted by retrying.
+			o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if _, ok := tlsTrust(err); ok {
+					return aws.FalseTernary
+				}
+				return aws.UnknownTernary
+			})}, o.Retryables...)
 		})
 	}))
 	lo = append(lo, o.lo...)
@@ -126,6 +141,9 @@ func Load(ctx context.Context, profile, region string, opts ...Option) (aws.Conf
 		return cfg, exitcode.New(exitcode.Region, "pass --region or set AWS_REGION", "no AWS region")
 	}
 	if cfg.Credentials != nil {
+		for _, w := range o.wrap {
+			cfg.Credentials = w(cfg.Credentials)
+		}
 		cfg.Credentials = &credsProvider{inner: cfg.Credentials, profile: name}
 	}
 	return cfg, nil
@@ -156,6 +174,10 @@ func (p *credsProvider) ProviderSources() []aws.CredentialSource {
 }
 
 func (p *credsProvider) kind(err error) CredentialsKind {
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return ce.Kind
+	}
 	if c := credentialsCause(err, p.profile); c != nil {
 		return c.Kind
 	}

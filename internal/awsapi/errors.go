@@ -233,15 +233,24 @@ func classifyCredentials(err error, ce *CredentialsError) error {
 	// The provider reached AWS and AWS said no: classify what it said.
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		if r, ok := apiCodes[ae.ErrorCode()]; ok && r.class == exitcode.Credentials || ok && r.class == exitcode.Permission {
+		if r, ok := apiCodes[ae.ErrorCode()]; ok && r.class == exitcode.Credentials {
 			return exitcode.Wrap(err, exitcode.Credentials, profileHint(r.hint, ce.Profile),
 				"cannot get credentials for profile %s: %s", ce.Profile, ae.ErrorCode())
+		}
+		if r, ok := apiCodes[ae.ErrorCode()]; ok && r.class == exitcode.Permission {
+			return exitcode.Wrap(err, exitcode.Credentials,
+				"check the MFA code (type a fresh one), the role's trust policy and the source profile's permission to assume it",
+				"AWS refused the credentials of profile %s (%s: %s)", ce.Profile, ae.ErrorCode(), ae.ErrorMessage())
 		}
 	}
 	if _, ok := tlsTrust(err); ok {
 		return exitcode.Wrap(err, exitcode.Credentials,
 			"if a proxy or gateway inspects TLS, point AWS_CA_BUNDLE (or ca_bundle in the profile) at its CA certificate (PEM)",
 			"cannot get credentials for profile %s: the TLS certificate is not trusted", ce.Profile)
+	}
+	if isNetwork(err) {
+		return exitcode.Wrap(err, exitcode.Credentials, "check network access to the AWS endpoints (proxy settings HTTPS_PROXY/NO_PROXY, VPN)",
+			"cannot get credentials for profile %s: the credentials service is unreachable", orDefault(ce.Profile))
 	}
 	return exitcode.Wrap(err, exitcode.Credentials, "check the profile in ~/.aws/config (aws sts get-caller-identity --profile "+orDefault(ce.Profile)+")",
 		"cannot get AWS credentials for profile %s", orDefault(ce.Profile))
@@ -284,10 +293,7 @@ func isNetwork(err error) bool {
 	if errors.As(err, &se) {
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
+	// Not net.Error: syscall.Errno satisfies it, so a missing file would pass for a network failure.
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		return true

@@ -56,7 +56,7 @@ func TestClassifyTable(t *testing.T) {
 		{"sso typed, no wrapper", signing(&ssocreds.InvalidTokenError{}), exitcode.Credentials, "has expired", "devgate login --profile dev"},
 		{"mfa", config.AssumeRoleTokenProviderNotSetError{}, exitcode.Credentials, "MFA", "devgate login --profile dev in a terminal"},
 		{"provider refused", signing(&CredentialsError{Kind: CredsUnavailable, Profile: "dev", Err: apiErr("AccessDenied")}),
-			exitcode.Credentials, "cannot get credentials for profile dev", ""},
+			exitcode.Credentials, "AWS refused the credentials of profile dev (AccessDenied", "MFA code"},
 		{"x509", &smithyhttp.RequestSendError{Err: fmt.Errorf("tls: %w", x509.UnknownAuthorityError{})}, exitcode.Generic,
 			"not trusted", "AWS_CA_BUNDLE"},
 		{"network", &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Err: errors.New("refused")}}, exitcode.Generic,

@@ -28,7 +28,7 @@ func init() { register(newConnectCommand) }
 
 func newConnectCommand(io IO) *cobra.Command {
 	var af awsFlags
-	var user, key, document, logFile, prefix string
+	var user, key, document, logFile, prefix, reason string
 	var noStart, verbose, quiet bool
 	var timeout, resumeTimeout time.Duration
 	cmd := &cobra.Command{
@@ -79,7 +79,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 			}
 			opts := tunnel.Options{Target: args[0], Port: port, User: t.User, PublicKey: pub, Document: document,
 				NoStart: noStart, Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve,
-				Progress: progress, Logger: log,
+				Progress: progress, Logger: log, Reason: sessionReason(reason, "connect"),
 				OnReconnect: func(err error) {
 					if err != nil {
 						progress("connection lost (%v); resuming", err)
@@ -88,6 +88,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
+			opts.KeyAuthorized = key != "" // a managed node (mi-…) is reached with it without a push
 			ensureShortControlDir(io)
 			opts.OnResolved = func(r awsapi.Target) { followAlias(ctx, io, args[0], r.ID, quiet) }
 			conn, err := tunnel.Dial(ctx, cfg, opts)
@@ -108,6 +109,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors still)")
+	f.StringVar(&reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
 	addPrefixFlag(cmd, &prefix)
 	return cmd
 }

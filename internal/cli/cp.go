@@ -47,6 +47,7 @@ type cpOptions struct {
 	prefix    string
 	chunk     int64
 	timeout   time.Duration
+	reason    string
 }
 
 func newCpCommand(io IO) *cobra.Command {
@@ -80,6 +81,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
 	f.StringVar(&o.user, "user", "", "OS user on the instance (default: user@ in the target, else $DEVGATE_USER, else devgate's config, else "+config.DefaultUser+")")
 	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
+	f.StringVar(&o.reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
 	addPrefixFlag(cmd, &o.prefix)
 	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
@@ -172,7 +174,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 	}
 	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
-		Resolve: t.Resolve, Progress: say, StateDir: stateDir()}
+		Resolve: t.Resolve, Progress: say, StateDir: stateDir(), Reason: sessionReason(o.reason, "cp")}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {

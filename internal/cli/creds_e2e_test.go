@@ -4,11 +4,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"os/user"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/devgate/devgate/internal/cli"
 	"github.com/devgate/devgate/internal/lab"
 )
 
@@ -98,5 +101,49 @@ func TestE2ECredentialsRejected(t *testing.T) {
 		if code != 10 || !strings.Contains(stderr, "AWS rejected the credentials") || !strings.Contains(stderr, "hint:") {
 			t.Fatalf("%s: exit %d\n%s", tc.name, code, stderr)
 		}
+	}
+}
+
+var sessionRe = regexp.MustCompile(`\(session (devgate-lab-[0-9a-f]+)\)`)
+
+// Every call carries the SDK application id devgate/<version> in its
+// User-Agent, and StartSession a Reason naming devgate and the local user
+// (or --reason), as the lab recorded them.
+func TestE2EAuditUserAgentAndReason(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	var out strings.Builder
+	stderr, err := e.ssh(ctx, nil, &out, "gpu1", "true")
+	if err != nil {
+		t.Fatalf("ssh: %v\n%s", err, stderr)
+	}
+	m := sessionRe.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no session id in:\n%s", stderr)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.l.SessionReason(m[1]), "devgate connect by "+me.Username; got != want {
+		t.Fatalf("Reason %q, want %q", got, want)
+	}
+	for _, op := range []string{"StartSession", "SendSSHPublicKey"} {
+		// The SDK writes the application id "devgate/<version>" as app/devgate-<version>
+		// ('/' is not a User-Agent token character).
+		if ua := e.l.UserAgent(op); !strings.Contains(ua, " app/devgate-"+cli.Version) {
+			t.Fatalf("%s User-Agent %q lacks app/devgate-%s", op, ua, cli.Version)
+		}
+	}
+	_, stderr, code := e.devgate(ctx, strings.NewReader(""), nil, "connect", "--reason", "ticket OPS-42: debug the GPU driver", "gpu1", "22")
+	m = sessionRe.FindStringSubmatch(stderr)
+	if code != 0 || m == nil {
+		t.Fatalf("connect --reason: exit %d\n%s", code, stderr)
+	}
+	if got := e.l.SessionReason(m[1]); got != "ticket OPS-42: debug the GPU driver" {
+		t.Fatalf("--reason: lab saw %q", got)
+	}
+	if _, _, code := e.devgate(ctx, nil, nil, "ls"); code != 0 || !strings.Contains(e.l.UserAgent("DescribeInstances"), " app/devgate-") {
+		t.Fatalf("ls: exit %d, DescribeInstances User-Agent %q", code, e.l.UserAgent("DescribeInstances"))
 	}
 }

@@ -75,6 +75,15 @@ func TestDoctorCommand(t *testing.T) {
 		t.Fatalf("DEVGATE_USER ignored: %+v", m["test key push"])
 	}
 	t.Setenv("DEVGATE_USER", "")
+	// DEVGATE_SSH_CONFIG names the ssh config doctor checks (the lab's D/env sets it): one without
+	// devgate's Include fails the ssh -G check.
+	bare := filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(bare, []byte("Host *\n    User nobody\n"), 0o600)
+	t.Setenv("DEVGATE_SSH_CONFIG", bare)
+	if _, m = doctorResults(t, "devbox-gpu1"); m["ssh -G devbox-gpu1"].OK {
+		t.Fatalf("DEVGATE_SSH_CONFIG ignored: %+v", m["ssh -G devbox-gpu1"])
+	}
+	t.Setenv("DEVGATE_SSH_CONFIG", "")
 
 	code, m = doctorResults(t, "devbox-gpu2") // stopped
 	if code == 0 || m["instance devbox-gpu2"].OK || !strings.Contains(m["instance devbox-gpu2"].Fix, "devgate start") ||

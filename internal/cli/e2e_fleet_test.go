@@ -121,11 +121,21 @@ func (f *fleet) sshG(t *testing.T, alias string) map[string]string {
 func TestE2EFleet(t *testing.T) {
 	f := newFleet(t)
 	ctx := ctxFor(t, 4*time.Minute)
+	// ControlPersist masters outlive each ssh: stop them however the test ends (before the labs close).
+	t.Cleanup(func() {
+		for _, alias := range []string{"devbox-gpu1", "devbox-al1", "devbox-tagged", "devbox-custom", "devbox-b-cpu", "i-0b0000000000000b1"} {
+			f.ssh(context.Background(), t, "-O", "exit", alias)
+		}
+	})
 	// Run by its bare name, found on PATH through the symlink (Homebrew, nix): setup must keep that path.
 	for _, args := range [][]string{{"setup", "--yes", "--profile", "A"}, {"setup", "--yes", "--profile", "B", "--prefix", "devbox-b"}} {
 		if out, errs, err := f.run(ctx, t, "devgate", args...); err != nil {
 			t.Fatalf("%v: %v\n%s\n%s", args, err, out, errs)
 		}
+	}
+	// Run again: nothing changes (the second set did not disturb the first).
+	if _, errs, err := f.run(ctx, t, "devgate", "setup", "--yes", "--profile", "A"); err != nil || !strings.Contains(errs, "nothing changed") {
+		t.Fatalf("setup --profile A again: %v\n%s", err, errs)
 	}
 	managed, _ := os.ReadFile(filepath.Join(f.home, ".ssh", "devgate", "config"))
 	if !strings.Contains(string(managed), "ProxyCommand "+f.bin+" connect") {
@@ -215,8 +225,5 @@ func TestE2EFleet(t *testing.T) {
 	}
 	if m := f.sshG(t, "devbox-gpu1"); m["user"] != "ubuntu" || !strings.Contains(m["proxycommand"], "--profile A") {
 		t.Errorf("devbox-gpu1 lost by removing devbox-b: %v", m)
-	}
-	for _, alias := range []string{"devbox-gpu1", "devbox-al1", "devbox-tagged", "devbox-custom", "devbox-b-cpu", "i-0b0000000000000b1"} {
-		f.ssh(ctx, t, "-O", "exit", alias)
 	}
 }

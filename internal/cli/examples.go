@@ -62,4 +62,10 @@ var examples = map[string]string{
 	"vpn import": `  devgate vpn import
   devgate vpn import --endpoint cvpn-endpoint-0123456789abcdef0`,
 	"help": `  devgate help cp`,
+	"shell": `  devgate shell gpu1
+  devgate shell gpu1 --document AWS-StartInteractiveCommand --parameters command='nvidia-smi -l 5'`,
+	"exec": `  devgate exec gpu1 -- nvidia-smi
+  devgate exec gpu1 -- sh -c 'df -h /scratch'; echo "exit status $?"`,
+	"login": `  devgate login --profile sso-dev
+  devgate login --profile mfa-role --no-browser`,
 }

@@ -18,7 +18,7 @@ func init() { register(newForwardCommand) }
 
 func newForwardCommand(io IO) *cobra.Command {
 	var af awsFlags
-	var bind, prefix, logFile string
+	var bind, prefix, logFile, reason string
 	var noStart, auto, verbose, quiet bool
 	var timeout, resumeTimeout time.Duration
 	var sessions int
@@ -80,7 +80,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 			state := stateDir()
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
-					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve,
+					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve, Reason: sessionReason(reason, "forward"),
 					StateDir: state, Progress: progress, Logger: log}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
@@ -152,6 +152,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors and connection events still)")
+	f.StringVar(&reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
 	addPrefixFlag(cmd, &prefix)
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/config"
+	"github.com/devgate/devgate/internal/creds"
 )
 
 func init() { register(newLsCommand) }
@@ -31,6 +32,9 @@ func (f *awsFlags) load(ctx context.Context, sdkLog *slog.Logger) (aws.Config, e
 // application id; sdkLog receives what the SDK logs (nil: nothing).
 func loadAWS(ctx context.Context, profile, region string, sdkLog *slog.Logger) (aws.Config, error) {
 	opts := []awsapi.Option{awsapi.WithAppID(moduleVersion())}
+	if home, _, err := homeDir(); err == nil {
+		opts = append(opts, creds.MFAOptions(ctx, profile, home, "/dev/tty", time.Now())...)
+	}
 	if sdkLog != nil {
 		opts = append(opts, awsapi.WithLogger(sdkLog))
 	}

@@ -114,6 +114,10 @@ func Main(ctx context.Context, args []string, io IO) int {
 	if err == nil {
 		return 0
 	}
+	var st *exitcode.Status
+	if errors.As(err, &st) { // a remote command's exit status, passed on silently
+		return st.Code
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		fmt.Fprintln(io.ErrOut, "devgate: interrupted")
 		return int(exitcode.Interrupted)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 
@@ -86,3 +87,20 @@ func (t target) describe(ctx context.Context, cfg aws.Config, name string) (awsa
 
 // stateDir is devgate's per-user state directory (internal/config.StateDir).
 func stateDir() string { return config.StateDir() }
+
+// sessionReason is StartSession's Reason: the --reason flag, else
+// "devgate <command> by <local user>" so that CloudTrail shows who opened
+// the session with what.
+func sessionReason(flag, command string) string {
+	if flag != "" {
+		return flag
+	}
+	who := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		who = u.Username
+	}
+	if who == "" {
+		who = "unknown user"
+	}
+	return "devgate " + command + " by " + who
+}

@@ -10,18 +10,25 @@
 // WebSocket drops or the service closes it, it calls ResumeSession (Config.Resume),
 // redials the original stream URL and carries on, until Config.ResumeTimeout.
 //
-// It does not call StartSession or pick targets (internal/tunnel does), does
-// not speak smux (callers layer it on top), and has no KMS support.
+// Shell-type sessions (Standard_Stream, InteractiveCommands,
+// NonInteractiveCommands) add what shell.go and kms.go hold: a session the
+// agent starts without a handshake, terminal size messages, StdErr and
+// ExitCode payloads, and the KMS handshake with stream encryption (§4.4).
+//
+// It does not call StartSession or pick targets (internal/tunnel does), and
+// does not speak smux (callers layer it on top).
 package datachannel
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -63,7 +70,25 @@ type Config struct {
 	// OnReconnect, if set, is told when a drop happened (err) and when it healed (nil).
 	OnReconnect func(err error)
 	Dialer      *websocket.Dialer
-	Logger      *slog.Logger
+	// TLS and Proxy configure the default dialer (when Dialer is nil): the
+	// roots and proxy of the AWS API calls, so that one trust and one proxy
+	// serve both (nil: the system roots; http.ProxyFromEnvironment).
+	TLS    *tls.Config
+	Proxy  func(*http.Request) (*url.URL, error)
+	Logger *slog.Logger
+
+	// Shell accepts a session that starts without a handshake: Standard_Stream
+	// and InteractiveCommands sessions without KMS, where the agent sends
+	// Output at once (§4.1 step 2).
+	Shell bool
+	// KMS answers a KMSEncryption request (kms.go); nil refuses it.
+	KMS KMSClient
+	// TargetID is the session's target, part of the KMS encryption context (§4.4).
+	TargetID string
+	// OnPayload receives agent payloads other than Output, handshake and
+	// flags, decrypted, in sequence order: StdErr and ExitCode (§3.2). It
+	// must not block for long: it runs on the socket reader.
+	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
 }
 
 // ClosedError is how a session ends when the service sends channel_closed:
@@ -97,7 +122,9 @@ type Session struct {
 
 	hsReq  chan []byte
 	hsDone chan ssmmsg.HandshakeComplete
+	hsSkip chan struct{} // the agent sent Output without a handshake (Config.Shell)
 	flags  chan ssmmsg.Flag
+	kms    kmsState
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -154,7 +181,7 @@ func newSession(cfg Config) *Session {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, log: cfg.Logger.With("session", cfg.SessionID), clientID: reliable.NewID().String(),
 		ctx: sctx, cancel: cancel, hsReq: make(chan []byte, 1), hsDone: make(chan ssmmsg.HandshakeComplete, 1),
-		flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
+		hsSkip: make(chan struct{}, 1), flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
 		Deliver: s.deliver, Logger: s.log, TrackDepartures: true}) // wsConn.writeLoop reports departures
@@ -173,6 +200,11 @@ func (s *Session) handshake(ctx context.Context) error {
 	var req []byte
 	select {
 	case req = <-s.hsReq:
+	case <-s.hsSkip:
+		s.mu.Lock()
+		s.sessionType = "shell (no handshake)"
+		s.mu.Unlock()
+		return nil
 	case <-s.done:
 		return fail(s.Err())
 	case <-ctx.Done():
@@ -196,8 +228,16 @@ func (s *Session) handshake(ctx context.Context) error {
 				pa.Error = "Failed to process action SessionType: Unknown session type " + st.SessionType
 			}
 		case ssmmsg.ActionKMSEncryption:
-			pa.ActionStatus = ssmmsg.ActionFailed
-			pa.Error = "devgate does not support KMS-encrypted sessions"
+			var kerr error
+			pa, kerr = s.kmsAction(ctx, a.ActionParameters)
+			if kerr != nil {
+				// Tell the agent (it ends the session), then fail with the cause.
+				resp.ProcessedClientActions = append(resp.ProcessedClientActions, pa)
+				if body, err := json.Marshal(resp); err == nil {
+					_, _ = s.ep.Send(ctx, ssmmsg.PayloadHandshakeResponse, body)
+				}
+				return kerr
+			}
 		default:
 			pa.ActionStatus = ssmmsg.ActionUnsupported
 			pa.Error = "Unsupported action " + a.ActionType
@@ -281,7 +321,19 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		case s.hsDone <- hc:
 		default:
 		}
+	case ssmmsg.PayloadEncChallengeRequest:
+		s.answerChallenge(m.Payload)
 	case ssmmsg.PayloadOutput:
+		if s.cfg.Shell {
+			select {
+			case s.hsSkip <- struct{}{}:
+			default:
+			}
+		}
+		payload, ok := s.decrypt(m)
+		if !ok {
+			return true
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for s.buffered >= s.cfg.ReadBuffer && !s.closing && !s.ended {
@@ -290,8 +342,8 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		if s.closing || s.ended {
 			return true
 		}
-		s.chunks = append(s.chunks, append([]byte(nil), m.Payload...))
-		s.buffered += len(m.Payload)
+		s.chunks = append(s.chunks, payload)
+		s.buffered += len(payload)
 		s.cond.Broadcast()
 	case ssmmsg.PayloadFlag:
 		f, err := ssmmsg.ParseFlag(m.Payload)
@@ -307,6 +359,12 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		default:
 		}
 	default:
+		if s.cfg.OnPayload != nil {
+			if payload, ok := s.decrypt(m); ok {
+				s.cfg.OnPayload(m.PayloadType, payload)
+			}
+			return true
+		}
 		s.log.Debug("datachannel: payload ignored", "type", m.PayloadType)
 	}
 	return true
@@ -352,7 +410,11 @@ func (s *Session) Write(p []byte) (int, error) {
 			return n, err
 		}
 		end := min(n+s.cfg.MaxPayload, len(p))
-		if _, err := s.ep.Send(s.ctx, ssmmsg.PayloadOutput, append([]byte(nil), p[n:end]...)); err != nil {
+		payload, err := s.encrypt(p[n:end])
+		if err != nil {
+			return n, err
+		}
+		if _, err := s.ep.Send(s.ctx, ssmmsg.PayloadOutput, payload); err != nil {
 			if e := s.Err(); e != nil {
 				return n, e
 			}
@@ -528,7 +590,10 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 	d := s.cfg.Dialer
 	if d == nil {
 		d = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 45 * time.Second,
-			ReadBufferSize: 64 << 10, WriteBufferSize: 16 << 10}
+			ReadBufferSize: 64 << 10, WriteBufferSize: 16 << 10, TLSClientConfig: s.cfg.TLS}
+		if s.cfg.Proxy != nil {
+			d.Proxy = s.cfg.Proxy
+		}
 	}
 	ws, resp, err := d.DialContext(ctx, s.cfg.StreamURL, hdr)
 	if err != nil {

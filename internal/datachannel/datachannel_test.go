@@ -19,6 +19,7 @@ import (
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/labtest"
+	"github.com/devgate/devgate/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,7 +33,7 @@ func open(t *testing.T, l *lab.Lab, port int, mod func(*datachannel.Config)) *da
 	if mod != nil {
 		mod(&cfg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Deadline(20*time.Second))
 	defer cancel()
 	s, err := datachannel.Open(ctx, cfg)
 	if err != nil {
@@ -67,7 +68,7 @@ func TestEchoSSHMode(t *testing.T) {
 	if s.SessionType() != "Port" || s.Property("portNumber") != strconv.Itoa(port) || s.Property("type") != "" {
 		t.Fatalf("handshake: type %q properties portNumber=%q type=%q", s.SessionType(), s.Property("portNumber"), s.Property("type"))
 	}
-	roundTrip(t, s, 8<<20)
+	roundTrip(t, s, testutil.Size(8<<20))
 	// A lone LF is sent as LF (the official plugin rewrites it to CR, §9 item 14).
 	if _, err := s.Write([]byte("\n")); err != nil {
 		t.Fatal(err)
@@ -135,9 +136,17 @@ func TestReconnectUnderDropsAndFaults(t *testing.T) {
 				}
 			})
 			defer s.Close()
-			roundTrip(t, s, 6<<20)
-			if drops.Load() < 2 || heals.Load() < 2 {
-				t.Fatalf("drops %d, resumed %d: the fault did not exercise reconnects", drops.Load(), heals.Load())
+			// Round trips until the faults have exercised two reconnects
+			// (one usually suffices; a race build moves less per second).
+			deadline := time.Now().Add(testutil.Deadline(2 * time.Minute))
+			for {
+				roundTrip(t, s, testutil.Size(6<<20))
+				if drops.Load() >= 2 && heals.Load() >= 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("drops %d, resumed %d: the fault did not exercise reconnects", drops.Load(), heals.Load())
+				}
 			}
 		})
 	}

@@ -31,8 +31,13 @@ func FuzzIncoming(f *testing.F) {
 	f.Add(frame(0, ssmmsg.Acknowledge, 0, []byte(`{"AcknowledgedMessageSequenceNumber":0}`)))
 	f.Add(frame(0, ssmmsg.OutputStreamData, ssmmsg.PayloadHandshakeRequest, []byte("{")))
 	f.Add(make([]byte, 119))
+	// Shell-session payloads: StdErr, ExitCode, an encryption challenge without a KMS handshake.
+	f.Add(frame(2, ssmmsg.OutputStreamData, ssmmsg.PayloadStdErr, []byte("oops")))
+	f.Add(frame(2, ssmmsg.OutputStreamData, ssmmsg.PayloadExitCode, []byte("EXIT_CODE: 3")))
+	f.Add(frame(2, ssmmsg.OutputStreamData, ssmmsg.PayloadEncChallengeRequest, []byte(`{"Challenge":"AAAA"}`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := newSession(Config{SessionID: "s", MaxPayload: 1024, ReadBuffer: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+		s := newSession(Config{SessionID: "s", MaxPayload: 1024, ReadBuffer: 1 << 20, Logger: slog.New(slog.DiscardHandler),
+			OnPayload: func(ssmmsg.PayloadType, []byte) {}})
 		defer s.shutdown()
 		s.handleFrame(frame(0, ssmmsg.OutputStreamData, ssmmsg.PayloadHandshakeRequest, hs))
 		s.handleFrame(frame(1, ssmmsg.OutputStreamData, ssmmsg.PayloadOutput, []byte("a")))

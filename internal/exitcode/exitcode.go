@@ -76,6 +76,10 @@ func Code(err error) int {
 	if err == nil {
 		return 0
 	}
+	var st *Status
+	if errors.As(err, &st) {
+		return st.Code
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return int(e.Class)
@@ -90,4 +94,13 @@ func HintOf(err error) string {
 		return e.Hint
 	}
 	return ""
+}
+
+// Status is the exit status of a remote command or shell that devgate
+// passes on as its own (devgate shell, devgate exec). It is not a failure
+// of devgate: cli.Main exits with Code and prints nothing.
+type Status struct{ Code int }
+
+func (s *Status) Error() string {
+	return fmt.Sprintf("the remote command exited with status %d", s.Code)
 }

@@ -201,6 +201,9 @@ func (l *Lab) describeInstances(ctx context.Context, form url.Values) (any, erro
 		if len(ids) > 0 && !contains(ids, inst.spec.ID) {
 			continue
 		}
+		if inst.managedNode() {
+			continue // a hybrid managed node is not an EC2 instance
+		}
 		e := l.ec2Instance(inst)
 		ok := true
 		for _, f := range fs {
@@ -371,9 +374,14 @@ type getCallerIdentityResponse struct {
 
 func (l *Lab) registerSTS(r *labapi.Registry) {
 	r.Query("sts", "GetCallerIdentity", func(ctx context.Context, form url.Values) (any, error) {
+		arn := l.userArn()
+		if k, ok := l.tempKey(labapi.Caller(ctx)); ok && k.arn != "" {
+			arn = k.arn
+		}
 		return getCallerIdentityResponse{Xmlns: "https://sts.amazonaws.com/doc/2011-06-15/",
-			Arn: l.userArn(), UserID: "AIDADEVGATELAB0000001", Account: l.account, RequestID: labapi.RequestID(ctx)}, nil
+			Arn: arn, UserID: "AIDADEVGATELAB0000001", Account: l.account, RequestID: labapi.RequestID(ctx)}, nil
 	})
+	r.Query("sts", "AssumeRole", l.assumeRole)
 }
 
 func (l *Lab) userArn() string { return "arn:aws:iam::" + l.account + ":user/devgate-lab" }

@@ -34,13 +34,19 @@ type front struct {
 	throttle func() float64
 	// expired says whether the credentials of an access key have expired.
 	expired func(accessKey string) bool
+	// unsigned serves the requests that carry no SigV4 (SSO OIDC, the SSO
+	// portal, the lab's own pages); false when r is not one of them.
+	unsigned func(w http.ResponseWriter, r *http.Request) bool
+	// sessionToken is the session token temporary credentials must send.
+	sessionToken func(accessKey string) (string, bool)
 
 	rmu       sync.Mutex
 	throttles int
 	rnd       *rand.Rand
 
-	cmu   sync.Mutex
-	calls map[string]int
+	cmu    sync.Mutex
+	calls  map[string]int
+	agents map[string]string // operation → User-Agent of its last call
 }
 
 func newRequestID() string {
@@ -77,9 +83,13 @@ func protocolOf(r *http.Request, service string) protocol {
 	return protoJSON
 }
 
-func (f *front) count(op string) {
+func (f *front) count(op, userAgent string) {
 	f.cmu.Lock()
 	f.calls[op]++
+	if f.agents == nil {
+		f.agents = map[string]string{}
+	}
+	f.agents[op] = userAgent
 	f.cmu.Unlock()
 }
 
@@ -93,6 +103,12 @@ func (f *front) callTotal() int {
 	return n
 }
 
+func (f *front) userAgent(op string) string {
+	f.cmu.Lock()
+	defer f.cmu.Unlock()
+	return f.agents[op]
+}
+
 func (f *front) callCount(op string) int {
 	f.cmu.Lock()
 	defer f.cmu.Unlock()
@@ -102,6 +118,9 @@ func (f *front) callCount(op string) int {
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/v1/data-channel/") {
 		f.dataPath.ServeHTTP(w, r)
+		return
+	}
+	if f.unsigned != nil && f.unsigned(w, r) {
 		return
 	}
 	reqID := newRequestID()
@@ -125,6 +144,16 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.writeErr(w, proto, reqID, authError(proto, service, err))
 		return
 	}
+	if tok, ok := f.sessionToken(res.AccessKey); ok {
+		got := r.Header.Get("X-Amz-Security-Token")
+		if got == "" {
+			got = r.URL.Query().Get("X-Amz-Security-Token")
+		}
+		if got != tok {
+			f.writeErr(w, proto, reqID, authError(proto, service, sigv4.ErrUnknownKey))
+			return
+		}
+	}
 	if f.expired != nil && f.expired(res.AccessKey) {
 		// What AWS answers a request signed with temporary credentials past
 		// their expiry: ExpiredTokenException (JSON services) or
@@ -137,6 +166,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := labapi.WithRequest(r.Context(), reqID, res.AccessKey)
+	ctx = labapi.WithUserAgent(ctx, r.Header.Get("User-Agent"))
 	if d := f.latency(); d > 0 {
 		select {
 		case <-time.After(d):
@@ -152,7 +182,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		r.ContentLength = int64(len(body))
 		w.Header().Set("x-amz-request-id", reqID)
-		f.count(res.Service + ":" + r.Method)
+		f.count(res.Service+":"+r.Method, r.Header.Get("User-Agent"))
 		h.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
@@ -172,7 +202,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.writeErr(w, proto, reqID, labapi.Errorf(400, "InvalidAction", "The action %s is not valid for this web service.", action))
 		return
 	}
-	f.count(action)
+	f.count(action, r.Header.Get("User-Agent"))
 	if f.throttled() {
 		code := "Throttling"
 		if proto == protoEC2 {
@@ -225,7 +255,7 @@ func (f *front) serveJSON(ctx context.Context, w http.ResponseWriter, target str
 		return
 	}
 	op := target[strings.LastIndexByte(target, '.')+1:]
-	f.count(op)
+	f.count(op, labapi.UserAgent(ctx))
 	if f.throttled() {
 		f.writeErr(w, protoJSON, reqID, labapi.Errorf(400, "ThrottlingException", "Rate exceeded"))
 		return

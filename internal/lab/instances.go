@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"hash/fnv"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -66,6 +67,14 @@ type instance struct {
 	keys        []pushedKey
 	sshd        *sshd
 }
+
+// managedNodeIDRe matches hybrid managed nodes (registered with an SSM
+// activation): they have an agent but are not EC2 instances.
+var managedNodeIDRe = regexp.MustCompile(`^mi-[0-9a-f]{17}$`)
+
+// managedNode reports whether inst is a hybrid managed node (mi-…): EC2 and
+// EC2 Instance Connect do not know it; SSM does (ResourceType ManagedInstance).
+func (inst *instance) managedNode() bool { return managedNodeIDRe.MatchString(inst.spec.ID) }
 
 // stateCodes are EC2's instance state codes.
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}

@@ -11,6 +11,8 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,10 +27,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/devgate/devgate/internal/lab/faults"
 	"github.com/devgate/devgate/internal/lab/labapi"
+	"github.com/devgate/devgate/internal/lab/labkms"
 	"github.com/devgate/devgate/internal/lab/mgs"
 	"github.com/devgate/devgate/internal/lab/sigv4"
 )
@@ -61,6 +65,13 @@ type Options struct {
 	Services []Service
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// TLS serves the endpoint (API and data channel) over HTTPS/WSS with a
+	// certificate from the lab's own CA, written to Dir/ca.pem.
+	TLS bool
+	// SessionMinute is how long one minute of the preferences'
+	// idleSessionTimeout and maxSessionDuration lasts (default a minute;
+	// tests shrink it).
+	SessionMinute time.Duration
 }
 
 // DefaultInstances is the fleet of a lab started without instances.
@@ -82,15 +93,21 @@ type Lab struct {
 	front    *front
 	fleet    *fleet
 	mgs      *mgs.Server
+	kms      *labkms.Service
 	reg      *labapi.Registry
 	log      *slog.Logger
 	sessions sync.Map
+	caPEM    []byte   // the CA of a TLS lab
+	reasons  sync.Map // session id → StartSession's Reason
 
 	mu     sync.Mutex
 	fcfg   faults.Config
 	denied map[string]bool
 	// expiredKeys are access keys whose credentials have expired.
 	expiredKeys map[string]bool
+	tempKeys    map[string]tempKey // temporary credentials (SSO, AssumeRole)
+	sso         ssoState
+	usedCodes   map[string]bool // MFA codes already used (each is accepted once)
 	closed      bool
 }
 
@@ -127,6 +144,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{opts: opts, region: opts.Region, account: opts.Account, log: opts.Logger, fcfg: opts.Faults, denied: map[string]bool{}}
+	l.sso = ssoState{clients: map[string]string{}, devices: map[string]*device{}, byCode: map[string]*device{},
+		tokens: map[string]time.Time{}, tokenTTL: 8 * time.Hour}
 	fc := l.opts.Faults
 	l.mgs = mgs.New(mgs.Config{Faults: &fc, Logger: opts.Logger})
 	l.fleet = &fleet{
@@ -163,6 +182,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	l.registerEC2(l.reg)
 	l.registerSTS(l.reg)
 	l.registerSSM(l.reg)
+	l.kms = labkms.New(l.region, l.account, l.userArn())
+	l.kms.Register(l.reg)
 	for _, s := range opts.Services {
 		s.Register(l.reg)
 	}
@@ -172,8 +193,16 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			if k == opts.AccessKey {
 				return opts.Secret, true
 			}
+			if t, ok := l.tempKey(k); ok {
+				return t.secret, true
+			}
 			return "", false
 		}},
+		unsigned: l.serveSSO,
+		sessionToken: func(k string) (string, bool) {
+			t, ok := l.tempKey(k)
+			return t.token, ok
+		},
 		dataPath: l.mgs,
 		log:      opts.Logger,
 		latency:  func() time.Duration { return l.faults().APILatency },
@@ -183,6 +212,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		expired: func(k string) bool {
 			l.mu.Lock()
 			defer l.mu.Unlock()
+			if t, ok := l.tempKeys[k]; ok && !l.opts.Now().Before(t.expires) {
+				return true
+			}
 			return l.expiredKeys[k]
 		},
 	}
@@ -191,8 +223,19 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		l.stopSSHDs()
 		return nil, fmt.Errorf("lab: listen %s: %w", opts.Addr, err)
 	}
+	if opts.TLS {
+		tcfg, caPEM, err := labTLS(opts.Dir, opts.Now())
+		if err != nil {
+			ln.Close()
+			l.stopSSHDs()
+			return nil, fmt.Errorf("lab: TLS: %w", err)
+		}
+		l.caPEM = caPEM
+		ln = tls.NewListener(ln, tcfg)
+	}
 	l.ln, l.addr = ln, ln.Addr().String()
-	l.srv = &http.Server{Handler: l.front, ReadHeaderTimeout: 30 * time.Second}
+	l.srv = &http.Server{Handler: l.front, ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)} // TLS handshake refusals are expected in tests
 	go l.srv.Serve(ln)
 	return l, nil
 }
@@ -219,7 +262,20 @@ func (l *Lab) now() time.Time { return l.opts.Now() }
 func (l *Lab) host(context.Context) string { return l.addr }
 
 // Endpoint is the URL to use as AWS_ENDPOINT_URL.
-func (l *Lab) Endpoint() string { return "http://" + l.addr }
+func (l *Lab) Endpoint() string {
+	if l.caPEM != nil {
+		return "https://" + l.addr
+	}
+	return "http://" + l.addr
+}
+
+// CAFile is the CA certificate of a TLS lab (for AWS_CA_BUNDLE); "" without TLS.
+func (l *Lab) CAFile() string {
+	if l.caPEM == nil {
+		return ""
+	}
+	return filepath.Join(l.opts.Dir, CAFile)
+}
 
 // Region is the lab's region.
 func (l *Lab) Region() string { return l.region }
@@ -229,23 +285,42 @@ func (l *Lab) Credentials() (accessKey, secret string) { return l.opts.AccessKey
 
 // Env is the environment a client needs to reach the lab.
 func (l *Lab) Env() []string {
-	return []string{
+	env := []string{
 		"AWS_ENDPOINT_URL=" + l.Endpoint(),
+		// The SDK builds the SSO portal client (and the SSO OIDC client that
+		// refreshes tokens) while it resolves credentials, before it applies
+		// AWS_ENDPOINT_URL (aws-sdk-go-v2 config: resolveCredentials runs before
+		// resolveBaseEndpoint): only the service-specific variables reach them.
+		"AWS_ENDPOINT_URL_SSO=" + l.Endpoint(),
+		"AWS_ENDPOINT_URL_SSO_OIDC=" + l.Endpoint(),
+		"AWS_ENDPOINT_URL_STS=" + l.Endpoint(), // the AssumeRole client of a role profile, likewise
 		"AWS_REGION=" + l.region,
 		"AWS_DEFAULT_REGION=" + l.region,
 		"AWS_ACCESS_KEY_ID=" + l.opts.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + l.opts.Secret,
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
+	if f := l.CAFile(); f != "" {
+		env = append(env, "AWS_CA_BUNDLE="+f)
+	}
+	return env
 }
 
 // AWSConfig is an SDK configuration that reaches the lab with its credentials.
 func (l *Lab) AWSConfig() aws.Config {
-	return aws.Config{
+	cfg := aws.Config{
 		Region:       l.region,
 		Credentials:  credentials.NewStaticCredentialsProvider(l.opts.AccessKey, l.opts.Secret, ""),
 		BaseEndpoint: aws.String(l.Endpoint()),
 	}
+	if l.caPEM != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(l.caPEM)
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		})
+	}
+	return cfg
 }
 
 // addInstance fills spec's defaults (i numbers the default id and address)
@@ -286,8 +361,8 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 	if spec.Platform == "" {
 		spec.Platform = "Linux/UNIX"
 	}
-	if !instanceIDRe.MatchString(spec.ID) {
-		return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits", spec.ID)
+	if !instanceIDRe.MatchString(spec.ID) && !managedNodeIDRe.MatchString(spec.ID) {
+		return nil, fmt.Errorf("lab: instance id %q is not i- and 8 or 17 hex digits, nor mi- and 17 (a managed node)", spec.ID)
 	}
 	l.fleet.mu.Lock()
 	defer l.fleet.mu.Unlock()
@@ -457,6 +532,17 @@ func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
 // CallsTotal is the number of API calls the lab has answered, of every
 // service and operation (what a command that must not touch AWS is checked against).
 func (l *Lab) CallsTotal() int { return l.front.callTotal() }
+
+// UserAgent is the User-Agent header of the last call of an operation
+// ("StartSession", "DescribeInstances"; "" when it was never called).
+func (l *Lab) UserAgent(op string) string { return l.front.userAgent(op) }
+
+// SessionReason is the Reason StartSession was given for a session ("" when none).
+func (l *Lab) SessionReason(sessionID string) string {
+	v, _ := l.reasons.Load(sessionID)
+	s, _ := v.(string)
+	return s
+}
 
 // Throttled returns how many API calls the throttling fault refused.
 func (l *Lab) Throttled() int { return l.front.throttleCount() }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/devgate/devgate/internal/lab/labapi"
 	"github.com/devgate/devgate/internal/lab/mgs"
@@ -63,7 +64,7 @@ func (l *Lab) sendSSHPublicKey(ctx context.Context, body []byte) (any, error) {
 		return nil, labapi.Errorf(400, "InvalidArgsException", "Unsupported key type %s", pk.Type())
 	}
 	inst, ok := l.fleet.get(in.InstanceId)
-	if !ok {
+	if !ok || inst.managedNode() { // EC2 Instance Connect knows EC2 instances only
 		return nil, labapi.Errorf(400, "EC2InstanceNotFoundException", "Instance not found")
 	}
 	if st := l.fleet.info(inst).State; st != "running" {
@@ -103,7 +104,11 @@ func (l *Lab) newSessionID() string {
 }
 
 func (l *Lab) streamURL(host, id string) string {
-	return "ws://" + host + "/v1/data-channel/" + id + "?role=publish_subscribe"
+	scheme := "ws://"
+	if l.caPEM != nil {
+		scheme = "wss://"
+	}
+	return scheme + host + "/v1/data-channel/" + id + "?role=publish_subscribe"
 }
 
 func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
@@ -117,13 +122,20 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 	if in.Target == "" {
 		return nil, labapi.Errorf(400, "ValidationException", "1 validation error detected: Value null at 'target' failed to satisfy constraint: Member must not be null")
 	}
+	// Reason: 1 to 256 characters, pattern ^.{1,256}$ (SSM API reference, StartSession).
+	if n := utf8.RuneCountInString(in.Reason); n > 256 || strings.ContainsAny(in.Reason, "\n\r") {
+		return nil, labapi.Errorf(400, "ValidationException", "1 validation error detected: Value at 'reason' failed to satisfy constraint: Member must satisfy regular expression pattern: ^.{1,256}$")
+	}
 	doc := in.DocumentName
 	if doc == "" {
 		doc = "SSM-SessionManagerRunShell"
 	}
 	defaults, ok := documents[doc]
 	if !ok {
-		return nil, labapi.Errorf(400, "InvalidDocument", "Document %s is not supported by devgate-lab (supported: AWS-StartSSHSession, AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost)", doc)
+		if sd, isShell := l.lookupSessionDoc(doc); isShell {
+			return l.startShellSession(ctx, in, doc, sd)
+		}
+		return nil, labapi.Errorf(400, "InvalidDocument", "Document %s is not supported by devgate-lab (supported: AWS-StartSSHSession, AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost, SSM-SessionManagerRunShell, AWS-StartInteractiveCommand, AWS-StartNonInteractiveCommand and shell-type documents in the lab's document store)", doc)
 	}
 	props := map[string]string{}
 	for k, v := range defaults {
@@ -175,6 +187,8 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 		return nil, labapi.Errorf(500, "InternalServerError", "%v", err)
 	}
 	l.sessions.Store(id, inst.spec.ID)
+	l.reasons.Store(id, in.Reason)
+	l.log.Info("StartSession", "session", id, "target", inst.spec.ID, "document", doc, "reason", in.Reason, "user_agent", labapi.UserAgent(ctx))
 	host := l.host(ctx)
 	return map[string]string{"SessionId": id, "TokenValue": tok, "StreamUrl": l.streamURL(host, id)}, nil
 }
@@ -297,7 +311,7 @@ func (l *Lab) describeInstanceInformation(ctx context.Context, body []byte) (any
 		ii := instanceInformation{InstanceId: info.ID, PingStatus: status,
 			LastPingDateTime: float64(lastPing.UnixMilli()) / 1000, AgentVersion: inst.spec.AgentVersion,
 			IsLatestVersion: true, PlatformType: "Linux", PlatformName: "Amazon Linux", PlatformVersion: "2023",
-			ResourceType: "EC2Instance", IPAddress: info.PrivateIP, ComputerName: "ip-" + strings.ReplaceAll(info.PrivateIP, ".", "-") + ".ec2.internal"}
+			ResourceType: resourceType(inst), IPAddress: info.PrivateIP, ComputerName: "ip-" + strings.ReplaceAll(info.PrivateIP, ".", "-") + ".ec2.internal"}
 		ok := true
 		for _, f := range in.InstanceInformationFilterList {
 			m, err := match(f.Key, f.ValueSet, ii)
@@ -347,3 +361,11 @@ func (l *Lab) authorize(action string) error {
 }
 
 var _ = time.Second
+
+// resourceType is DescribeInstanceInformation's ResourceType.
+func resourceType(inst *instance) string {
+	if inst.managedNode() {
+		return "ManagedInstance"
+	}
+	return "EC2Instance"
+}

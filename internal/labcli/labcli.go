@@ -88,6 +88,7 @@ type fileConfig struct {
 
 func upCmd(allArgs []string, stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
 	var dir, addr, config, devgate, logLevel string
+	var useTLS bool
 	var instances []string
 	var detach bool
 	var readyTimeout time.Duration
@@ -121,7 +122,7 @@ With --detach it runs in the background and returns once the lab is ready (exit 
 			if detach {
 				return upDetached(cmd.Context(), dir, allArgs, readyTimeout, stdout, stderr)
 			}
-			opts := lab.Options{Dir: dir, Addr: addr, Faults: f}
+			opts := lab.Options{Dir: dir, Addr: addr, Faults: f, TLS: useTLS}
 			if config != "" {
 				fc, err := readConfig(config)
 				if err != nil {
@@ -195,6 +196,7 @@ With --detach it runs in the background and returns once the lab is ready (exit 
 	fl.StringVar(&config, "config", "", `JSON file: {"region":"…","instances":[{"name":"gpu1","state":"running","type":"g5.xlarge","user":"…"}]}`)
 	fl.StringSliceVar(&instances, "instance", nil, "an instance as name[:running|stopped|terminated] (repeatable; default gpu1:running, gpu2:stopped)")
 	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
+	fl.BoolVar(&useTLS, "tls", false, "serve HTTPS/WSS with the lab's own CA, written to D/ca.pem (D/env sets AWS_CA_BUNDLE to it)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
 	fl.BoolVar(&detach, "detach", false, "run in the background; return when the lab is ready, or fail with its error")
 	fl.DurationVar(&readyTimeout, "ready-timeout", 2*time.Minute, "with --detach: how long to wait for the lab to be ready")

@@ -143,3 +143,74 @@ func sshdPids(t *testing.T, dir string) []int {
 	}
 	return pids
 }
+
+// TestUpTLS: `up --tls` serves HTTPS with the lab's CA in D/ca.pem, and D/env
+// points AWS_CA_BUNDLE at it: the AWS CLI (Python, its own TLS stack) trusts
+// the lab with D/env and refuses it without AWS_CA_BUNDLE.
+func TestUpTLS(t *testing.T) {
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatalf("aws CLI not on PATH (.ci/run installs it): %v", err)
+	}
+	dir := t.TempDir()
+	var upOut, upErr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), []string{"up", "--dir", dir, "--tls", "--instance", "gpu1", "--pacing=false"}, &upOut, &upErr, nil)
+	}()
+	defer func() {
+		var downOut bytes.Buffer
+		Main(context.Background(), []string{"down", "--dir", dir}, &downOut, &downOut, nil)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("up still running after down")
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, PidFile)); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("up exited %d: %s %s", code, upOut.String(), upErr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("up did not write its pid file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HOME=" + t.TempDir(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "PATH=" + os.Getenv("PATH")}
+	for _, line := range strings.Split(string(b), "\n") {
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			env = append(env, k+"="+strings.Trim(v, "'"))
+		}
+	}
+	if !strings.Contains(string(b), "AWS_ENDPOINT_URL='https://") && !strings.Contains(string(b), "AWS_ENDPOINT_URL=https://") ||
+		!strings.Contains(string(b), filepath.Join(dir, "ca.pem")) {
+		t.Fatalf("D/env lacks the https endpoint or AWS_CA_BUNDLE:\n%s", b)
+	}
+	cmd := exec.Command(awsBin, "sts", "get-caller-identity", "--output", "json")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), `"Account"`) {
+		t.Fatalf("aws with D/env: %v\n%s", err, out)
+	}
+	var noCA []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "AWS_CA_BUNDLE=") {
+			noCA = append(noCA, kv)
+		}
+	}
+	cmd = exec.Command(awsBin, "sts", "get-caller-identity", "--output", "json", "--cli-read-timeout", "5", "--cli-connect-timeout", "5")
+	cmd.Env = append(noCA, "AWS_MAX_ATTEMPTS=1")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "CERTIFICATE_VERIFY_FAILED") {
+		t.Fatalf("aws without the CA: %v\n%s", err, out)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/devgate/devgate/internal/ssmmsg"
+	"github.com/devgate/devgate/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -87,7 +88,7 @@ func newPair(t *testing.T, loss float64, window int) *pair {
 
 func TestLossyInOrderDelivery(t *testing.T) {
 	p := newPair(t, 0.2, 64<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Deadline(30*time.Second))
 	defer cancel()
 	const n = 2000
 	for i := range n {
@@ -178,15 +179,15 @@ func TestRTO(t *testing.T) {
 	}
 	low := e.rto
 	for range 50 {
-		e.sampleLocked(5 * time.Second)
+		e.sampleLocked(2 * time.Second)
 	}
 	high := e.rto
 	e.mu.Unlock()
 	if low < 5*time.Millisecond+clockG-time.Millisecond || low > 20*time.Millisecond {
 		t.Errorf("RTO after 5 ms samples = %v, want about SRTT+10ms", low)
 	}
-	if high <= 5*time.Second || high > maxRTO {
-		t.Errorf("RTO after 5 s samples = %v, want above the 5 s round trip (not the official 1 s cap) and at most %v", high, maxRTO)
+	if high <= 2*time.Second || high > maxRTO {
+		t.Errorf("RTO after 2 s samples = %v, want above the 2 s round trip (not the official 1 s cap) and at most %v", high, maxRTO)
 	}
 }
 

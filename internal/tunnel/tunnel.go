@@ -13,15 +13,18 @@ package tunnel
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,12 +79,26 @@ type Options struct {
 	OnReconnect func(err error)
 	// Host is the remote host of DocPortForwardingRemoteHost.
 	Host string
+	// KeyAuthorized says PublicKey is already authorized on the target
+	// (connect --key): a managed node (mi-…), which EC2 Instance Connect
+	// cannot reach, is then connected to without a push.
+	KeyAuthorized bool
+	// Reason is StartSession's Reason, shown in CloudTrail and the Session
+	// Manager console (at most 256 characters; longer is cut; "" sends none).
+	Reason string
 	// OnResolved is told the instance a name or alias resolved to (not called
 	// for an instance id given directly), before any session is opened.
 	OnResolved func(t awsapi.Target)
 	// NoStream leaves a port-forwarding session without an smux stream:
 	// the caller multiplexes it (see OpenSession).
 	NoStream bool
+	// Shell makes it a shell-type session (see OpenShell): Document is any
+	// Standard_Stream, InteractiveCommands or NonInteractiveCommands
+	// document, Parameters its parameters, no port and no key push.
+	Shell      bool
+	Parameters map[string][]string
+	// OnPayload receives the agent's StdErr and ExitCode payloads (shell sessions).
+	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
 }
 
 // Conn is an open tunnel to the target port.
@@ -179,7 +196,7 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 	if o.Document == "" {
 		o.Document = DocSSH
 	}
-	if o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
+	if !o.Shell && o.Document != DocSSH && o.Document != DocPortForwarding && o.Document != DocPortForwardingRemoteHost {
 		return nil, exitcode.New(exitcode.Usage, "use "+DocSSH+" or "+DocPortForwarding, "unsupported document %q", o.Document)
 	}
 	if o.Timeout <= 0 {
@@ -216,6 +233,9 @@ func Dial(ctx context.Context, cfg aws.Config, o Options) (*Conn, error) {
 func (d *dialer) dial(ctx context.Context, t awsapi.Target) (*Conn, error) {
 	if d.o.OnResolved != nil && !awsapi.InstanceIDRe.MatchString(d.o.Target) {
 		d.o.OnResolved(t)
+	}
+	if IsManagedNode(t.ID) {
+		return d.managedNode(ctx, t.ID)
 	}
 	var c *Conn
 	var err error
@@ -274,7 +294,11 @@ func (d *dialer) warm(ctx context.Context, id string) (*Conn, error) {
 		go func() { defer wg.Done(); pushErr = d.pushKey(ctx, id) }()
 	}
 	if !d.saidSession {
-		d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		if d.o.Shell {
+			d.progress("Starting session (%s)…", d.o.Document)
+		} else {
+			d.progress("Starting session (%s, port %d)…", d.o.Document, d.o.Port)
+		}
 		d.saidSession = true
 	}
 	out, err := d.startSession(ctx, id)
@@ -404,8 +428,14 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 	if d.o.Document == DocPortForwardingRemoteHost {
 		params["host"] = []string{d.o.Host}
 	}
-	out, err := d.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(id),
-		DocumentName: aws.String(d.o.Document), Parameters: params})
+	if d.o.Shell {
+		params = d.o.Parameters
+	}
+	in := &ssm.StartSessionInput{Target: aws.String(id), DocumentName: aws.String(d.o.Document), Parameters: params}
+	if r := []rune(strings.Join(strings.Fields(d.o.Reason), " ")); len(r) > 0 {
+		in.Reason = aws.String(string(r[:min(len(r), 256)]))
+	}
+	out, err := d.ssm.StartSession(ctx, in)
 	if err == nil {
 		return out, nil
 	}
@@ -531,9 +561,18 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		},
 		Header: d.signUpgrade,
 	}
+	dcfg.TLS, dcfg.Proxy = transportOf(d.cfg)
+	if d.o.Shell {
+		d.shellConfig(&dcfg, id)
+	}
 	sess, err := datachannel.Open(ctx, dcfg)
 	if err != nil {
 		d.terminate(sid)
+		if awsapi.TLSTrustError(err) {
+			return nil, exitcode.Wrap(err, exitcode.SessionRefused,
+				"if a proxy or gateway inspects TLS, point AWS_CA_BUNDLE (or ca_bundle in the profile) at its CA certificate (PEM)",
+				"the TLS certificate of the data channel (ssmmessages) is not trusted")
+		}
 		return nil, err
 	}
 	c.sess, c.stream = sess, sess
@@ -558,6 +597,23 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	}
 	d.progress("Connected in %s (session %s)", d.elapsed(), sid)
 	return c, nil
+}
+
+// transportOf returns the TLS configuration (roots from AWS_CA_BUNDLE or the
+// profile's ca_bundle, else the system's) and the proxy function
+// (HTTPS_PROXY/NO_PROXY) of the SDK's HTTP client, for the data channel's
+// WebSocket. nil, nil when the client is not the SDK's buildable one.
+func transportOf(cfg aws.Config) (*tls.Config, func(*http.Request) (*url.URL, error)) {
+	bc, ok := cfg.HTTPClient.(interface{ GetTransport() *http.Transport })
+	if !ok {
+		return nil, nil
+	}
+	tr := bc.GetTransport()
+	var tc *tls.Config
+	if tr.TLSClientConfig != nil {
+		tc = tr.TLSClientConfig.Clone()
+	}
+	return tc, tr.Proxy
 }
 
 // signUpgrade SigV4-signs the WebSocket upgrade for service ssmmessages, as

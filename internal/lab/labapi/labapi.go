@@ -105,7 +105,20 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyCaller
+	keyUserAgent
 )
+
+// WithUserAgent returns ctx carrying the request's User-Agent header.
+func WithUserAgent(ctx context.Context, ua string) context.Context {
+	return context.WithValue(ctx, keyUserAgent, ua)
+}
+
+// UserAgent is the User-Agent header of the request (the SDKs put the
+// application id there as "app/<id>").
+func UserAgent(ctx context.Context) string {
+	s, _ := ctx.Value(keyUserAgent).(string)
+	return s
+}
 
 // WithRequest returns ctx carrying the request id and the caller's access key.
 func WithRequest(ctx context.Context, requestID, accessKey string) context.Context {

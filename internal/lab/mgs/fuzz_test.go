@@ -29,6 +29,10 @@ func FuzzFrameHandler(f *testing.F) {
 	ab, _ := ack.Encode()
 	f.Add(ab)
 	f.Add(make([]byte, 119))
+	// Shell-session payloads the agent decodes: Size and EncChallengeResponse.
+	f.Add(mk(1, ssmmsg.PayloadSize, []byte(`{"cols":80,"rows":24}`)))
+	f.Add(mk(1, ssmmsg.PayloadSize, []byte(`{"cols":0,"rows":99999999}`)))
+	f.Add(mk(1, ssmmsg.PayloadEncChallengeResponse, []byte(`{"Challenge":"AAAA"}`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		srv := New(Config{})
 		if _, err := srv.Create(SessionSpec{SessionID: "s-f", Target: "i-f", Properties: map[string]string{"portNumber": "22"}}); err != nil {

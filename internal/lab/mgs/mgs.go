@@ -57,11 +57,14 @@ type SessionSpec struct {
 	SessionID    string
 	Target       string
 	Document     string
-	SessionType  string            // "Port"
+	SessionType  string            // "Port" (default) or a shell type with Shell set
 	Properties   map[string]string // the document's substituted properties, sent in the handshake
 	AgentVersion string
 	// Dial connects the agent to host:port as seen from the instance.
 	Dial func(ctx context.Context, host string, port int) (net.Conn, error)
+	// Shell makes it a shell-type session (SessionType Standard_Stream,
+	// InteractiveCommands or NonInteractiveCommands) run by shell.go.
+	Shell *ShellSpec
 }
 
 // Server holds the lab's data-channel sessions.

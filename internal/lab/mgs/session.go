@@ -63,12 +63,22 @@ type session struct {
 	terminated atomic.Bool
 	// lastInput is when the client last sent a stream message (unix ns): the idle timeout's clock.
 	lastInput atomic.Int64
+
+	cipher *ssmmsg.StreamCipher // KMS sessions, after the data key was decrypted (mu)
+	chResp chan []byte          // EncChallengeResponse payloads
+}
+
+func (s *session) streamCipher() *ssmmsg.StreamCipher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cipher
 }
 
 func newSession(srv *Server, spec SessionSpec, token string) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{srv: srv, spec: spec, token: token, ctx: ctx, cancel: cancel,
-		log: srv.cfg.Logger.With("session", spec.SessionID), hsAcked: make(chan ssmmsg.HandshakeResponse, 1)}
+		log: srv.cfg.Logger.With("session", spec.SessionID), hsAcked: make(chan ssmmsg.HandshakeResponse, 1),
+		chResp: make(chan []byte, 1)}
 	s.ep = reliable.New(reliable.Config{
 		SendType:        ssmmsg.OutputStreamData,
 		Deliver:         s.deliver,
@@ -131,6 +141,9 @@ func (s *session) resume() (string, error) {
 		return "", err
 	}
 	s.token = tok
+	if sp, ok := s.plug.(*shellPlugin); ok {
+		sp.touch() // ResumeSession resets the idle timer (§7.4)
+	}
 	return tok, nil
 }
 
@@ -324,6 +337,25 @@ func (s *session) deliver(m *ssmmsg.Message) bool {
 		s.hsResponse = &r
 		s.mu.Unlock()
 		return true
+	case ssmmsg.PayloadEncChallengeResponse:
+		select {
+		case s.chResp <- append([]byte(nil), m.Payload...):
+		default:
+		}
+		return true
+	case ssmmsg.PayloadSize:
+		sz, err := ssmmsg.ParseSize(m.Payload)
+		if err != nil {
+			s.log.Warn("mgs: bad size message ignored", "err", err)
+			return true
+		}
+		s.mu.Lock()
+		sp, _ := s.plug.(*shellPlugin)
+		s.mu.Unlock()
+		if sp != nil {
+			sp.resize(sz)
+		}
+		return true
 	case ssmmsg.PayloadOutput:
 		if !s.complete.Load() {
 			s.log.Debug("mgs: data before the handshake completed: acked and discarded", "seq", m.SequenceNumber)
@@ -331,11 +363,20 @@ func (s *session) deliver(m *ssmmsg.Message) bool {
 		}
 		s.mu.Lock()
 		p := s.plug
+		c := s.cipher
 		s.mu.Unlock()
 		if p == nil {
 			return false
 		}
-		return p.input(m.Payload)
+		payload := m.Payload
+		if c != nil {
+			var err error
+			if payload, err = c.Open(m.Payload); err != nil {
+				go s.end("devgate-lab: an encrypted payload from the client did not decrypt: " + err.Error())
+				return true
+			}
+		}
+		return p.input(payload)
 	case ssmmsg.PayloadFlag:
 		f, err := ssmmsg.ParseFlag(m.Payload)
 		if err != nil {
@@ -378,16 +419,39 @@ func (s *session) acked(m *ssmmsg.Message) {
 	}
 }
 
-// run is the agent: handshake, then the port plugin.
+// run is the agent: handshake, then the session's plugin.
 func (s *session) run() {
 	start := time.Now()
+	sh := s.spec.Shell
+	if sh != nil && sh.KMSKeyID == "" && interactive(s.spec.SessionType) {
+		// Standard_Stream and InteractiveCommands handshake only with KMS; the
+		// agent calls SkipHandshake and sends output at once (§4.1 step 2).
+		p, err := s.startShell()
+		if err != nil {
+			s.end(err.Error())
+			return
+		}
+		s.mu.Lock()
+		s.plug = p
+		s.mu.Unlock()
+		s.complete.Store(true)
+		s.log.Info("mgs: shell session started without a handshake")
+		return
+	}
 	props := map[string]any{}
 	for k, v := range s.spec.Properties {
 		props[k] = v
 	}
+	if sh != nil && sh.HandshakeProperties != nil {
+		props = sh.HandshakeProperties
+	}
 	params, _ := json.Marshal(ssmmsg.SessionTypeRequest{SessionType: s.spec.SessionType, Properties: props})
-	req, _ := json.Marshal(ssmmsg.HandshakeRequest{AgentVersion: s.spec.AgentVersion,
-		RequestedClientActions: []ssmmsg.RequestedClientAction{{ActionType: ssmmsg.ActionSessionType, ActionParameters: params}}})
+	actions := []ssmmsg.RequestedClientAction{{ActionType: ssmmsg.ActionSessionType, ActionParameters: params}}
+	if sh != nil && sh.KMSKeyID != "" {
+		kp, _ := json.Marshal(ssmmsg.KMSEncryptionRequest{KMSKeyID: sh.KMSKeyID})
+		actions = append(actions, ssmmsg.RequestedClientAction{ActionType: ssmmsg.ActionKMSEncryption, ActionParameters: kp})
+	}
+	req, _ := json.Marshal(ssmmsg.HandshakeRequest{AgentVersion: s.spec.AgentVersion, RequestedClientActions: actions})
 	if _, err := s.ep.Send(s.ctx, ssmmsg.PayloadHandshakeRequest, req); err != nil {
 		return
 	}
@@ -424,7 +488,21 @@ func (s *session) run() {
 	s.mu.Lock()
 	s.clientVersion = cv
 	s.mu.Unlock()
-	p, err := s.startPlugin(cv)
+	customer := ""
+	if sh != nil && sh.KMSKeyID != "" {
+		if err := s.kmsHandshake(resp); err != nil {
+			s.end(err.Error())
+			return
+		}
+		customer = "This session is encrypted using AWS KMS."
+	}
+	var p plugin
+	var err error
+	if sh != nil {
+		p, err = s.startShell()
+	} else {
+		p, err = s.startPlugin(cv)
+	}
 	if err != nil {
 		s.end(err.Error())
 		return
@@ -435,7 +513,7 @@ func (s *session) run() {
 	// Mark complete before HandshakeComplete goes out: the client's first data
 	// can arrive within microseconds (§4.1).
 	s.complete.Store(true)
-	done, _ := json.Marshal(ssmmsg.HandshakeComplete{HandshakeTimeToComplete: time.Since(start).Nanoseconds()})
+	done, _ := json.Marshal(ssmmsg.HandshakeComplete{HandshakeTimeToComplete: time.Since(start).Nanoseconds(), CustomerMessage: customer})
 	if _, err := s.ep.Send(s.ctx, ssmmsg.PayloadHandshakeComplete, done); err != nil {
 		return
 	}
@@ -484,11 +562,14 @@ func (s *session) endBy(why EndReason, output string) {
 }
 
 // endAfterDrain waits (bounded) until the client acked all output, then ends.
-func (s *session) endAfterDrain(output string) {
+func (s *session) endAfterDrain(output string) { s.endByAfterDrain(EndedByService, output) }
+
+// endByAfterDrain is endAfterDrain with the reason the lab counts.
+func (s *session) endByAfterDrain(why EndReason, output string) {
 	ctx, cancel := context.WithTimeout(s.ctx, drainTimeout)
 	defer cancel()
 	_ = s.ep.WaitAcked(ctx)
-	s.end(output)
+	s.endBy(why, output)
 }
 
 func (s *session) wait() { s.wg.Wait() }

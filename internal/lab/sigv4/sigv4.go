@@ -113,9 +113,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
 		cred, signedHeaders, sig = q.Get("X-Amz-Credential"), q.Get("X-Amz-SignedHeaders"), q.Get("X-Amz-Signature")
 		amzDate = q.Get("X-Amz-Date")
 		payloadHash = q.Get("X-Amz-Content-Sha256")
-		if payloadHash == "" {
-			payloadHash = "UNSIGNED-PAYLOAD"
-		}
+
 	} else {
 		return res, ErrMissing
 	}
@@ -127,6 +125,12 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
 		return res, fmt.Errorf("%w: credential %q is not <key>/<date>/<region>/<service>/aws4_request", ErrMalformed, cred)
 	}
 	res.AccessKey, res.Region, res.Service = parts[0], parts[2], parts[3]
+	if res.Presigned && payloadHash == "" && res.Service == "s3" {
+		// S3's presigned URLs sign no payload (S3 API reference,
+		// "Authenticating Requests: Using Query Parameters"); other services
+		// sign the payload's hash, computed below.
+		payloadHash = "UNSIGNED-PAYLOAD"
+	}
 	t, err := time.Parse("20060102T150405Z", amzDate)
 	if err != nil {
 		if t, err = http.ParseTime(amzDate); err != nil {
