@@ -30,7 +30,7 @@ func newConnectCommand(io IO) *cobra.Command {
 	var af awsFlags
 	var user, key, document, logFile, prefix, reason string
 	var noStart, verbose, quiet bool
-	var timeout, resumeTimeout time.Duration
+	var timeout, resumeTimeout, liveness time.Duration
 	cmd := &cobra.Command{
 		Use:   "connect <target> <port>",
 		Short: "Tunnel stdin/stdout to a port of an instance (the ssh ProxyCommand)",
@@ -78,7 +78,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 				}
 			}
 			opts := tunnel.Options{Target: args[0], Port: port, User: t.User, PublicKey: pub, Document: document,
-				NoStart: noStart, Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve,
+				NoStart: noStart, Timeout: timeout, ResumeTimeout: resumeTimeout, Liveness: liveness, Resolve: t.Resolve,
 				Progress: progress, Logger: log, Reason: sessionReason(reason, "connect"),
 				OnReconnect: func(err error) {
 					if err != nil {
@@ -95,6 +95,9 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 			if err != nil {
 				return err
 			}
+			if io.settle != nil {
+				io.settle() // the terminal is ssh's now: later progress goes to the event log
+			}
 			return bridge(ctx, io, conn, progress)
 		},
 	}
@@ -106,6 +109,7 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 	f.BoolVar(&noStart, "no-start", false, "fail instead of starting a stopped instance")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the session")
 	f.DurationVar(&resumeTimeout, "resume-timeout", 2*time.Minute, "give up when a dropped data channel cannot be resumed within this")
+	f.DurationVar(&liveness, "liveness", datachannel.DefaultLiveness, "treat a data channel that sends nothing (no data, no pong) for this long as dropped, and resume it")
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors still)")

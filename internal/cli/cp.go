@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +46,7 @@ type cpOptions struct {
 	prefix    string
 	chunk     int64
 	timeout   time.Duration
+	resume    time.Duration
 	reason    string
 }
 
@@ -85,6 +85,7 @@ into place. -r copies folders (modes and mtimes kept).
 	addPrefixFlag(cmd, &o.prefix)
 	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
+	f.DurationVar(&o.resume, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this (the same command again resumes the copy)")
 	return cmd
 }
 
@@ -173,7 +174,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
 		}
 	}
-	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
+	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout, ResumeTimeout: o.resume,
 		Resolve: t.Resolve, Progress: say, StateDir: stateDir(), Reason: sessionReason(o.reason, "cp")}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
@@ -209,6 +210,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		rep, done := newProgress()
 		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		if state := stateDir(); state != "" {
+			ro.JournalDir = filepath.Join(state, "cp")
+		}
 		var st transfer.Stats
 		if dir == transfer.Download {
 			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)
@@ -242,9 +246,6 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			return exitcode.New(exitcode.LocalIO, "set XDG_CACHE_HOME or HOME", "no cache directory for the upload journal")
 		}
 		topt.JournalDir = filepath.Join(state, "cp")
-	}
-	if s := os.Getenv("DEVGATE_TESTONLY_CORRUPT_CHUNK"); s != "" {
-		topt.TestOnlyCorrupt = testOnlyCorrupt(s)
 	}
 	rep, done := newProgress()
 	topt.Progress = rep
@@ -344,21 +345,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// testOnlyCorrupt flips one byte of the chunk named by spec ("N" or "file:N"), once.
-func testOnlyCorrupt(spec string) func(string, int64, []byte) bool {
-	var once sync.Once
-	name, num, ok := strings.Cut(spec, ":")
-	if !ok {
-		name, num = "", spec
-	}
-	n, _ := strconv.ParseInt(num, 10, 64)
-	return func(rel string, chunk int64, b []byte) bool {
-		hit := false
-		if chunk == n && (name == "" || strings.HasSuffix(rel, name)) && len(b) > 0 {
-			once.Do(func() { b[len(b)/2] ^= 0xff; hit = true })
-		}
-		return hit
-	}
 }

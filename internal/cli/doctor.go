@@ -65,6 +65,7 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 						fmt.Fprintf(io.Out, "    fix: %s\n", r.Fix)
 					}
 				}
+				printRecentFailures(io.Out, io.Events, target, time.Now())
 			}
 			if doctor.Failed(results) {
 				n := 0

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/datachannel"
 	"github.com/devgate/devgate/internal/forward"
 	"github.com/devgate/devgate/internal/tunnel"
 )
@@ -20,7 +21,7 @@ func newForwardCommand(io IO) *cobra.Command {
 	var af awsFlags
 	var bind, prefix, logFile, reason string
 	var noStart, auto, verbose, quiet bool
-	var timeout, resumeTimeout time.Duration
+	var timeout, resumeTimeout, liveness time.Duration
 	var sessions int
 	cmd := &cobra.Command{
 		Use:   "forward <target> SPEC...",
@@ -80,7 +81,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 			state := stateDir()
 			for _, sp := range specs {
 				o := tunnel.Options{Target: target, Port: sp.RemotePort, Host: sp.Host, NoStart: noStart,
-					Timeout: timeout, ResumeTimeout: resumeTimeout, Resolve: t.Resolve, Reason: sessionReason(reason, "forward"),
+					Timeout: timeout, ResumeTimeout: resumeTimeout, Liveness: liveness, Resolve: t.Resolve, Reason: sessionReason(reason, "forward"),
 					StateDir: state, Progress: progress, Logger: log}
 				remote := sp.Remote()
 				o.OnReconnect = func(err error) {
@@ -149,6 +150,7 @@ the next connection. Ctrl-C ends the sessions. stdout gets one line per port.`,
 	f.BoolVar(&noStart, "no-start", false, "fail instead of starting a stopped instance")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and each session")
 	f.DurationVar(&resumeTimeout, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this; the next connection opens a new session")
+	f.DurationVar(&liveness, "liveness", datachannel.DefaultLiveness, "treat a data channel that sends nothing (no data, no pong) for this long as dropped, and resume it")
 	f.StringVar(&logFile, "log-file", "", "append a log to this file (0600)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug log (to --log-file, else stderr)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr (errors and connection events still)")

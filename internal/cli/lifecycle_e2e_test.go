@@ -214,9 +214,9 @@ func TestE2ESighupToForwardEndsSessions(t *testing.T) {
 }
 
 // startConnect runs devgate connect to gpu1 and returns once sshd's banner came through.
-func (e *e2e) startConnect(t *testing.T, ctx context.Context) (cmd *exec.Cmd, stdin io.WriteCloser, stdout io.ReadCloser, stderr func() string) {
+func (e *e2e) startConnect(t *testing.T, ctx context.Context, extra ...string) (cmd *exec.Cmd, stdin io.WriteCloser, stdout io.ReadCloser, stderr func() string) {
 	t.Helper()
-	cmd = exec.CommandContext(ctx, "devgate", "connect", "gpu1", "22", "--user", e.user(t))
+	cmd = exec.CommandContext(ctx, "devgate", append([]string{"connect", "gpu1", "22", "--user", e.user(t)}, extra...)...)
 	cmd.Env = e.environ
 	stdin, _ = cmd.StdinPipe()
 	stdout, _ = cmd.StdoutPipe()

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
@@ -106,9 +109,28 @@ func writeTable(io IO, rows []awsapi.Instance) error {
 		if r.State == "running" && r.LaunchTime != nil {
 			up = humanUptime(r.UptimeSec)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), r.ID, r.State, dash(r.Type), dash(r.Agent), dash(r.PrivateIP), up)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(printable(r.Name)), r.ID, r.State, dash(r.Type), dash(r.Agent), dash(r.PrivateIP), up)
 	}
 	return tw.Flush()
+}
+
+// printable escapes control characters (a Name tag is anyone's text: a
+// newline or an escape sequence must not reach the terminal or break the
+// table) as Go escapes them: \n, \x1b, \u0085.
+func printable(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func dash(s string) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/eventlog"
 	"github.com/devgate/devgate/internal/exitcode"
 )
 
@@ -21,10 +22,25 @@ type IO struct {
 	In     io.Reader
 	Out    io.Writer // stdout: data only (in connect, the SSH stream)
 	ErrOut io.Writer // stderr: progress, logs, errors
+	// Events records every failure (and progress nobody could see); nil: none.
+	Events *eventlog.Log
+	// ErrHidden says ErrOut is /dev/null (ssh's ControlPersist): Main then
+	// sends messages to Terminal, or to Events when there is no terminal.
+	ErrHidden bool
+	// Terminal opens the controlling terminal (nil: none).
+	Terminal func() (io.WriteCloser, error)
+
+	// settle, when set, tells Main's hidden-stderr writer that the command
+	// is running (the terminal belongs to ssh's session from now on).
+	settle func()
 }
 
-// StdIO returns the process's standard streams.
-func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
+// StdIO returns the process's standard streams, the event log in devgate's
+// state directory and /dev/tty.
+func StdIO() IO {
+	return IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Events: eventlog.Open(stateDir()),
+		ErrHidden: stderrHidden(os.Stderr), Terminal: openTerminal}
+}
 
 // NewRoot builds the devgate command tree.
 func NewRoot(io IO) *cobra.Command {
@@ -106,9 +122,21 @@ var commands []func(IO) *cobra.Command
 func register(c func(IO) *cobra.Command) { commands = append(commands, c) }
 
 // Main runs devgate with args and returns the process exit code. It is the
-// one place where errors become messages and exit codes.
+// one place where errors become messages and exit codes, and where every
+// failure is recorded in the event log with its exit code and hint.
 func Main(ctx context.Context, args []string, io IO) int {
+	errOut := io.ErrOut
+	var h *hiddenStderr
+	if io.ErrHidden {
+		h = newHiddenStderr(io.Events, io.Terminal)
+		defer h.close()
+		io.ErrOut, io.settle, errOut = h, h.settle, h.final()
+	}
 	root := NewRoot(io)
+	command, target := commandOf(root, args)
+	if h != nil {
+		h.command, h.target = command, target
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -119,23 +147,59 @@ func Main(ctx context.Context, args []string, io IO) int {
 		return st.Code
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		fmt.Fprintln(io.ErrOut, "devgate: interrupted")
+		fmt.Fprintln(errOut, "devgate: interrupted")
 		return int(exitcode.Interrupted)
 	}
-	fmt.Fprintf(io.ErrOut, "devgate: error: %v\n", err)
+	fmt.Fprintf(errOut, "devgate: error: %v\n", err)
+	hint := exitcode.HintOf(err)
+	code := exitcode.Code(err)
 	var e *exitcode.Error
 	var u usageError
-	switch {
-	case errors.As(err, &e):
-		if e.Hint != "" {
-			fmt.Fprintf(io.ErrOut, "devgate: hint: %s\n", e.Hint)
-		}
-		return int(e.Class)
-	case errors.As(err, &u):
-		fmt.Fprintf(io.ErrOut, "devgate: hint: run `%s --help` for usage and examples\n", u.cmd.CommandPath())
-		return int(exitcode.Usage)
+	if !errors.As(err, &e) && errors.As(err, &u) {
+		hint = fmt.Sprintf("run `%s --help` for usage and examples", u.cmd.CommandPath())
+		code = int(exitcode.Usage)
 	}
-	return exitcode.Code(err)
+	if hint != "" {
+		fmt.Fprintf(errOut, "devgate: hint: %s\n", hint)
+	}
+	if command != "doctor" { // doctor reports its own findings; its log would only echo them
+		_ = io.Events.Append(eventlog.Event{Kind: eventlog.KindFailure, Command: command, Target: target,
+			Code: code, Message: err.Error(), Hint: hint})
+	}
+	return code
+}
+
+// commandOf names the subcommand args run and its first argument (the
+// target of connect, forward, start, …), for the event log.
+func commandOf(root *cobra.Command, args []string) (command, target string) {
+	c, rest, err := root.Find(args)
+	if err != nil || c == root {
+		return "", ""
+	}
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			if i+1 < len(rest) {
+				return c.Name(), rest[i+1]
+			}
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return c.Name(), a
+		}
+		if strings.Contains(a, "=") {
+			continue
+		}
+		name := strings.TrimLeft(a, "-")
+		f := c.Flags().Lookup(name)
+		if f == nil && len(name) == 1 {
+			f = c.Flags().ShorthandLookup(name)
+		}
+		if f != nil && f.NoOptDefVal == "" {
+			i++ // the flag's value
+		}
+	}
+	return c.Name(), ""
 }
 
 // usageError marks flag and argument errors found by cobra, and the command

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -52,7 +53,9 @@ type Config struct {
 	// ClientVersion is sent in OpenDataChannelInput and the handshake.
 	ClientVersion string
 	// Resume calls ResumeSession and returns the new token ("" when the
-	// session ended). Nil disables reconnecting.
+	// session ended). A *GoneError is a definitive answer (the session does
+	// not exist): the session ends at once with its Err. Other errors are
+	// retried until ResumeTimeout. Nil disables reconnecting.
 	Resume func(ctx context.Context) (string, error)
 	// Header, if set, returns extra headers for each WebSocket upgrade
 	// (the SigV4 signature for service ssmmessages, §2.2).
@@ -67,6 +70,12 @@ type Config struct {
 	Window int
 	// ReadBuffer bounds received bytes not yet Read (default 8 MiB).
 	ReadBuffer int
+	// Liveness is how long a socket may stay silent (no frame and no pong)
+	// before it is treated as dropped: closed, then ResumeSession and a
+	// redial as for any drop. While nothing arrives for Liveness/4, a
+	// WebSocket ping is sent so that a live service answers. Default
+	// DefaultLiveness; negative disables the check.
+	Liveness time.Duration
 	// OnReconnect, if set, is told when a drop happened (err) and when it healed (nil).
 	OnReconnect func(err error)
 	Dialer      *websocket.Dialer
@@ -105,10 +114,26 @@ func (e *ClosedError) Error() string {
 	return "session " + e.SessionID + " closed by the service: " + e.Output
 }
 
+// GoneError is what Config.Resume returns for a definitive answer of
+// ResumeSession (the service says the session does not exist): asking again
+// cannot succeed, so the session ends at once with Err (already classified).
+type GoneError struct{ Err error }
+
+func (e *GoneError) Error() string { return e.Err.Error() }
+func (e *GoneError) Unwrap() error { return e.Err }
+
 // ErrClosed is returned by Read and Write after Close.
 var ErrClosed = errors.New("datachannel: session closed")
 
 const pingInterval = 5 * time.Minute
+
+// DefaultLiveness is Config.Liveness's default: a frozen service is
+// detected in 20 s (pings every 5 s while the socket is quiet), well inside
+// ssh's and the service's own timeouts.
+const DefaultLiveness = 20 * time.Second
+
+// ErrSilent is the cause of a drop found by the liveness check.
+var ErrSilent = errors.New("datachannel: the service stopped answering (no data and no pong)")
 
 // Session is one open data channel.
 type Session struct {
@@ -135,6 +160,9 @@ type Session struct {
 	done     chan struct{}
 	conn     *wsConn
 	closing  bool
+	// outage is when the current outage began (zero: none): lost sockets
+	// and silent redials until a socket is heard share its resume deadline.
+	outage time.Time
 
 	agentVersion    string
 	sessionType     string
@@ -174,6 +202,9 @@ func newSession(cfg Config) *Session {
 	}
 	if cfg.ReadBuffer <= 0 {
 		cfg.ReadBuffer = 8 << 20
+	}
+	if cfg.Liveness == 0 {
+		cfg.Liveness = DefaultLiveness
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -515,8 +546,14 @@ type wsConn struct {
 	ws   *websocket.Conn
 	out  chan []byte
 	stop chan struct{}
-	once sync.Once
-	sent func([]byte) // told when a frame was written to the socket (reliable.Endpoint.Departed)
+	// lastRecv is when a frame or a pong last arrived (unix ns).
+	lastRecv atomic.Int64
+	// silent is set when the liveness check closed the socket.
+	silent atomic.Bool
+	// heard is set by the first frame or pong from the service.
+	heard atomic.Bool
+	once  sync.Once
+	sent  func([]byte) // told when a frame was written to the socket (reliable.Endpoint.Departed)
 }
 
 const sendQueue = 16384
@@ -524,7 +561,36 @@ const sendQueue = 16384
 var errSendQueueFull = errors.New("datachannel: send queue full")
 
 func newWSConn(ws *websocket.Conn, sent func([]byte)) *wsConn {
-	return &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{}), sent: sent}
+	c := &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{}), sent: sent}
+	c.lastRecv.Store(time.Now().UnixNano())
+	return c
+}
+
+// watch is the liveness check of one socket: while nothing arrives for
+// d/4 it pings; after d of silence it closes the socket (the reader then
+// resumes). It runs beside the writer, which a full socket can block.
+func (c *wsConn) watch(d time.Duration) {
+	tick := max(d/8, 10*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastPing := time.Time{}
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		quiet := time.Since(time.Unix(0, c.lastRecv.Load()))
+		switch {
+		case quiet >= d:
+			c.silent.Store(true)
+			c.close()
+			return
+		case quiet >= d/4 && time.Since(lastPing) >= d/4:
+			lastPing = time.Now()
+			_ = c.ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(d/4))
+		}
+	}
 }
 
 func (c *wsConn) write(b []byte) error {
@@ -615,6 +681,10 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 	c := newWSConn(ws, s.ep.Departed)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
+	if s.cfg.Liveness > 0 {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); c.watch(s.cfg.Liveness) }()
+	}
 	return c, nil
 }
 
@@ -623,9 +693,33 @@ func (s *Session) attach(c *wsConn) {
 	s.mu.Lock()
 	s.conn = c
 	s.mu.Unlock()
+	c.ws.SetPongHandler(func(string) error {
+		c.lastRecv.Store(time.Now().UnixNano())
+		s.heard(c)
+		s.heard(c)
+		return nil
+	})
 	s.ep.Attach(c.write)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.readLoop(c) }()
+}
+
+// heard marks c as answered by the service (a frame or a pong); the first
+// time after an outage, the outage is over.
+func (s *Session) heard(c *wsConn) {
+	if !c.heard.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	was := s.outage
+	s.outage = time.Time{}
+	s.mu.Unlock()
+	if !was.IsZero() {
+		s.log.Info("datachannel: resumed", "outage", time.Since(was))
+		if s.cfg.OnReconnect != nil {
+			s.cfg.OnReconnect(nil)
+		}
+	}
 }
 
 // readLoop reads c until it fails, then reconnects or ends the session.
@@ -634,9 +728,14 @@ func (s *Session) readLoop(c *wsConn) {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.close()
+			if c.silent.Load() {
+				err = fmt.Errorf("%w for %s", ErrSilent, s.cfg.Liveness)
+			}
 			s.lost(c, err)
 			return
 		}
+		c.lastRecv.Store(time.Now().UnixNano())
+		s.heard(c)
 		if mt != websocket.BinaryMessage {
 			s.log.Debug("datachannel: non-binary frame dropped")
 			continue
@@ -692,14 +791,23 @@ func (s *Session) lost(c *wsConn, cause error) {
 		return
 	}
 	s.log.Info("datachannel: WebSocket lost; resuming", "err", cause)
-	if s.cfg.OnReconnect != nil {
+	// One outage lasts until a new socket hears from the service (healed):
+	// a socket that connects but stays silent does not restart the clock.
+	s.mu.Lock()
+	first := s.outage.IsZero()
+	if first {
+		s.outage = time.Now()
+	}
+	start := s.outage
+	s.mu.Unlock()
+	if first && s.cfg.OnReconnect != nil {
 		s.cfg.OnReconnect(cause)
 	}
 	if s.cfg.Resume == nil {
 		s.finish(exitcode.Wrap(cause, exitcode.TunnelLost, "", "data channel lost"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ResumeTimeout)
+	ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.cfg.ResumeTimeout))
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	var last error = cause
@@ -715,11 +823,13 @@ func (s *Session) lost(c *wsConn, cause error) {
 		}
 		nc, err := s.resumeOnce(ctx)
 		if err == nil {
-			s.log.Info("datachannel: resumed", "attempt", attempt)
-			if s.cfg.OnReconnect != nil {
-				s.cfg.OnReconnect(nil)
-			}
+			s.log.Info("datachannel: redialed; waiting for the service", "attempt", attempt)
 			s.attach(nc)
+			return
+		}
+		var gone *GoneError
+		if errors.As(err, &gone) {
+			s.finish(gone.Err)
 			return
 		}
 		var ended *ClosedError

@@ -198,3 +198,41 @@ func TestWrongTokenRefused(t *testing.T) {
 		t.Fatal("a used token opened the channel again")
 	}
 }
+
+// TestLivenessDetectsFrozenService: a data channel frozen by the lab (open
+// sockets, nothing read or written) is found silent, resumed when the lab
+// thaws, and reported once as a drop and once as healed.
+func TestLivenessDetectsFrozenService(t *testing.T) {
+	l := labtest.Start(t, lab.Options{})
+	port := labtest.Serve(t, echo)
+	var drops, heals atomic.Int32
+	var cause atomic.Value
+	s := open(t, l, port, func(c *datachannel.Config) {
+		c.Liveness = time.Second
+		c.OnReconnect = func(err error) {
+			t.Logf("OnReconnect(%v)", err)
+			if err != nil {
+				drops.Add(1)
+				cause.Store(err)
+			} else {
+				heals.Add(1)
+			}
+		}
+	})
+	defer s.Close()
+	roundTrip(t, s, 64<<10)
+	ids := l.Mgs().Active()
+	if len(ids) != 1 {
+		t.Fatalf("active %v", ids)
+	}
+	if err := l.Mgs().Freeze(ids[0], 4*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, s, 1<<20) // written into the frozen channel, echoed after the thaw
+	if drops.Load() != 1 || heals.Load() != 1 {
+		t.Fatalf("drops %d, heals %d; want one outage", drops.Load(), heals.Load())
+	}
+	if err, _ := cause.Load().(error); !errors.Is(err, datachannel.ErrSilent) {
+		t.Fatalf("drop cause %v, want ErrSilent", err)
+	}
+}

@@ -381,7 +381,18 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 }
 
 func (l *Lab) startInstanceSSHD(ctx context.Context, inst *instance) error {
-	s, err := startSSHD(ctx, filepath.Join(l.opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0)
+	var subsystem string
+	if spec := l.opts.Faults.CorruptChunk; spec != "" {
+		once := filepath.Join(l.opts.Dir, "corrupt-chunk")
+		if err := os.MkdirAll(once, 0o700); err != nil {
+			return err
+		}
+		var err error
+		if subsystem, err = faultSubsystem(spec, once); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	s, err := startSSHD(ctx, filepath.Join(l.opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0, subsystem)
 	if err != nil {
 		return fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
 	}

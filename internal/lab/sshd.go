@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/devgate/devgate/internal/lab/sftpfault"
+	"github.com/devgate/devgate/internal/shquote"
 )
 
 // sshd is one instance's real OpenSSH server on a loopback port.
@@ -123,8 +126,40 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startSSHD writes dir/sshd_config and starts sshd for user on a free loopback port.
-func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
+// sftpServerPaths are where distributions put OpenSSH's sftp-server.
+var sftpServerPaths = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/libexec/sftp-server", "/usr/lib/ssh/sftp-server"}
+
+// faultSubsystem is the sftp Subsystem command of the corrupt-chunk fault:
+// sftpfault's relay (devgate-lab-sftp-fault on PATH, else devgate-lab's own
+// subcommand of that name) in front of OpenSSH's sftp-server.
+func faultSubsystem(specs, onceDir string) (string, error) {
+	var server string
+	for _, p := range sftpServerPaths {
+		if _, err := os.Stat(p); err == nil {
+			server = p
+			break
+		}
+	}
+	if server == "" {
+		return "", fmt.Errorf("the corrupt-chunk fault needs OpenSSH's sftp-server (looked in %v)", sftpServerPaths)
+	}
+	argv := []string{sftpfault.Command}
+	if p, err := exec.LookPath(sftpfault.Command); err == nil {
+		argv = []string{p}
+	} else if exe, err := os.Executable(); err == nil {
+		argv = []string{exe, sftpfault.Command}
+	} else {
+		return "", fmt.Errorf("the corrupt-chunk fault needs %s on PATH: %w", sftpfault.Command, err)
+	}
+	return shquote.Join(append(argv, specs, onceDir, server)...), nil
+}
+
+// startSSHD writes dir/sshd_config and starts sshd for user on a free
+// loopback port; subsystem is the sftp Subsystem command ("" for internal-sftp).
+func startSSHD(ctx context.Context, dir, user string, port int, subsystem string) (*sshd, error) {
+	if subsystem == "" {
+		subsystem = "internal-sftp"
+	}
 	bin, err := sshdPath()
 	if err != nil {
 		return nil, err
@@ -176,7 +211,7 @@ func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
 			"PrintMotd no",
 			"MaxStartups 200:30:400",
 			"MaxSessions 100",
-			"Subsystem sftp internal-sftp",
+			"Subsystem sftp " + subsystem,
 			"LogLevel VERBOSE",
 			"",
 		}, "\n")

@@ -255,6 +255,20 @@ func findDevgate() string {
 	return "devgate"
 }
 
+// hostName is an instance's Name as one ssh_config Host pattern: a Name tag
+// is anyone's text, and a space, a newline or a quote in it would add
+// patterns or directives, so every byte outside [A-Za-z0-9._-] becomes "-"
+// ("" when nothing is left: the Host line has the instance id alone).
+func hostName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b), "-")
+}
+
 // WriteFiles writes D/env and D/ssh_config (both 0600): the lab's variables,
 // and one Host per instance whose ProxyCommand is `devgate connect`.
 func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
@@ -277,7 +291,7 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	fmt.Fprintf(&sc, "# devgate-lab instances; use with: ssh -F %s <name>\n", filepath.Join(dir, SSHConfigFile))
 	fmt.Fprintf(&sc, "# Source %s first: devgate connect reads the lab's endpoint and keys from the environment.\n", filepath.Join(dir, EnvFile))
 	for _, in := range l.Instances() {
-		fmt.Fprintf(&sc, "\nHost %s %s\n", in.Name, in.ID)
+		fmt.Fprintf(&sc, "\nHost %s\n", strings.TrimSpace(hostName(in.Name)+" "+in.ID))
 		fmt.Fprintf(&sc, "  HostName %s\n", in.ID)
 		fmt.Fprintf(&sc, "  User %s\n", in.User)
 		fmt.Fprintf(&sc, "  ProxyCommand %s connect %%h %%p --user %%r\n", sshQuote(devgate))

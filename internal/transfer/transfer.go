@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,6 +31,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pkg/sftp"
 
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshconn"
@@ -80,9 +83,6 @@ type Options struct {
 	Target   string
 	Progress Progress
 	Logger   *slog.Logger
-	// TestOnlyCorrupt may alter a chunk after it was read (tests of the
-	// checksum path); it reports whether it did.
-	TestOnlyCorrupt func(rel string, chunk int64, b []byte) bool
 }
 
 // Progress receives what a copy does. Calls come from several goroutines.
@@ -146,7 +146,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	}
 	tasks, dirs, err := c.plan(ctx)
 	if err != nil {
-		return c.stats, err
+		return c.stats, c.lostErr(sessions[0], err)
 	}
 	c.stats.Files = len(tasks)
 	for _, t := range tasks {
@@ -156,7 +156,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	var skippedBytes int64
 	for _, t := range tasks {
 		if err := c.prepare(ctx, t); err != nil {
-			return c.stats, err
+			return c.stats, c.lostErr(sessions[0], err)
 		}
 		if !t.complete {
 			pending = append(pending, t)
@@ -198,6 +198,13 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		return c.stats, err
 	}
 	if c.open.Load() > 0 {
+		c.smu.Lock()
+		lost := c.lost
+		c.smu.Unlock()
+		var xe *exitcode.Error
+		if errors.As(lost, &xe) {
+			return c.stats, lost // why the tunnel ended, with its own hint
+		}
 		return c.stats, exitcode.New(exitcode.TunnelLost, "run the same command again: it resumes", "every session was lost")
 	}
 	for _, l := range c.links {
@@ -276,10 +283,39 @@ type copier struct {
 	used     atomic.Int64 // workers that took at least one job
 	smu      sync.Mutex
 	stats    Stats
+	lost     error // why the last lost session's tunnel ended
 }
 
 func (c *copier) chunkLen(t *fileTask, i int64) int64 {
 	return min(t.chunk, t.e.Size-i*t.chunk)
+}
+
+// lostErr is err, unless it came from session s breaking (not an answer of
+// a file system) and s's tunnel says why it ended: then that reason, with its
+// own class and hint.
+func (c *copier) lostErr(s *sshconn.Client, err error) error {
+	if isRemoteFSError(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) { // a local file
+		return err
+	}
+	var xe *exitcode.Error
+	if terr := s.Err(2 * time.Second); terr != nil && errors.As(terr, &xe) {
+		return terr
+	}
+	return err
+}
+
+// noteLost keeps why the tunnel of a lost session ended, for the error of a
+// copy that lost them all.
+func (c *copier) noteLost(s *sshconn.Client) {
+	if err := s.Err(2 * time.Second); err != nil {
+		c.smu.Lock()
+		c.lost = err
+		c.smu.Unlock()
+	}
 }
 
 func (c *copier) addStats(f func(s *Stats)) {
@@ -510,6 +546,7 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 				// The session broke: give the chunk to another one.
 				c.o.Logger.Warn("transfer: session lost; its chunk goes to another session", "err", err)
 				c.q.push(jb)
+				c.noteLost(s)
 				return
 			}
 		}
@@ -576,9 +613,6 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	if err != nil { // EOF before the chunk's end: the source shrank
 		return nil // finish notices the changed size
 	}
-	if c.o.TestOnlyCorrupt != nil {
-		c.o.TestOnlyCorrupt(t.e.Rel, i, b)
-	}
 	w, wc, err := c.dst.OpenWrite(s, t.partial)
 	if err != nil {
 		return c.classify(err, c.dst, "destination", t.partial)
@@ -588,7 +622,7 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 		err = cerr
 	}
 	if err != nil {
-		return c.classify(err, c.dst, "destination", t.partial)
+		return c.classify(noSpace(s, c.dst, t.partial, n, err), c.dst, "destination", t.partial)
 	}
 	c.addStats(func(st *Stats) { st.Moved += n })
 	c.o.Progress.Add(t.e.Rel, n)
@@ -746,6 +780,7 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 		class = exitcode.RemoteIO
 	}
 	var ide *IsDirError
+	var nse *NoSpaceError
 	switch {
 	case errors.As(err, &ide):
 		return exitcode.Wrap(err, exitcode.Usage, "name a file, or a directory to copy into", "%s %s is a directory %s", what, p, where)
@@ -753,10 +788,59 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 		return exitcode.Wrap(err, class, "check the path", "%s %s does not exist %s", what, p, where)
 	case errors.Is(err, fs.ErrPermission):
 		return exitcode.Wrap(err, class, "check the file's permissions and the user devgate connects as (--user)", "permission denied: %s %s %s", what, p, where)
+	case errors.As(err, &nse):
+		return exitcode.Wrap(err, class, "free some space on the instance and run the same command again: it resumes",
+			"no space left on the instance for %s %s: %s free (partial file kept)", what, p, humanBytes(nse.Free))
 	case errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left"):
 		return exitcode.Wrap(err, class, "free some space and run the same command again: it resumes", "no space left for %s %s %s (partial file kept)", what, p, where)
 	}
 	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
+}
+
+// NoSpaceError is a write on the instance refused for lack of space. SFTP
+// has no status for a full disk (OpenSSH's sftp-server answers
+// SSH_FX_FAILURE), so it is recognised by asking the server's
+// statvfs@openssh.com extension how much room is left.
+type NoSpaceError struct {
+	Path string
+	Free uint64 // bytes available to the user on the file system of Path
+	Err  error
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%s free on the instance's file system of %s: %v", humanBytes(e.Free), e.Path, e.Err)
+}
+func (e *NoSpaceError) Unwrap() error { return e.Err }
+
+// noSpace turns a failed write of n bytes to p on the instance into a
+// *NoSpaceError when the file system has less than n bytes free; other
+// errors are returned as they are.
+func noSpace(s *sshconn.Client, sd side, p string, n int64, err error) error {
+	var se *sftp.StatusError
+	if _, remote := sd.(remoteSide); !remote || !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure {
+		return err
+	}
+	vfs, verr := s.SFTP.StatVFS(path.Dir(p))
+	if verr != nil {
+		return err // the server has no statvfs@openssh.com: say what it said
+	}
+	if free := vfs.Frsize * vfs.Bavail; free < uint64(n) {
+		return &NoSpaceError{Path: p, Free: free, Err: err}
+	}
+	return err
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // journalName names an upload's journal after the target and remote path.

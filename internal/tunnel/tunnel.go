@@ -69,7 +69,9 @@ type Options struct {
 	// Timeout bounds the whole wait for the instance, its agent and the session (default 10 min).
 	Timeout       time.Duration
 	ResumeTimeout time.Duration
-	Resolve       awsapi.ResolveOptions
+	// Liveness is datachannel.Config.Liveness (0: its default).
+	Liveness time.Duration
+	Resolve  awsapi.ResolveOptions
 	// StateDir holds the key-push stamps and their locks ("" disables the push cache).
 	StateDir string
 	// Progress receives one line per step.
@@ -545,9 +547,12 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	c := &Conn{InstanceID: id, SessionID: sid, ssm: d.ssm}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
-		ResumeTimeout: d.o.ResumeTimeout, Logger: d.log, OnReconnect: d.o.OnReconnect,
+		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
+			if err != nil && awsapi.SessionGone(err) {
+				return "", &datachannel.GoneError{Err: awsapi.Classify(err, "ssm:ResumeSession")}
+			}
 			if err != nil {
 				err = awsapi.Classify(err, "ssm:ResumeSession")
 				var xe *exitcode.Error

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/devgate/devgate/internal/lab/sftpfault"
 )
 
 // Config is one lab's models and faults. The zero value is a fast lab with no
@@ -42,6 +44,15 @@ type Config struct {
 	DropEvery time.Duration
 	// DropProb drops a client WebSocket with this probability per received frame.
 	DropProb float64
+	// CorruptChunk flips one byte that the instance's SFTP server reads or
+	// writes: "PATH-SUFFIX:BYTE-OFFSET[,…]", each once per lab (a disk or
+	// memory error on the instance; package sftpfault).
+	CorruptChunk string
+	// ForgetOnDrop makes the service lose a session whose WebSocket a fault
+	// dropped: ResumeSession then answers DoesNotExistException, as AWS does
+	// for a session whose record is gone (ended or timed out while the
+	// client was away).
+	ForgetOnDrop bool
 	// DropMode is how a drop happens: "tcp" (abrupt close, 1006) or "bye"
 	// (close frame 1000 "Bye", as the real service does about hourly).
 	DropMode string
@@ -52,6 +63,11 @@ type Config struct {
 	// PauseEvery sends pause_publication this often, then start_publication after PauseFor (0: never).
 	PauseEvery time.Duration
 	PauseFor   time.Duration
+	// FreezeEvery freezes a session's data channel FreezeFor after each
+	// client WebSocket attached: nothing read (no acks, no pongs), nothing
+	// written, new WebSockets not served, no socket closed (0: never).
+	FreezeEvery time.Duration
+	FreezeFor   time.Duration
 	// IdleTimeout ends a session whose client sent no stream message for
 	// this long (Session Manager's idle session timeout, default 20 min; 0: never).
 	IdleTimeout time.Duration
@@ -89,11 +105,15 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.KeyTTL, "key-ttl", c.KeyTTL, "validity of keys pushed with SendSSHPublicKey")
 	fs.DurationVar(&c.DropEvery, "drop-every", c.DropEvery, "drop each client WebSocket after this long (0: never)")
 	fs.Float64Var(&c.DropProb, "drop-prob", c.DropProb, "drop a client WebSocket with this probability per frame")
+	fs.StringVar(&c.CorruptChunk, "corrupt-chunk", c.CorruptChunk, "flip the byte at OFFSET of a file ending in SUFFIX as the instance's SFTP server reads or writes it, once: SUFFIX:OFFSET[,…]")
+	fs.BoolVar(&c.ForgetOnDrop, "forget-on-drop", c.ForgetOnDrop, "after a fault drop, ResumeSession answers DoesNotExistException")
 	fs.StringVar(&c.DropMode, "drop-mode", c.DropMode, `how drops happen: "tcp" (abrupt) or "bye" (close 1000 "Bye")`)
 	fs.Float64Var(&c.ReorderProb, "reorder-prob", c.ReorderProb, "probability of swapping an outgoing data message with its successor")
 	fs.Float64Var(&c.DuplicateProb, "duplicate-prob", c.DuplicateProb, "probability of sending an outgoing data message twice")
 	fs.DurationVar(&c.PauseEvery, "pause-every", c.PauseEvery, "send pause_publication this often (0: never)")
 	fs.DurationVar(&c.PauseFor, "pause-for", c.PauseFor, "how long each pause lasts")
+	fs.DurationVar(&c.FreezeEvery, "freeze-every", c.FreezeEvery, "freeze each session's data channel this long after a client WebSocket attached (0: never)")
+	fs.DurationVar(&c.FreezeFor, "freeze-for", c.FreezeFor, "how long each freeze lasts (sockets stay open, nothing is read or written)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "end a session after this long without input from its client (0: never)")
 	fs.Float64Var(&c.ThrottleRate, "throttle-rate", c.ThrottleRate, "fraction of API calls answered with a throttling error")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed for random faults (0: time-based)")
@@ -109,6 +129,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DropMode != "tcp" && c.DropMode != "bye" {
 		return fmt.Errorf(`faults: drop-mode %q: want "tcp" or "bye"`, c.DropMode)
+	}
+	if c.CorruptChunk != "" {
+		if _, err := sftpfault.ParseSpecs(c.CorruptChunk); err != nil {
+			return fmt.Errorf("faults: corrupt-chunk: %w", err)
+		}
 	}
 	if c.BandwidthCap < 0 {
 		return fmt.Errorf("faults: bandwidth %d is negative", c.BandwidthCap)

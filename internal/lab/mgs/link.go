@@ -47,6 +47,8 @@ type link struct {
 
 	onDrop func()       // counts fault drops
 	sent   func([]byte) // told when a frame has left the agent (reliable.Endpoint.Departed)
+	// gate, when set, blocks the writer while the session is frozen.
+	gate func(done <-chan struct{})
 }
 
 type outFrame struct {
@@ -176,6 +178,9 @@ func (l *link) writeLoop() {
 	}
 	var held []byte
 	put := func(b []byte) bool {
+		if l.gate != nil {
+			l.gate(l.done)
+		}
 		sh.wait(len(b))
 		if l.sent != nil {
 			l.sent(b)

@@ -74,8 +74,10 @@ type Server struct {
 	up       websocket.Upgrader
 	seed     atomic.Uint64
 	drops    atomic.Int64
+	freezes  atomic.Int64
 	mu       sync.Mutex
 	sessions map[string]*session
+	forgot   map[string]bool // sessions the service no longer knows (faults.ForgetOnDrop)
 
 	cmu    sync.Mutex
 	counts Counts
@@ -86,7 +88,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, sessions: map[string]*session{}}
+	s := &Server{cfg: cfg, sessions: map[string]*session{}, forgot: map[string]bool{}}
 	if cfg.Faults != nil {
 		s.f = *cfg.Faults
 	}
@@ -146,7 +148,10 @@ func (s *Server) get(id string) *session {
 // Resume mints a fresh token; "" once the session ended (§7.4).
 func (s *Server) Resume(sessionID string) (string, error) {
 	ss := s.get(sessionID)
-	if ss == nil {
+	s.mu.Lock()
+	forgot := s.forgot[sessionID]
+	s.mu.Unlock()
+	if ss == nil || forgot {
 		return "", ErrUnknownSession
 	}
 	return ss.resume()
@@ -281,6 +286,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(maxFrame)
+	// Pings are answered as gorilla's default handler does, except while
+	// the session is frozen.
+	conn.SetPingHandler(func(data string) error {
+		ss.waitThaw(r.Context().Done())
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return err
+	})
+	ss.waitThaw(r.Context().Done()) // a frozen session serves no new WebSocket
 	log := s.cfg.Logger.With("session", id, "remote", r.RemoteAddr)
 	in, err := readOpen(conn)
 	if err != nil {
@@ -294,7 +311,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := newLink(conn, s.f, s.seed.Add(1), log)
-	l.onDrop = func() { s.drops.Add(1) }
+	l.onDrop = func() {
+		s.drops.Add(1)
+		if s.f.ForgetOnDrop {
+			s.mu.Lock()
+			s.forgot[id] = true
+			s.mu.Unlock()
+		}
+	}
 	ss.serve(l, in.ClientVersion)
 }
 
@@ -325,6 +349,19 @@ func refuse(conn *websocket.Conn, code int, text string) {
 	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	conn.Close()
 }
+
+// Freeze freezes a session's data channel for d (see faults.Config.FreezeFor).
+func (s *Server) Freeze(sessionID string, d time.Duration) error {
+	ss := s.get(sessionID)
+	if ss == nil {
+		return ErrUnknownSession
+	}
+	ss.freeze(d)
+	return nil
+}
+
+// Freezes returns how many freezes began (Freeze and the freeze fault).
+func (s *Server) Freezes() int64 { return s.freezes.Load() }
 
 // Drops returns how many client WebSockets the drop faults closed.
 func (s *Server) Drops() int64 { return s.drops.Load() }

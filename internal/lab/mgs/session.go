@@ -59,6 +59,9 @@ type session struct {
 
 	hsAcked  chan ssmmsg.HandshakeResponse
 	complete atomic.Bool
+	// thaw is closed when a freeze ends; nil while not frozen (guarded by fmu).
+	fmu  sync.Mutex
+	thaw chan struct{}
 	// terminated: the client sent Flag TerminateSession or called the API.
 	terminated atomic.Bool
 	// lastInput is when the client last sent a stream message (unix ns): the idle timeout's clock.
@@ -92,6 +95,45 @@ func newSession(srv *Server, spec SessionSpec, token string) *session {
 		go s.idleLoop(d)
 	}
 	return s
+}
+
+// freeze stops the session's data channel for d without closing it: its
+// client WebSockets are neither read (no acks, no pongs) nor written, and a
+// new WebSocket for it is not served until the freeze ends — a service
+// that hangs (as under SIGSTOP) while the TCP connections stay up.
+func (s *session) freeze(d time.Duration) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.thaw != nil {
+		return
+	}
+	s.srv.freezes.Add(1)
+	s.log.Info("mgs: fault: data channel frozen", "for", d)
+	thaw := make(chan struct{})
+	s.thaw = thaw
+	time.AfterFunc(d, func() {
+		s.fmu.Lock()
+		s.thaw = nil
+		s.fmu.Unlock()
+		close(thaw)
+		s.log.Info("mgs: fault: data channel thawed")
+	})
+}
+
+// waitThaw blocks while the session is frozen, until the freeze ends or
+// done is closed.
+func (s *session) waitThaw(done <-chan struct{}) {
+	s.fmu.Lock()
+	thaw := s.thaw
+	s.fmu.Unlock()
+	if thaw == nil {
+		return
+	}
+	select {
+	case <-thaw:
+	case <-done:
+	case <-s.ctx.Done():
+	}
 }
 
 // clientTerminated counts the client's terminate (flag or API) once per session.
@@ -170,6 +212,7 @@ func (s *session) serve(l *link, openVersion string) {
 		l.kill("session ended")
 		return
 	}
+	l.gate = s.waitThaw
 	old := s.link
 	s.link = l
 	first := !s.started
@@ -219,6 +262,9 @@ func (s *session) startLinkFaults(l *link) (stop func()) {
 	var timers []*time.Timer
 	if f.DropEvery > 0 {
 		timers = append(timers, time.AfterFunc(f.DropEvery, l.drop))
+	}
+	if f.FreezeEvery > 0 && f.FreezeFor > 0 {
+		timers = append(timers, time.AfterFunc(f.FreezeEvery, func() { s.freeze(f.FreezeFor) }))
 	}
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -271,6 +317,7 @@ func (s *session) sendService(l *link, typ string) {
 func (s *session) readLoop(l *link) {
 	for {
 		mt, data, err := l.conn.ReadMessage()
+		s.waitThaw(l.done)
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				s.protocolError(fmt.Errorf("frame larger than %d bytes", maxFrame))
