@@ -9,10 +9,15 @@ import (
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/labs3"
 	"github.com/devgate/devgate/internal/lab/labvpn"
+	"github.com/devgate/devgate/internal/lab/sftpfault"
 	"github.com/devgate/devgate/internal/labcli"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sftpfault.Command {
+		// The lab's sshd runs this as the sftp subsystem under --corrupt-chunk.
+		os.Exit(sftpfault.Main(os.Args[2:]))
+	}
 	services := func() []lab.Service {
 		return []lab.Service{
 			labvpn.New(),                   // ACM, Client VPN and SSM documents

@@ -129,8 +129,28 @@ var apiCodes = map[string]rule{
 	"InvalidInstanceId":           notFound, // SSM
 	"InvalidClientVpnEndpointId.NotFound": {exitcode.NotFound, "Client VPN endpoint not found (%s)",
 		"check the endpoint id (aws ec2 describe-client-vpn-endpoints) and the region"},
+	// sessions (ResumeSession): definitive answers, not retried (SessionGone)
+	"DoesNotExistException": {exitcode.TunnelLost, "the service says the session does not exist any more (%s): it ended or timed out while the data channel was down",
+		"run the same command again: it opens a new session"},
 	"UnknownOperationException": badRegion,
 	"InvalidAction":             badRegion,
+}
+
+// SessionGone reports whether err is the service's definitive answer that a
+// session does not exist (ResumeSession's DoesNotExistException, also its
+// answer for an unknown or invalid session id; ValidationException for a
+// malformed one): asking again cannot succeed. Classified by smithy error
+// code (SSM API reference, ResumeSession "Errors").
+func SessionGone(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "DoesNotExistException", "ValidationException":
+		return true
+	}
+	return false
 }
 
 // profileHint puts the profile into a hint's {profile}.

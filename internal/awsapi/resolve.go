@@ -68,7 +68,7 @@ func Resolve(ctx context.Context, cfg aws.Config, target string, o ResolveOption
 		return Target{ID: id, Name: target}, nil
 	}
 	cache := readCache(o.CacheFile)
-	if e, ok := cache[target]; ok && o.Now().Sub(e.At) < CacheTTL {
+	if e, ok := cache[target]; ok && fresh(o.Now().Sub(e.At)) {
 		return Target{ID: e.ID, Name: e.Name, State: e.State, Cached: true}, nil
 	}
 	var names []string
@@ -188,6 +188,11 @@ func Remember(cacheFile, target string, t Target, now time.Time) {
 	writeCache(cacheFile, c, now)
 }
 
+// fresh reports whether a cache entry of this age may answer: younger than
+// CacheTTL and not dated in the future (a clock set back, or a cache file
+// written elsewhere, would otherwise be trusted forever).
+func fresh(age time.Duration) bool { return age >= 0 && age < CacheTTL }
+
 func readCache(path string) map[string]cacheEntry {
 	c := map[string]cacheEntry{}
 	if path == "" {
@@ -206,7 +211,7 @@ func readCache(path string) map[string]cacheEntry {
 // writeCache replaces the cache file atomically, dropping stale entries.
 func writeCache(path string, c map[string]cacheEntry, now time.Time) {
 	for k, e := range c {
-		if now.Sub(e.At) >= CacheTTL {
+		if !fresh(now.Sub(e.At)) {
 			delete(c, k)
 		}
 	}

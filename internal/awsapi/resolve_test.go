@@ -40,6 +40,12 @@ func TestResolve(t *testing.T) {
 	if tg, err := awsapi.Resolve(ctx, cfg, "devbox-gpu1", o); err != nil || tg.Cached {
 		t.Fatalf("after the TTL the cache must not answer: %+v %v", tg, err)
 	}
+	// An entry dated in the future (the clock was set back) is not trusted.
+	now = now.Add(-time.Hour)
+	if tg, err := awsapi.Resolve(ctx, cfg, "devbox-gpu1", o); err != nil || tg.Cached {
+		t.Fatalf("an entry dated in the future answered: %+v %v", tg, err)
+	}
+	now = now.Add(time.Hour)
 	_, err = awsapi.Resolve(ctx, cfg, "twin", o)
 	if exitcode.Code(err) != int(exitcode.NotFound) || strings.Count(err.Error(), "i-") != 2 {
 		t.Fatalf("two running twins: %v, want an error listing both ids", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +34,7 @@ const defaultSessions = 8
 type cpOptions struct {
 	af        awsFlags
 	recursive bool
+	follow    bool
 	sessions  int
 	via       string
 	bucket    string
@@ -46,6 +46,7 @@ type cpOptions struct {
 	prefix    string
 	chunk     int64
 	timeout   time.Duration
+	resume    time.Duration
 	reason    string
 }
 
@@ -70,7 +71,8 @@ into place. -r copies folders (modes and mtimes kept).
 	}
 	o.af.add(cmd)
 	f := cmd.Flags()
-	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories")
+	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories (symbolic links as links, modes and mtimes kept)")
+	f.BoolVarP(&o.follow, "copy-links", "L", false, "with -r, copy what symbolic links point to instead of the links (rsync -L)")
 	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
 	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
 	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET, else devgate's config)")
@@ -83,6 +85,7 @@ into place. -r copies folders (modes and mtimes kept).
 	addPrefixFlag(cmd, &o.prefix)
 	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
+	f.DurationVar(&o.resume, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this (the same command again resumes the copy)")
 	return cmd
 }
 
@@ -133,6 +136,14 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if err != nil {
 		return err
 	}
+	// Everything that can be checked here is checked before the first AWS call:
+	// a session may start (and bill) a stopped instance.
+	if o.via == "s3" && t.Bucket == "" {
+		return exitcode.New(exitcode.Usage, "pass --bucket, set DEVGATE_BUCKET or a bucket in devgate's config", "--via s3 needs a bucket")
+	}
+	if err := transfer.CheckLocal(transfer.Options{Direction: dir, Src: srcArg, Dst: dstArg, Recursive: o.recursive}); err != nil {
+		return err
+	}
 	user := t.User
 	home, _, err := homeDir()
 	if err != nil {
@@ -163,7 +174,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
 		}
 	}
-	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout,
+	topts := tunnel.Options{Target: rs.target, Port: 22, User: user, PublicKey: pub, Timeout: o.timeout, ResumeTimeout: o.resume,
 		Resolve: t.Resolve, Progress: say, StateDir: stateDir(), Reason: sessionReason(o.reason, "cp")}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
@@ -199,6 +210,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		rep, done := newProgress()
 		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		if state := stateDir(); state != "" {
+			ro.JournalDir = filepath.Join(state, "cp")
+		}
 		var st transfer.Stats
 		if dir == transfer.Download {
 			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)
@@ -222,7 +236,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
 		}
 	}
-	topt := transfer.Options{Direction: dir, Recursive: o.recursive, ChunkSize: o.chunk, Target: clients[0].InstanceID}
+	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
 	if dir == transfer.Download {
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {
@@ -232,9 +246,6 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			return exitcode.New(exitcode.LocalIO, "set XDG_CACHE_HOME or HOME", "no cache directory for the upload journal")
 		}
 		topt.JournalDir = filepath.Join(state, "cp")
-	}
-	if s := os.Getenv("DEVGATE_TESTONLY_CORRUPT_CHUNK"); s != "" {
-		topt.TestOnlyCorrupt = testOnlyCorrupt(s)
 	}
 	rep, done := newProgress()
 	topt.Progress = rep
@@ -267,9 +278,41 @@ func cpDone(io IO, o cpOptions, st transfer.Stats, via string, say func(string, 
 	if o.asJSON {
 		return printCpJSON(io, st, via)
 	}
-	say("copied %d file(s), %s in %.1f s (%.1f MB/s, %d sessions, %s resumed, via %s)", st.Files, progress.Bytes(st.Moved), st.Seconds,
-		mbps(st.Moved, st.Seconds), st.Sessions, progress.Bytes(st.Resumed), via)
+	say("%s", cpReport(st, via))
 	return nil
+}
+
+// cpReport is the human summary of a copy: what moved, over how many
+// sessions, what an earlier run had already done, and what was skipped.
+func cpReport(st transfer.Stats, via string) string {
+	copied := st.Files - st.Skipped
+	skipped := ""
+	if st.Skipped > 0 {
+		skipped = fmt.Sprintf("%s already in place (same size and mtime)", plural(st.Skipped, "file"))
+	}
+	if copied == 0 && st.Skipped > 0 {
+		return "nothing to copy: " + skipped
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "copied %s, %s in %.1f s (%.1f MB/s", plural(copied, "file"), progress.Bytes(st.Moved), st.Seconds, mbps(st.Moved, st.Seconds))
+	if st.Sessions > 1 || via != "s3" {
+		fmt.Fprintf(&b, ", %s", plural(st.Sessions, "session"))
+	}
+	if st.Resumed > 0 {
+		fmt.Fprintf(&b, ", %s resumed from an earlier run", progress.Bytes(st.Resumed))
+	}
+	fmt.Fprintf(&b, ", via %s)", via)
+	if skipped != "" {
+		b.WriteString("; " + skipped)
+	}
+	return b.String()
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // cpSummary is the --json output.
@@ -302,21 +345,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// testOnlyCorrupt flips one byte of the chunk named by spec ("N" or "file:N"), once.
-func testOnlyCorrupt(spec string) func(string, int64, []byte) bool {
-	var once sync.Once
-	name, num, ok := strings.Cut(spec, ":")
-	if !ok {
-		name, num = "", spec
-	}
-	n, _ := strconv.ParseInt(num, 10, 64)
-	return func(rel string, chunk int64, b []byte) bool {
-		hit := false
-		if chunk == n && (name == "" || strings.HasSuffix(rel, name)) && len(b) > 0 {
-			once.Do(func() { b[len(b)/2] ^= 0xff; hit = true })
-		}
-		return hit
-	}
 }

@@ -27,6 +27,8 @@ type cpSummary struct {
 	Bytes     int64   `json:"bytes"`
 	Moved     int64   `json:"bytes_moved"`
 	Resumed   int64   `json:"resumed_bytes"`
+	Skipped   int     `json:"skipped_files"`
+	Links     int     `json:"symlinks"`
 	Refetched int     `json:"refetched_chunks"`
 	Restarts  int     `json:"restarts"`
 	Sessions  int     `json:"sessions"`
@@ -105,10 +107,15 @@ func TestCpFileBothWays(t *testing.T) {
 	if ents, _ := os.ReadDir(down); len(ents) != 1 {
 		t.Fatalf("download left extra files: %v", ents)
 	}
-	// The same command again moves nothing.
+	// The same command again moves nothing: the file is skipped (not "resumed"), over no session.
 	s = e.cp(t, ctx, nil, "-j", "3", "--chunk-size", "1048576", "gpu1:"+remote, down)
-	if s.Moved != 0 || s.Resumed != 20<<20+12345 {
+	if s.Moved != 0 || s.Resumed != 0 || s.Skipped != 1 || s.Sessions != 0 {
 		t.Fatalf("second run summary %+v", s)
+	}
+	in, _ := e.l.Instance("gpu1")
+	if _, stderr, code := e.devgate(ctx, nil, nil, "cp", "--user", in.User, "-j", "3", "gpu1:"+remote, down); code != 0 ||
+		!strings.Contains(stderr, "devgate: nothing to copy: 1 file already in place (same size and mtime)\n") {
+		t.Fatalf("second run report: exit %d\n%s", code, stderr)
 	}
 }
 
@@ -294,23 +301,27 @@ func TestCpResumeAfterKill(t *testing.T) {
 	}
 }
 
-// TestCpCorruptChunkRefetched: a chunk corrupted on the way is caught by the
-// sha256 comparison and fetched again, both ways.
+// TestCpCorruptChunkRefetched: a byte flipped on the instance (the lab's
+// corrupt-chunk fault: its SFTP server hands out, or stores, one wrong byte
+// in chunk 5) is caught by the sha256 comparison and the chunk is moved
+// again, both ways.
 func TestCpCorruptChunkRefetched(t *testing.T) {
-	e := newE2E(t, lab.Options{})
+	const off = 5<<20 + 1234 // in chunk 5 of 1 MiB chunks
+	f := labtest.Fast()
+	f.CorruptChunk = fmt.Sprintf("/data.bin:%d,/up.bin.devgate-part:%d", off, off)
+	e := newE2E(t, lab.Options{Faults: f})
 	ctx := ctxFor(t, time.Minute)
 	src, _ := randFile(t, 10<<20)
-	env := []string{"DEVGATE_TESTONLY_CORRUPT_CHUNK=5"}
 	dst := filepath.Join(t.TempDir(), "down.bin")
-	s := e.cp(t, ctx, env, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
+	s := e.cp(t, ctx, nil, "-j", "2", "--chunk-size", "1048576", "gpu1:"+src, dst)
 	sameFile(t, src, dst)
 	if s.Refetched != 1 || s.Moved != 11<<20 {
 		t.Fatalf("download summary %+v, want one chunk fetched again", s)
 	}
 	up := filepath.Join(t.TempDir(), "up.bin")
-	s = e.cp(t, ctx, env, "-j", "2", "--chunk-size", "1048576", src, "gpu1:"+up)
+	s = e.cp(t, ctx, nil, "-j", "2", "--chunk-size", "1048576", src, "gpu1:"+up)
 	sameFile(t, src, up)
-	if s.Refetched != 1 {
+	if s.Refetched != 1 || s.Moved != 11<<20 {
 		t.Fatalf("upload summary %+v, want one chunk sent again", s)
 	}
 }
@@ -406,6 +417,38 @@ func TestCpDiskFull(t *testing.T) {
 	sameFile(t, src, dst)
 	if d == 0 || s.Resumed != d<<20 {
 		t.Fatalf("rerun %+v after %d journaled chunks", s, d)
+	}
+}
+
+// TestCpInstanceDiskFull: an upload to a full file system on the instance
+// says so, with the free space (SFTP only answers SSH_FX_FAILURE: devgate
+// asks statvfs@openssh.com), exit 25, the partial file kept; with room again
+// the same command resumes.
+func TestCpInstanceDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("this test mounts a small tmpfs (needs root, as the lab's sshd does): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 10<<20)
+	dst := filepath.Join(mnt, "out.bin")
+	args := []string{"-j", "2", "--chunk-size", "1048576", src, "gpu1:" + dst}
+	stderr, code := e.cpFail(t, ctx, args...)
+	if code != 25 || !strings.Contains(stderr, "no space left on the instance") || !strings.Contains(stderr, " free (partial file kept)") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+		t.Fatalf("partial file not kept: %v", err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=32m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	s := e.cp(t, ctx, nil, args...)
+	sameFile(t, src, dst)
+	if s.Resumed == 0 {
+		t.Fatalf("rerun %+v did not resume", s)
 	}
 }
 
@@ -564,7 +607,7 @@ func TestCpRerunWithCompleteJournal(t *testing.T) {
 // (the lab's instances are on it) until stop is closed. It returns those
 // that contain secret, and how many distinct ones contained mark (a path of
 // the copy: proof that the watcher saw the copy's processes at all). It also
-// records files matching private that others could read (mode & 077).
+// records files matching private that any user could read (mode & 007).
 func watchCmdlines(secret, mark, private string, stop <-chan struct{}) <-chan cmdlineWatch {
 	res := make(chan cmdlineWatch, 1)
 	go func() {
@@ -599,7 +642,7 @@ func watchCmdlines(secret, mark, private string, stop <-chan struct{}) <-chan cm
 			for _, f := range files {
 				if st, err := os.Stat(f); err == nil {
 					w.files++
-					if o := fmt.Sprintf("%s %v", f, st.Mode()); st.Mode().Perm()&0o077 != 0 && !seen[o] {
+					if o := fmt.Sprintf("%s %v", f, st.Mode()); st.Mode().Perm()&0o007 != 0 && !seen[o] {
 						seen[o] = true
 						w.open = append(w.open, o)
 					}
@@ -621,14 +664,16 @@ type cmdlineWatch struct {
 // every process's command line (ps). While --via s3 copies both ways, no
 // command line on the machine may hold a presigned URL (the bucket's name,
 // X-Amz-Signature, X-Amz-Security-Token); the relay's part files and the
-// partial file are 0600.
+// partial file are never readable by other users. The source is 0640: the
+// partial takes that mode just before its rename (an umask-022 default, the
+// old bug, is 0644).
 func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 	bucket := fmt.Sprintf("relay-%x", rand.Uint64())
 	s3 := labs3.New(bucket)
 	e := newE2E(t, lab.Options{Services: []lab.Service{s3}})
 	ctx := ctxFor(t, time.Minute)
 	src, _ := randFile(t, 40<<20+777)
-	os.Chmod(src, 0o644)
+	os.Chmod(src, 0o640)
 	up := filepath.Join(t.TempDir(), "up.bin")
 	stop := make(chan struct{})
 	// Path-style URLs (the lab's) carry the bucket; other tests on this
@@ -656,7 +701,57 @@ func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 	for _, f := range w.open {
 		t.Errorf("relay file readable by others on the instance: %s", f)
 	}
-	if st, _ := os.Stat(up); st.Mode().Perm() != 0o644 {
+	if st, _ := os.Stat(up); st.Mode().Perm() != 0o640 {
 		t.Errorf("the source's mode was not applied at the end: %v", st.Mode())
+	}
+}
+
+// TestCpStopsWhenSessionGone: the WebSocket drops and the service has lost
+// the session (ResumeSession answers DoesNotExistException). devgate stops
+// at once with its own message (exit 18) instead of calling ResumeSession
+// until --resume-timeout (10 min here); the partial file is kept.
+func TestCpStopsWhenSessionGone(t *testing.T) {
+	f := labtest.Fast()
+	f.BandwidthCap = 1 << 20
+	f.DropEvery = 2 * time.Second
+	f.ForgetOnDrop = true
+	e := newE2E(t, lab.Options{Faults: f})
+	ctx := ctxFor(t, 3*time.Minute)
+	src, _ := randFile(t, 16<<20)
+	dst := filepath.Join(t.TempDir(), "out.bin")
+	start := time.Now()
+	stderr, code := e.cpFail(t, ctx, "-j", "2", "--chunk-size", "1048576", "--resume-timeout", "10m", "gpu1:"+src, dst)
+	took := time.Since(start)
+	if code != 18 || !strings.Contains(stderr, "does not exist any more") || !strings.Contains(stderr, "run the same command again") {
+		t.Fatalf("exit %d after %v:\n%s", code, took, stderr)
+	}
+	// Each session asks once; retried, they would ask every 2 s for 10 minutes.
+	if n := e.l.Calls("ResumeSession"); n < 1 || n > 2 {
+		t.Fatalf("ResumeSession called %d times for 2 sessions, want 1 or 2", n)
+	}
+	if took > 2*time.Minute {
+		t.Fatalf("took %v: the definitive answer was retried", took)
+	}
+	if _, err := os.Stat(dst + ".devgate-part"); err != nil {
+		t.Fatalf("partial file not kept: %v", err)
+	}
+}
+
+// TestHomeMissing: HOME names a directory that does not exist: cp and setup
+// refuse with a clear error (exit 23) and create nothing there.
+func TestHomeMissing(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	src, _ := randFile(t, 1000)
+	home := filepath.Join(t.TempDir(), "no-such-home")
+	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}
+	for _, args := range [][]string{{"cp", src, "gpu1:" + filepath.Join(t.TempDir(), "x")}, {"setup", "--yes"}} {
+		_, stderr, code := e.devgate(ctx, nil, env, args...)
+		if code != 23 || !strings.Contains(stderr, home+" does not exist") || !strings.Contains(stderr, "set HOME") {
+			t.Fatalf("%v with a missing HOME: exit %d\n%s", args[0], code, stderr)
+		}
+		if _, err := os.Stat(home); !os.IsNotExist(err) {
+			t.Fatalf("%v created the missing HOME: %v", args[0], err)
+		}
 	}
 }

@@ -25,11 +25,14 @@ import (
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/faults"
 	"github.com/devgate/devgate/internal/lab/labtest"
+	"github.com/devgate/devgate/internal/lab/sftpfault"
 	"github.com/devgate/devgate/internal/labcli"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
+		// The lab's sshd runs it as the sftp subsystem under the corrupt-chunk fault.
+		sftpfault.Command: func() { os.Exit(sftpfault.Main(os.Args[1:])) },
 		"devgate": func() {
 			ctx, stop := cli.SignalContext(context.Background())
 			code := cli.Main(ctx, os.Args[1:], cli.StdIO())

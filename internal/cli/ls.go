@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
@@ -31,7 +34,7 @@ func (f *awsFlags) load(ctx context.Context, sdkLog *slog.Logger) (aws.Config, e
 // loadAWS loads the AWS configuration for profile and region with devgate's
 // application id; sdkLog receives what the SDK logs (nil: nothing).
 func loadAWS(ctx context.Context, profile, region string, sdkLog *slog.Logger) (aws.Config, error) {
-	opts := []awsapi.Option{awsapi.WithAppID(Version)}
+	opts := []awsapi.Option{awsapi.WithAppID(moduleVersion())}
 	if home, _, err := homeDir(); err == nil {
 		opts = append(opts, creds.MFAOptions(ctx, profile, home, "/dev/tty", time.Now())...)
 	}
@@ -76,6 +79,7 @@ func newLsCommand(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			awsapi.RememberInstances(t.Resolve.CacheFile, rows, time.Now())
 			if asJSON {
 				if rows == nil {
 					rows = []awsapi.Instance{}
@@ -105,9 +109,28 @@ func writeTable(io IO, rows []awsapi.Instance) error {
 		if r.State == "running" && r.LaunchTime != nil {
 			up = humanUptime(r.UptimeSec)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), r.ID, r.State, dash(r.Type), dash(r.Agent), dash(r.PrivateIP), up)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(printable(r.Name)), r.ID, r.State, dash(r.Type), dash(r.Agent), dash(r.PrivateIP), up)
 	}
 	return tw.Flush()
+}
+
+// printable escapes control characters (a Name tag is anyone's text: a
+// newline or an escape sequence must not reach the terminal or break the
+// table) as Go escapes them: \n, \x1b, \u0085.
+func printable(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func dash(s string) string {

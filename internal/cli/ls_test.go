@@ -108,3 +108,21 @@ func TestStartWhileStopping(t *testing.T) {
 		t.Fatalf("state %s, want running", in.State)
 	}
 }
+
+// TestLsControlCharacters: a Name tag with a newline, a tab and an escape
+// sequence (the 8-bit CSI: EC2's XML cannot carry ESC itself) is shown
+// escaped on one line of the table (--json keeps it as it is).
+func TestLsControlCharacters(t *testing.T) {
+	evil := "evil\nname\t\u009b31mred"
+	useLab(t, lab.Options{Instances: []lab.InstanceSpec{{Name: evil, State: "running"}}})
+	code, out, errs := runCLI(t, "", "ls")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || strings.ContainsAny(out, "\t\u009b") || !strings.HasPrefix(lines[1], `evil\nname\t\u009b31mred `) {
+		t.Fatalf("table (exit %d):\n%q\n%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "", "ls", "--json")
+	var rows []awsapi.Instance
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 1 || rows[0].Name != evil {
+		t.Fatalf("--json: %v %+v", err, rows)
+	}
+}

@@ -80,6 +80,15 @@ func homeDir() (home string, tilde bool, err error) {
 	if err != nil {
 		return "", false, exitcode.Wrap(err, exitcode.LocalIO, "set HOME", "cannot find the home directory")
 	}
+	// A HOME that is not there is a mistake in the environment (a typo, a
+	// container without its volume): creating it would hide keys and
+	// known_hosts where nobody looks.
+	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", home)
+		}
+		return "", false, exitcode.Wrap(err, exitcode.Config, "set HOME to your home directory", "the home directory %s does not exist", home)
+	}
 	if u, err := user.Current(); err == nil && filepath.Clean(u.HomeDir) == filepath.Clean(home) {
 		tilde = true
 	}
@@ -257,7 +266,7 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			return err
 		}
 		if !ok {
-			return exitcode.New(exitcode.Interrupted, "run again and answer y, or pass --yes", "setup cancelled; nothing written")
+			return exitcode.New(exitcode.Declined, "run again and answer y, or pass --yes", "setup cancelled; nothing written")
 		}
 	}
 	key, err := sshkey.Ensure(keyPath)

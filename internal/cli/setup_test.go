@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/devgate/devgate/internal/exitcode"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -67,8 +69,8 @@ func TestSetupEndToEnd(t *testing.T) {
 		t.Fatal("dry-run created ~/.ssh/devgate")
 	}
 	// Answering no writes nothing.
-	if code, _, _ := runCLI(t, "n\n", "setup", "--region", "us-east-1"); code == 0 {
-		t.Fatal("'n' answer returned 0")
+	if code, _, stderr := runCLI(t, "n\n", "setup", "--region", "us-east-1"); code != int(exitcode.Declined) || !strings.Contains(stderr, "devgate: hint: ") {
+		t.Fatalf("'n' answer: exit %d, want %d (declined)\n%s", code, exitcode.Declined, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(home, ".ssh", "devgate")); err == nil {
 		t.Fatal("'n' answer created ~/.ssh/devgate")

@@ -113,6 +113,8 @@ func pkiError(err error) error {
 		return exitcode.Wrap(err, exitcode.Passphrase, "check "+passphraseEnv+" or retype the passphrase; nothing was changed", "cannot unlock the CA key")
 	case errors.As(err, &ie), errors.Is(err, pki.ErrCorruptIndex):
 		return exitcode.Wrap(err, exitcode.Config, "restore the PKI directory from a backup; devgate does not repair it (it never edits index.txt in place, so this is outside damage or a hand edit)", "the PKI index is damaged; nothing was changed")
+	case errors.Is(err, pki.ErrCorruptKey):
+		return exitcode.Wrap(err, exitcode.Config, "restore ca.key.age from a backup; nothing was changed", "the CA key file is damaged")
 	case errors.Is(err, pki.ErrNotInitialized):
 		return exitcode.Wrap(err, exitcode.Config, "run `devgate vpn pki init --server-name vpn.<your domain>` or pass --dir", "no PKI here")
 	case errors.Is(err, pki.ErrExists):

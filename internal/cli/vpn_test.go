@@ -275,3 +275,28 @@ func field(out, key string) string {
 	}
 	return ""
 }
+
+// TestVPNTruncatedCAKey: a CA key file cut short (a full disk, a bad copy)
+// is a damaged state file: exit 23 with the file named, not exit 1; nothing changes.
+func TestVPNTruncatedCAKey(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv(passphraseEnv, cliPass)
+	dir := filepath.Join(t.TempDir(), "pki")
+	if code, _, stderr := vpn(t, dir, "pki", "init", "--server-name", "vpn.example.com"); code != 0 {
+		t.Fatalf("init: %d %s", code, stderr)
+	}
+	key := filepath.Join(dir, "ca.key.age")
+	b, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{len(b) / 2, len(b) - 10} {
+		os.WriteFile(key, b[:n], 0o600)
+		before := dirHash(t, dir)
+		code, _, stderr := vpn(t, dir, "pki", "issue", "dave")
+		if code != int(exitcode.Config) || !strings.Contains(stderr, "ca.key.age") {
+			t.Fatalf("CA key cut to %d of %d bytes: exit %d\n%s", n, len(b), code, stderr)
+		}
+		sameFiles(t, "truncated CA key", before, dirHash(t, dir))
+	}
+}

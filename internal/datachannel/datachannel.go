@@ -53,7 +53,9 @@ type Config struct {
 	// ClientVersion is sent in OpenDataChannelInput and the handshake.
 	ClientVersion string
 	// Resume calls ResumeSession and returns the new token ("" when the
-	// session ended). Nil disables reconnecting.
+	// session ended). A *GoneError is a definitive answer (the session does
+	// not exist): the session ends at once with its Err. Other errors are
+	// retried until ResumeTimeout. Nil disables reconnecting.
 	Resume func(ctx context.Context) (string, error)
 	// Header, if set, returns extra headers for each WebSocket upgrade
 	// (the SigV4 signature for service ssmmessages, §2.2).
@@ -111,6 +113,14 @@ func (e *ClosedError) Error() string {
 	}
 	return "session " + e.SessionID + " closed by the service: " + e.Output
 }
+
+// GoneError is what Config.Resume returns for a definitive answer of
+// ResumeSession (the service says the session does not exist): asking again
+// cannot succeed, so the session ends at once with Err (already classified).
+type GoneError struct{ Err error }
+
+func (e *GoneError) Error() string { return e.Err.Error() }
+func (e *GoneError) Unwrap() error { return e.Err }
 
 // ErrClosed is returned by Read and Write after Close.
 var ErrClosed = errors.New("datachannel: session closed")
@@ -815,6 +825,11 @@ func (s *Session) lost(c *wsConn, cause error) {
 		if err == nil {
 			s.log.Info("datachannel: redialed; waiting for the service", "attempt", attempt)
 			s.attach(nc)
+			return
+		}
+		var gone *GoneError
+		if errors.As(err, &gone) {
+			s.finish(gone.Err)
 			return
 		}
 		var ended *ClosedError

@@ -157,10 +157,20 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		onStop:    func(id string) { l.mgs.TerminateTarget(id, "instance stopped") },
 		byID:      map[string]*instance{},
 	}
+	ids, err := loadIDs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	for i, spec := range opts.Instances {
+		if spec.ID == "" {
+			spec.ID = ids.idFor(spec.Name, i)
+		}
 		if _, err := l.addInstance(spec, i); err != nil {
 			return nil, err
 		}
+	}
+	if err := ids.save(); err != nil {
+		return nil, err
 	}
 	for _, inst := range l.fleet.list {
 		if err := l.startInstanceSSHD(ctx, inst); err != nil {
@@ -371,7 +381,18 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 }
 
 func (l *Lab) startInstanceSSHD(ctx context.Context, inst *instance) error {
-	s, err := startSSHD(ctx, filepath.Join(l.opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0)
+	var subsystem string
+	if spec := l.opts.Faults.CorruptChunk; spec != "" {
+		once := filepath.Join(l.opts.Dir, "corrupt-chunk")
+		if err := os.MkdirAll(once, 0o700); err != nil {
+			return err
+		}
+		var err error
+		if subsystem, err = faultSubsystem(spec, once); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	s, err := startSSHD(ctx, filepath.Join(l.opts.Dir, "instances", inst.spec.ID), inst.spec.User, 0, subsystem)
 	if err != nil {
 		return fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
 	}
@@ -518,6 +539,10 @@ func (l *Lab) ExpireCredentials(accessKey string) {
 
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
 func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
+
+// CallsTotal is the number of API calls the lab has answered, of every
+// service and operation (what a command that must not touch AWS is checked against).
+func (l *Lab) CallsTotal() int { return l.front.callTotal() }
 
 // UserAgent is the User-Agent header of the last call of an operation
 // ("StartSession", "DescribeInstances"; "" when it was never called).

@@ -12,12 +12,16 @@ import (
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/devgate/devgate/internal/lab/sftpfault"
+	"github.com/devgate/devgate/internal/shquote"
 )
 
 // sshd is one instance's real OpenSSH server on a loopback port.
@@ -43,7 +47,26 @@ func sshdPath() (string, error) {
 	if _, err := os.Stat("/usr/sbin/sshd"); err == nil {
 		return "/usr/sbin/sshd", nil
 	}
-	return "", errors.New("sshd not found: install openssh-server (apt-get install openssh-server)")
+	return "", errors.New("sshd not found (PATH, /usr/sbin): install OpenSSH's server: sudo apt-get install -y openssh-server (Debian, Ubuntu), sudo dnf install -y openssh-server (Fedora); macOS ships it")
+}
+
+// privsepDir is the directory Debian's sshd, started as root, insists on
+// ("Missing privilege separation directory"); the distribution's service unit
+// creates it, which a lab's sshd never goes through.
+const privsepDir = "/run/sshd"
+
+// ensurePrivsepDir creates privsepDir when sshd will run as root on Linux.
+func ensurePrivsepDir() error {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return nil
+	}
+	if _, err := os.Stat(privsepDir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(privsepDir, 0o755); err != nil {
+		return fmt.Errorf("sshd needs %s: %w", privsepDir, err)
+	}
+	return os.Chmod(privsepDir, 0o755)
 }
 
 func (s *sshd) keysPath(user string) string { return filepath.Join(s.dir, "pushed-keys", user) }
@@ -103,10 +126,45 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startSSHD writes dir/sshd_config and starts sshd for user on a free loopback port.
-func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
+// sftpServerPaths are where distributions put OpenSSH's sftp-server.
+var sftpServerPaths = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/libexec/sftp-server", "/usr/lib/ssh/sftp-server"}
+
+// faultSubsystem is the sftp Subsystem command of the corrupt-chunk fault:
+// sftpfault's relay (devgate-lab-sftp-fault on PATH, else devgate-lab's own
+// subcommand of that name) in front of OpenSSH's sftp-server.
+func faultSubsystem(specs, onceDir string) (string, error) {
+	var server string
+	for _, p := range sftpServerPaths {
+		if _, err := os.Stat(p); err == nil {
+			server = p
+			break
+		}
+	}
+	if server == "" {
+		return "", fmt.Errorf("the corrupt-chunk fault needs OpenSSH's sftp-server (looked in %v)", sftpServerPaths)
+	}
+	argv := []string{sftpfault.Command}
+	if p, err := exec.LookPath(sftpfault.Command); err == nil {
+		argv = []string{p}
+	} else if exe, err := os.Executable(); err == nil {
+		argv = []string{exe, sftpfault.Command}
+	} else {
+		return "", fmt.Errorf("the corrupt-chunk fault needs %s on PATH: %w", sftpfault.Command, err)
+	}
+	return shquote.Join(append(argv, specs, onceDir, server)...), nil
+}
+
+// startSSHD writes dir/sshd_config and starts sshd for user on a free
+// loopback port; subsystem is the sftp Subsystem command ("" for internal-sftp).
+func startSSHD(ctx context.Context, dir, user string, port int, subsystem string) (*sshd, error) {
+	if subsystem == "" {
+		subsystem = "internal-sftp"
+	}
 	bin, err := sshdPath()
 	if err != nil {
+		return nil, err
+	}
+	if err := ensurePrivsepDir(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -153,7 +211,7 @@ func startSSHD(ctx context.Context, dir, user string, port int) (*sshd, error) {
 			"PrintMotd no",
 			"MaxStartups 200:30:400",
 			"MaxSessions 100",
-			"Subsystem sftp internal-sftp",
+			"Subsystem sftp " + subsystem,
 			"LogLevel VERBOSE",
 			"",
 		}, "\n")

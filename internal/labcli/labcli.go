@@ -35,6 +35,7 @@ const (
 	KnownHosts    = "known_hosts"
 	InstancesFile = "instances.json"
 	LogFile       = "lab.log"
+	IDsFileName   = lab.IDsFile // instance ids of this lab dir, kept across restarts
 )
 
 // ServiceFactory adds services (ACM, S3, …) to a lab; main wires them.
@@ -48,16 +49,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.SetOut(stderr)
+	root.SetOut(stdout) // help and usage on stdout, as for devgate
 	root.SetErr(stderr)
-	root.AddCommand(upCmd(stdout, stderr, services), downCmd(stdout), envCmd(stdout))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(err.Error(), c.CommandPath()+" --help") })
+	root.AddCommand(upCmd(args, stdout, stderr, services), downCmd(stdout), envCmd(stdout))
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if errors.Is(err, errReported) {
+			return 1
+		}
 		fmt.Fprintf(stderr, "devgate-lab: error: %v\n", err)
+		var u *usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(stderr, "devgate-lab: hint: %s\n", u.hint)
+			return 2
+		}
+		if strings.HasPrefix(err.Error(), "unknown command") {
+			fmt.Fprintln(stderr, "devgate-lab: hint: devgate-lab --help lists the commands")
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
+
+// usageError is a bad flag or argument: exit 2 with a hint, as in devgate.
+type usageError struct{ msg, hint string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usageErr(msg, hint string) error { return &usageError{msg, hint} }
 
 // fileConfig is the optional --config file.
 type fileConfig struct {
@@ -65,20 +86,27 @@ type fileConfig struct {
 	Instances []lab.InstanceSpec `json:"instances,omitempty"`
 }
 
-func upCmd(stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
+func upCmd(allArgs []string, stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
 	var dir, addr, config, devgate, logLevel string
 	var useTLS bool
 	var instances []string
+	var detach bool
+	var readyTimeout time.Duration
 	f := faults.Defaults()
 	c := &cobra.Command{
 		Use:   "up --dir D",
 		Short: "Run the lab in the foreground until `down` or a signal",
 		Long: `Runs the lab: every AWS service devgate uses on one loopback port, and a real sshd per instance.
-Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).`,
+Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).
+With --detach it runs in the background and returns once the lab is ready (exit 0) or has failed
+(its error on stderr, exit 1); its output then goes to D/lab.out.`,
+		Example: `  devgate-lab up --dir /tmp/devgate-lab --detach && . /tmp/devgate-lab/env
+  devgate-lab up --dir /tmp/lab --instance gpu1 --instance gpu2:stopped --api-latency 50ms
+  devgate-lab up --dir /tmp/lab --config fleet.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab up --dir /tmp/devgate-lab")
 			}
 			abs, err := filepath.Abs(dir)
 			if err != nil {
@@ -90,6 +118,9 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			}
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
+			}
+			if detach {
+				return upDetached(cmd.Context(), dir, allArgs, readyTimeout, stdout, stderr)
 			}
 			opts := lab.Options{Dir: dir, Addr: addr, Faults: f, TLS: useTLS}
 			if config != "" {
@@ -132,14 +163,15 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			if devgate == "" {
 				devgate = findDevgate()
 			}
-			if err := WriteFiles(dir, l, devgate, "~/.ssh/devgate/id_ed25519"); err != nil {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("the ssh config names devgate's key under the home directory: %w", err)
+			}
+			// An absolute path: ssh expands ~ from the passwd entry, devgate from $HOME.
+			key := filepath.Join(home, ".ssh", "devgate", "id_ed25519")
+			if err := WriteFiles(dir, l, devgate, key); err != nil {
 				return err
 			}
-			pidPath := filepath.Join(dir, PidFile)
-			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-				return err
-			}
-			defer os.Remove(pidPath)
 			fmt.Fprintf(stdout, "devgate-lab is up at %s (region %s)\n", l.Endpoint(), l.Region())
 			for _, in := range l.Instances() {
 				fmt.Fprintf(stdout, "  %-6s %s  %-8s user %s\n", in.Name, in.ID, in.State, in.User)
@@ -147,6 +179,12 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			fmt.Fprintf(stdout, "env:        %s   (. %s)\n", filepath.Join(dir, EnvFile), filepath.Join(dir, EnvFile))
 			fmt.Fprintf(stdout, "ssh config: %s   (ssh -F %s gpu1)\n", filepath.Join(dir, SSHConfigFile), filepath.Join(dir, SSHConfigFile))
 			fmt.Fprintf(stdout, "log:        %s\n", filepath.Join(dir, LogFile))
+			// The pid file comes last: it is what `up --detach` waits for.
+			pidPath := filepath.Join(dir, PidFile)
+			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(pidPath)
 			<-ctx.Done()
 			fmt.Fprintln(stdout, "devgate-lab: shutting down")
 			return nil
@@ -160,6 +198,8 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 	fl.StringVar(&devgate, "devgate", "", "devgate binary for the ProxyCommand in ssh_config (default: devgate on PATH or beside devgate-lab)")
 	fl.BoolVar(&useTLS, "tls", false, "serve HTTPS/WSS with the lab's own CA, written to D/ca.pem (D/env sets AWS_CA_BUNDLE to it)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
+	fl.BoolVar(&detach, "detach", false, "run in the background; return when the lab is ready, or fail with its error")
+	fl.DurationVar(&readyTimeout, "ready-timeout", 2*time.Minute, "with --detach: how long to wait for the lab to be ready")
 	f.RegisterFlags(fl)
 	return c
 }
@@ -215,6 +255,20 @@ func findDevgate() string {
 	return "devgate"
 }
 
+// hostName is an instance's Name as one ssh_config Host pattern: a Name tag
+// is anyone's text, and a space, a newline or a quote in it would add
+// patterns or directives, so every byte outside [A-Za-z0-9._-] becomes "-"
+// ("" when nothing is left: the Host line has the instance id alone).
+func hostName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b), "-")
+}
+
 // WriteFiles writes D/env and D/ssh_config (both 0600): the lab's variables,
 // and one Host per instance whose ProxyCommand is `devgate connect`.
 func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
@@ -224,6 +278,12 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&env, "export %s=%s\n", k, shquote.Quote(v))
 	}
+	// devgate's own defaults for the lab: the instances' OS user (when they share one)
+	// and the ssh config doctor checks instead of ~/.ssh/config.
+	if u := commonUser(l.Instances()); u != "" {
+		fmt.Fprintf(&env, "export DEVGATE_USER=%s\n", shquote.Quote(u))
+	}
+	fmt.Fprintf(&env, "export DEVGATE_SSH_CONFIG=%s\n", shquote.Quote(filepath.Join(dir, SSHConfigFile)))
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
 		return err
 	}
@@ -231,7 +291,7 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	fmt.Fprintf(&sc, "# devgate-lab instances; use with: ssh -F %s <name>\n", filepath.Join(dir, SSHConfigFile))
 	fmt.Fprintf(&sc, "# Source %s first: devgate connect reads the lab's endpoint and keys from the environment.\n", filepath.Join(dir, EnvFile))
 	for _, in := range l.Instances() {
-		fmt.Fprintf(&sc, "\nHost %s %s\n", in.Name, in.ID)
+		fmt.Fprintf(&sc, "\nHost %s\n", strings.TrimSpace(hostName(in.Name)+" "+in.ID))
 		fmt.Fprintf(&sc, "  HostName %s\n", in.ID)
 		fmt.Fprintf(&sc, "  User %s\n", in.User)
 		fmt.Fprintf(&sc, "  ProxyCommand %s connect %%h %%p --user %%r\n", sshQuote(devgate))
@@ -263,6 +323,18 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, InstancesFile), append(b, '\n'), 0o600)
+}
+
+// commonUser is the OS user of every instance, or "" when they differ.
+func commonUser(ins []lab.InstanceInfo) string {
+	u := ""
+	for i, in := range ins {
+		if i > 0 && in.User != u {
+			return ""
+		}
+		u = in.User
+	}
+	return u
 }
 
 func sshQuote(s string) string {
@@ -297,7 +369,7 @@ func downCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab down --dir /tmp/devgate-lab")
 			}
 			pid, alive := running(dir)
 			if !alive {
@@ -353,7 +425,7 @@ func envCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab env --dir /tmp/devgate-lab")
 			}
 			if _, alive := running(dir); !alive {
 				return fmt.Errorf("no lab running in %s; start one with `devgate-lab up --dir %s`", dir, dir)

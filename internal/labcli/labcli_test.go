@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labtest"
 )
 
 // TestUpEnvDown runs `devgate-lab up` in-process, drives it with AWS CLI v1
@@ -142,6 +145,33 @@ func sshdPids(t *testing.T, dir string) []int {
 		t.Fatalf("%d sshd pid files, want 2", len(pids))
 	}
 	return pids
+}
+
+// TestSSHConfigNameTags: Name tags with a newline (a directive of its own),
+// spaces and quotes do not reach D/ssh_config as written: each instance
+// gets one Host line whose patterns ssh reads as intended.
+func TestSSHConfigNameTags(t *testing.T) {
+	evil := "box\n  ProxyCommand touch /tmp/pwned-by-a-name-tag"
+	l := labtest.Start(t, lab.Options{Instances: []lab.InstanceSpec{{Name: evil, State: "running"}, {Name: `"a b"`, State: "running"}, {Name: "gpu1", State: "running"}}})
+	dir := t.TempDir()
+	if err := WriteFiles(dir, l, "/usr/local/bin/devgate", filepath.Join(dir, "id")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, SSHConfigFile))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "ProxyCommand touch") {
+			t.Fatalf("the Name tag wrote a directive:\n%s", b)
+		}
+	}
+	for _, host := range []string{"box---ProxyCommand-touch--tmp-pwned-by-a-name-tag", "a-b", "gpu1"} {
+		out, err := exec.Command("ssh", "-G", "-F", filepath.Join(dir, SSHConfigFile), host).Output()
+		if err != nil {
+			t.Fatalf("ssh -G %s: %v", host, err)
+		}
+		if !strings.Contains(string(out), "proxycommand /usr/local/bin/devgate connect") || !strings.Contains(string(out), "hostname i-") {
+			t.Fatalf("ssh -G %s: not the lab's Host block:\n%s", host, out)
+		}
+	}
 }
 
 // TestUpTLS: `up --tls` serves HTTPS with the lab's CA in D/ca.pem, and D/env

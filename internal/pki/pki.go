@@ -63,11 +63,14 @@ import (
 // Errors callers can test for with errors.Is.
 var (
 	ErrWrongPassphrase = errors.New("wrong passphrase for the CA key")
-	ErrLocked          = errors.New("the CA key is locked (no passphrase given)")
-	ErrExists          = errors.New("already exists")
-	ErrNotFound        = errors.New("not found")
-	ErrNotInitialized  = errors.New("not a devgate PKI directory")
-	ErrBadName         = errors.New("bad certificate name")
+	// ErrCorruptKey: ca.key.age does not decrypt to the CA's key although the
+	// passphrase opened it, or is cut short (a full disk, a bad copy).
+	ErrCorruptKey     = errors.New("the CA key file is damaged")
+	ErrLocked         = errors.New("the CA key is locked (no passphrase given)")
+	ErrExists         = errors.New("already exists")
+	ErrNotFound       = errors.New("not found")
+	ErrNotInitialized = errors.New("not a devgate PKI directory")
+	ErrBadName        = errors.New("bad certificate name")
 )
 
 // Default lifetimes, in days (easy-rsa's defaults: CA 3650, certificates 825, CRL 180).
@@ -298,21 +301,21 @@ func (p *PKI) Unlock(passphrase string) error {
 		if errors.As(err, &nm) || errors.Is(err, age.ErrIncorrectIdentity) {
 			return ErrWrongPassphrase
 		}
-		return fmt.Errorf("failed to decrypt the CA key (%s is damaged?): %w", p.path(fileCAKey), err)
+		return fmt.Errorf("%s: %w: %v", p.path(fileCAKey), ErrCorruptKey, err)
 	}
 	plain, err := io.ReadAll(r)
 	if err != nil {
-		return fmt.Errorf("failed to decrypt the CA key (%s is damaged?): %w", p.path(fileCAKey), err)
+		return fmt.Errorf("%s: %w: %v", p.path(fileCAKey), ErrCorruptKey, err)
 	}
 	blk, _ := pem.Decode(plain)
 	clear(plain)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return errors.New("the decrypted CA key is not a PKCS#8 PEM key")
+		return fmt.Errorf("%s: %w: the decrypted key is not a PKCS#8 PEM key", p.path(fileCAKey), ErrCorruptKey)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	clear(blk.Bytes)
 	if err != nil {
-		return fmt.Errorf("failed to parse the CA key: %w", err)
+		return fmt.Errorf("%s: %w: %v", p.path(fileCAKey), ErrCorruptKey, err)
 	}
 	s, ok := k.(crypto.Signer)
 	if !ok || !publicKeyEqual(s.Public(), p.caCert.PublicKey) {

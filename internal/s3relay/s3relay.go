@@ -9,7 +9,16 @@
 // here, then parallel ranged curls of a presigned GET on the instance into a
 // partial file. Either way the sha256 is compared with the source's, the
 // partial file is renamed into place, and the object is deleted unless
-// Options.Keep. It copies single files; folders and resumption are the
+// Options.Keep.
+//
+// It resumes: a journal in Options.JournalDir records the object, its
+// multipart upload and the ranges already in the partial file, so that the
+// same copy again after a kill -9 or a dropped connection asks S3 which
+// parts it has (ListParts) and sends only the others, then fetches only the
+// missing ranges; the sha256 check at the end is the same. An interrupted
+// copy leaves its multipart upload or object in the bucket for the next run
+// (a bucket lifecycle rule that aborts incomplete multipart uploads cleans
+// up after copies never run again). It copies single files; folders are the
 // tunnel mode's (package transfer).
 package s3relay
 
@@ -35,6 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/devgate/devgate/internal/awsapi"
@@ -51,6 +61,9 @@ type Options struct {
 	PartSize int64 // default 16 MiB
 	Parallel int   // curls on the instance and requests here (default 8)
 	Progress transfer.Progress
+	// JournalDir keeps the journals that make a relayed copy resumable ("":
+	// not resumable).
+	JournalDir string
 	// Now names objects (tests); default time.Now.
 	Now func() time.Time
 }
@@ -91,6 +104,7 @@ func s3Err(err error, action string) error {
 // Download copies src on the instance to dst here.
 func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst string, o Options) (transfer.Stats, error) {
 	o.defaults()
+	o.Progress = newTwoLegs(o.Progress)
 	start := time.Now()
 	st := transfer.Stats{Files: 1, Sessions: 1}
 	fi, err := c.SFTP.Stat(src)
@@ -109,41 +123,52 @@ func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst s
 	size := fi.Size()
 	st.Bytes = size
 	name := path.Base(src)
-	if o.Progress != nil {
-		o.Progress.Total(1, 2*size, 0)
-		o.Progress.FileStart(name, 2*size, 0)
+	j, resumed := openJournal(o.JournalDir, state{V: 1, Dir: "down", Src: c.InstanceID + ":" + src, Dst: dst, Size: size,
+		MtimeNs: fi.ModTime().UnixNano(), PartSize: o.PartSize, Bucket: o.Bucket})
+	partial := dst + transfer.PartialSuffix
+	flags := os.O_WRONLY | os.O_CREATE
+	if pi, err := os.Stat(partial); !resumed || err != nil || pi.Size() != size {
+		flags |= os.O_TRUNC // a new copy, or the partial file is not the one journaled
+		j.update(func(s *state) { s.Ranges = nil })
 	}
+	if j.get().Key == "" {
+		j.update(func(s *state) { s.Key = objectKey(o, name) })
+	}
+	js := j.get()
 	remoteSum := make(chan result, 1)
 	go func() {
 		s, err := sum(ctx, c, src)
 		remoteSum <- result{s, err}
 	}()
 	s3c, pre := client(cfg)
-	key := objectKey(o, name)
-	partial := dst + transfer.PartialSuffix
-	if size > 0 {
-		if err := putFromInstance(ctx, s3c, pre, c, src, size, key, name, o); err != nil {
+	if o.Progress != nil {
+		o.Progress.Total(1, 2*size, 0)
+		o.Progress.FileStart(name, 2*size, 0)
+	}
+	if size > 0 && !js.Complete {
+		if err := putFromInstance(ctx, s3c, pre, c, src, size, j, name, o); err != nil {
 			return st, err
 		}
-		if !o.Keep {
-			defer deleteObject(s3c, o.Bucket, key)
-		}
+	} else if o.Progress != nil {
+		o.Progress.Add(name, size)
 	}
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(partial, flags, 0o600)
 	if err == nil {
 		err = f.Chmod(0o600) // a partial left by an older devgate
+	}
+	if err == nil {
+		err = f.Truncate(size)
 	}
 	if err != nil {
 		return st, fsErr(err, "destination", partial, "here", exitcode.LocalIO)
 	}
-	err = getRanges(ctx, s3c, o, key, size, f, name)
+	err = getRanges(ctx, s3c, o, j, size, f, name, &st)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fsErr(cerr, "destination", partial, "here", exitcode.LocalIO)
 	}
 	if err != nil {
 		return st, err
 	}
-	st.Moved = size
 	local, err := localSum(ctx, partial)
 	if err != nil {
 		return st, fsErr(err, "destination", partial, "here", exitcode.LocalIO)
@@ -153,12 +178,17 @@ func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst s
 		return st, exitcode.Wrap(r.err, exitcode.RemoteIO, "", "sha256sum of %s on the instance failed", src)
 	}
 	if r.sum != local {
+		j.remove() // the next run starts over
 		return st, exitcode.New(exitcode.Checksum, "run the same command again", "sha256 of %s (%s) differs from the instance's (%s); partial file kept", partial, local[:12], r.sum[:12])
 	}
 	os.Chmod(partial, fi.Mode().Perm())
 	os.Chtimes(partial, fi.ModTime(), fi.ModTime())
 	if err := os.Rename(partial, dst); err != nil {
 		return st, fsErr(err, "destination", dst, "here", exitcode.LocalIO)
+	}
+	j.remove()
+	if !o.Keep && size > 0 {
+		deleteObject(s3c, o.Bucket, j.get().Key)
 	}
 	if o.Progress != nil {
 		o.Progress.FileDone(name)
@@ -167,32 +197,37 @@ func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst s
 	return st, nil
 }
 
+func partLen(n int32, size, partSize int64) int64 {
+	off := int64(n-1) * partSize
+	return max(0, min(partSize, size-off))
+}
+
 type result struct {
 	sum string
 	err error
 }
 
-// putFromInstance runs the multipart upload of src by curl on the instance.
-func putFromInstance(ctx context.Context, s3c *s3.Client, pre *s3.PresignClient, c *sshconn.Client, src string, size int64, key, name string, o Options) error {
-	cu, err := s3c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(key)})
+// putFromInstance runs the multipart upload of src by curl on the instance,
+// continuing the journaled upload (the parts S3 already has are not sent again).
+func putFromInstance(ctx context.Context, s3c *s3.Client, pre *s3.PresignClient, c *sshconn.Client, src string, size int64, j *journal, name string, o Options) error {
+	done, err := resumeUpload(ctx, s3c, j, o)
 	if err != nil {
-		return bucketErr(s3Err(err, "s3:CreateMultipartUpload"), o.Bucket)
+		return err
 	}
-	id := cu.UploadId
-	ok := false
-	defer func() {
-		if !ok {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			s3c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(key), UploadId: id})
-			cancel()
-		}
-	}()
+	js := j.get()
+	key, id := aws.String(js.Key), aws.String(js.UploadID)
 	n := (size + o.PartSize - 1) / o.PartSize
 	var lines strings.Builder
 	for i := range n {
 		off := i * o.PartSize
 		ln := min(o.PartSize, size-off)
-		req, err := pre.PresignUploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(o.Bucket), Key: aws.String(key),
+		if _, ok := done[int32(i+1)]; ok {
+			if o.Progress != nil {
+				o.Progress.Add(name, ln)
+			}
+			continue
+		}
+		req, err := pre.PresignUploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(o.Bucket), Key: key,
 			UploadId: id, PartNumber: aws.Int32(int32(i + 1))}, s3.WithPresignExpires(presignExpiry(off+ln, o.Parallel)))
 		if err != nil {
 			return fmt.Errorf("presign part %d: %w", i+1, err)
@@ -208,20 +243,76 @@ etag=$(` + urlConfig + ` | { dd if="$F" bs=1M iflag=skip_bytes,count_bytes skip=
 [ -n "$etag" ] || { echo "part $n: upload failed" >&2; exit 1; }
 echo "$n $len $etag"`
 	cmd := relayScript(src, o.Parallel, part)
-	parts, err := runParts(ctx, c, cmd, lines.String(), name, o)
+	if lines.Len() > 0 {
+		err := runParts(ctx, c, cmd, lines.String(), name, o, func(num int32, ln int64, etag string) {
+			done[num] = s3types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return completeUpload(ctx, s3c, j, done, n, o)
+}
+
+// resumeUpload returns the parts S3 already holds of the journal's multipart
+// upload (ListParts), or starts one (CreateMultipartUpload) when there is
+// none or S3 no longer knows it (NoSuchUpload).
+func resumeUpload(ctx context.Context, s3c *s3.Client, j *journal, o Options) (map[int32]s3types.CompletedPart, error) {
+	done := map[int32]s3types.CompletedPart{}
+	js := j.get()
+	if js.UploadID != "" {
+		p := s3.NewListPartsPaginator(s3c, &s3.ListPartsInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key), UploadId: aws.String(js.UploadID)})
+		var err error
+		for p.HasMorePages() {
+			var page *s3.ListPartsOutput
+			if page, err = p.NextPage(ctx); err != nil {
+				break
+			}
+			for _, part := range page.Parts {
+				if n := aws.ToInt32(part.PartNumber); aws.ToInt64(part.Size) == partLen(n, js.Size, js.PartSize) {
+					done[n] = s3types.CompletedPart{PartNumber: part.PartNumber, ETag: part.ETag}
+				}
+			}
+		}
+		var nsu *s3types.NoSuchUpload
+		switch {
+		case err == nil:
+			return done, nil
+		case errors.As(err, &nsu):
+			done = map[int32]s3types.CompletedPart{} // gone (aborted, expired): start over
+		default:
+			return nil, s3Err(err, "s3:ListParts")
+		}
+	}
+	cu, err := s3c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key)})
 	if err != nil {
-		return err
+		return nil, bucketErr(s3Err(err, "s3:CreateMultipartUpload"), o.Bucket)
 	}
-	if int64(len(parts)) != n {
-		return exitcode.New(exitcode.RemoteIO, "", "the instance uploaded %d of %d parts", len(parts), n)
+	if err := j.update(func(s *state) { s.UploadID = aws.ToString(cu.UploadId) }); err != nil {
+		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
 	}
-	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
-	_, err = s3c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(key),
-		UploadId: id, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
+	return done, nil
+}
+
+// completeUpload completes the multipart upload once all n parts are in.
+func completeUpload(ctx context.Context, s3c *s3.Client, j *journal, done map[int32]s3types.CompletedPart, n int64, o Options) error {
+	if int64(len(done)) != n {
+		return exitcode.New(exitcode.RemoteIO, "run the same command again: it resumes", "%d of %d parts reached S3", len(done), n)
+	}
+	parts := make([]s3types.CompletedPart, 0, n)
+	for _, p := range done {
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(i, k int) bool { return *parts[i].PartNumber < *parts[k].PartNumber })
+	js := j.get()
+	_, err := s3c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key),
+		UploadId: aws.String(js.UploadID), MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
 	if err != nil {
 		return s3Err(err, "s3:CompleteMultipartUpload")
 	}
-	ok = true
+	if err := j.update(func(s *state) { s.Complete = true }); err != nil {
+		return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
+	}
 	return nil
 }
 
@@ -261,26 +352,26 @@ func presignExpiry(end int64, parallel int) time.Duration {
 	return min(d, 6*time.Hour)
 }
 
-// runParts runs cmd on the instance with stdin, reading "N LEN ETAG" lines as parts finish.
-func runParts(ctx context.Context, c *sshconn.Client, cmd, stdin, name string, o Options) ([]s3types.CompletedPart, error) {
+// runParts runs cmd on the instance with stdin, calling part for each
+// "N LEN ETAG-or-done" line as parts finish.
+func runParts(ctx context.Context, c *sshconn.Client, cmd, stdin, name string, o Options, part func(n int32, ln int64, f3 string)) error {
 	s, err := c.SSH.NewSession()
 	if err != nil {
-		return nil, fmt.Errorf("ssh session: %w", err)
+		return fmt.Errorf("ssh session: %w", err)
 	}
 	defer s.Close()
 	s.Stdin = strings.NewReader(stdin)
 	out, err := s.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var stderr strings.Builder
 	s.Stderr = &stderr
 	if err := s.Start(cmd); err != nil {
-		return nil, err
+		return err
 	}
 	stop := context.AfterFunc(ctx, func() { s.Signal("KILL"); s.Close() })
 	defer stop()
-	var parts []s3types.CompletedPart
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -289,32 +380,46 @@ func runParts(ctx context.Context, c *sshconn.Client, cmd, stdin, name string, o
 		}
 		num, _ := strconv.Atoi(f[0])
 		ln, _ := strconv.ParseInt(f[1], 10, 64)
-		parts = append(parts, s3types.CompletedPart{PartNumber: aws.Int32(int32(num)), ETag: aws.String(f[2])})
+		part(int32(num), ln, f[2])
 		if o.Progress != nil {
 			o.Progress.Add(name, ln)
 		}
 	}
 	if err := s.Wait(); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		msg := strings.TrimSpace(stderr.String())
-		if strings.Contains(msg, "curl not found") {
-			return nil, exitcode.New(exitcode.RemoteIO, "install curl on the instance, or use --via tunnel", "the S3 relay needs curl on the instance")
+		var ee *ssh.ExitError
+		if errors.As(err, &ee) && ee.ExitStatus() == 127 {
+			return exitcode.New(exitcode.RemoteIO, "install curl on the instance, or use --via tunnel", "the S3 relay needs curl on the instance")
 		}
-		return nil, exitcode.Wrap(fmt.Errorf("%w: %s", err, msg), exitcode.RemoteIO, "use --via tunnel if the instance cannot reach S3", "curl on the instance failed")
+		return exitcode.Wrap(fmt.Errorf("%w: %s", err, msg), exitcode.RemoteIO, "use --via tunnel if the instance cannot reach S3; run the same command again to resume", "curl on the instance failed")
 	}
-	return parts, nil
+	return nil
 }
 
-// getRanges downloads key with parallel ranged GETs into f.
-func getRanges(ctx context.Context, s3c *s3.Client, o Options, key string, size int64, f *os.File, name string) error {
+// getRanges downloads the parts of the object the journal lacks with
+// parallel ranged GETs into f, journaling each.
+func getRanges(ctx context.Context, s3c *s3.Client, o Options, j *journal, size int64, f *os.File, name string, st *transfer.Stats) error {
+	js := j.get()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
+	var smu sync.Mutex
+	n := int32(0)
 	for off := int64(0); off < size; off += o.PartSize {
+		n++
+		num := n
 		end := min(off+o.PartSize, size) - 1
+		if js.Ranges[num] {
+			st.Resumed += end - off + 1
+			if o.Progress != nil {
+				o.Progress.Add(name, end-off+1)
+			}
+			continue
+		}
 		g.Go(func() error {
-			out, err := s3c.GetObject(gctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key),
+			out, err := s3c.GetObject(gctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key),
 				Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, end))})
 			if err != nil {
 				return s3Err(err, "s3:GetObject")
@@ -325,7 +430,7 @@ func getRanges(ctx context.Context, s3c *s3.Client, o Options, key string, size 
 					o.Progress.Add(name, n)
 				}
 			}}
-			n, err := io.Copy(w, out.Body)
+			got, err := io.Copy(w, out.Body)
 			if err != nil {
 				var pe *fs.PathError
 				if errors.As(err, &pe) {
@@ -333,13 +438,29 @@ func getRanges(ctx context.Context, s3c *s3.Client, o Options, key string, size 
 				}
 				return fmt.Errorf("GET range %d-%d: %w", off, end, err)
 			}
-			if n != end-off+1 {
-				return fmt.Errorf("GET range %d-%d: got %d bytes", off, end, n)
+			if got != end-off+1 {
+				return fmt.Errorf("GET range %d-%d: got %d bytes", off, end, got)
+			}
+			smu.Lock()
+			st.Moved += got
+			smu.Unlock()
+			if err := j.update(func(s *state) {
+				if s.Ranges == nil {
+					s.Ranges = map[int32]bool{}
+				}
+				s.Ranges[num] = true
+			}); err != nil {
+				return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
 			}
 			return nil
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	var nsk *s3types.NoSuchKey
+	if errors.As(err, &nsk) {
+		j.remove() // the journaled object is gone (deleted, expired): the next run starts over
+	}
+	return err
 }
 
 type offsetWriter struct {
@@ -358,6 +479,7 @@ func (w *offsetWriter) Write(p []byte) (int, error) {
 // Upload copies src here to dst on the instance.
 func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst string, o Options) (transfer.Stats, error) {
 	o.defaults()
+	o.Progress = newTwoLegs(o.Progress)
 	start := time.Now()
 	st := transfer.Stats{Files: 1, Sessions: 1}
 	fi, err := os.Stat(src)
@@ -376,6 +498,21 @@ func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst str
 	size := fi.Size()
 	st.Bytes = size
 	name := filepath.Base(src)
+	j, resumed := openJournal(o.JournalDir, state{V: 1, Dir: "up", Src: src, Dst: c.InstanceID + ":" + dst, Size: size,
+		MtimeNs: fi.ModTime().UnixNano(), PartSize: o.PartSize, Bucket: o.Bucket})
+	partial := dst + transfer.PartialSuffix
+	if _, err := c.SFTP.Stat(partial); !resumed || err != nil {
+		// A new copy, or the journaled partial file is gone.
+		if err := c.CreatePrivate(ctx, partial); err != nil {
+			return st, fsErr(err, "destination", partial, "on the instance", exitcode.RemoteIO)
+		}
+		j.update(func(s *state) { s.Ranges = nil })
+	} else if err := c.SFTP.Chmod(partial, 0o600); err != nil {
+		return st, fsErr(err, "destination", partial, "on the instance", exitcode.RemoteIO)
+	}
+	if j.get().Key == "" {
+		j.update(func(s *state) { s.Key = objectKey(o, name) })
+	}
 	if o.Progress != nil {
 		o.Progress.Total(1, 2*size, 0)
 		o.Progress.FileStart(name, 2*size, 0)
@@ -386,27 +523,32 @@ func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst str
 		localCh <- result{s, err}
 	}()
 	s3c, pre := client(cfg)
-	key := objectKey(o, name)
-	partial := dst + transfer.PartialSuffix
-	if err := c.CreatePrivate(ctx, partial); err != nil {
-		return st, fsErr(err, "destination", partial, "on the instance", exitcode.RemoteIO)
-	}
 	if size > 0 {
-		if err := putFromHere(ctx, s3c, src, size, key, name, o); err != nil {
-			return st, err
+		if !j.get().Complete {
+			if err := putFromHere(ctx, s3c, src, size, j, name, o); err != nil {
+				return st, err
+			}
+		} else if o.Progress != nil {
+			o.Progress.Add(name, size)
 		}
-		if !o.Keep {
-			defer deleteObject(s3c, o.Bucket, key)
-		}
-		req, err := pre.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key)}, s3.WithPresignExpires(presignExpiry(size, o.Parallel)))
+		js := j.get()
+		req, err := pre.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key)}, s3.WithPresignExpires(presignExpiry(size, o.Parallel)))
 		if err != nil {
 			return st, fmt.Errorf("presign GET: %w", err)
 		}
 		var lines strings.Builder
-		i := 0
+		n := int32(0)
 		for off := int64(0); off < size; off += o.PartSize {
-			i++
-			fmt.Fprintf(&lines, "%d %d %d %s\n", i, off, min(o.PartSize, size-off), req.URL)
+			n++
+			ln := min(o.PartSize, size-off)
+			if js.Ranges[n] {
+				st.Resumed += ln
+				if o.Progress != nil {
+					o.Progress.Add(name, ln)
+				}
+				continue
+			}
+			fmt.Fprintf(&lines, "%d %d %d %s\n", n, off, ln, req.URL)
 		}
 		// Each range into its own 0600 file (curl may retry), then into place.
 		part := `n=$1; off=$2; len=$3; end=$((off+len-1))
@@ -415,11 +557,27 @@ dd if="$F.$n" of="$F" bs=1M conv=notrunc oflag=seek_bytes seek="$off" 2>/dev/nul
 rm -f "$F.$n"
 echo "$n $len done"`
 		cmd := relayScript(partial, o.Parallel, part)
-		if _, err := runParts(ctx, c, cmd, lines.String(), name, o); err != nil {
-			return st, err
+		var jerr error
+		if lines.Len() > 0 {
+			err := runParts(ctx, c, cmd, lines.String(), name, o, func(num int32, ln int64, _ string) {
+				st.Moved += ln
+				if err := j.update(func(s *state) {
+					if s.Ranges == nil {
+						s.Ranges = map[int32]bool{}
+					}
+					s.Ranges[num] = true
+				}); err != nil && jerr == nil {
+					jerr = exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
+				}
+			})
+			if err != nil {
+				return st, err
+			}
+			if jerr != nil {
+				return st, jerr
+			}
 		}
 	}
-	st.Moved = size
 	remote, err := sum(ctx, c, partial)
 	if err != nil {
 		return st, exitcode.Wrap(err, exitcode.RemoteIO, "", "sha256sum of %s on the instance failed", partial)
@@ -429,12 +587,17 @@ echo "$n $len done"`
 		return st, fsErr(l.err, "source", src, "here", exitcode.LocalIO)
 	}
 	if l.sum != remote {
+		j.remove() // the next run starts over
 		return st, exitcode.New(exitcode.Checksum, "run the same command again", "sha256 of %s on the instance differs from %s's; partial file kept", partial, src)
 	}
 	c.SFTP.Chmod(partial, fi.Mode().Perm())
 	c.SFTP.Chtimes(partial, fi.ModTime(), fi.ModTime())
 	if err := c.SFTP.PosixRename(partial, dst); err != nil {
 		return st, fsErr(err, "destination", dst, "on the instance", exitcode.RemoteIO)
+	}
+	j.remove()
+	if !o.Keep && size > 0 {
+		deleteObject(s3c, o.Bucket, j.get().Key)
 	}
 	if o.Progress != nil {
 		o.Progress.FileDone(name)
@@ -443,31 +606,42 @@ echo "$n $len done"`
 	return st, nil
 }
 
-// putFromHere uploads src with a parallel multipart upload.
-func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, key, name string, o Options) error {
+// putFromHere uploads src with a parallel multipart upload, continuing the
+// journaled one (the parts S3 already has are not sent again).
+func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, j *journal, name string, o Options) error {
 	f, err := os.Open(src)
 	if err != nil {
 		return fsErr(err, "source", src, "here", exitcode.LocalIO)
 	}
 	defer f.Close()
-	cu, err := s3c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(key)})
+	done, err := resumeUpload(ctx, s3c, j, o)
 	if err != nil {
-		return bucketErr(s3Err(err, "s3:CreateMultipartUpload"), o.Bucket)
+		return err
 	}
+	js := j.get()
 	n := (size + o.PartSize - 1) / o.PartSize
-	parts := make([]s3types.CompletedPart, n)
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
 	for i := range n {
+		num := int32(i + 1)
+		off := i * o.PartSize
+		ln := min(o.PartSize, size-off)
+		if _, ok := done[num]; ok {
+			if o.Progress != nil {
+				o.Progress.Add(name, ln)
+			}
+			continue
+		}
 		g.Go(func() error {
-			off := i * o.PartSize
-			ln := min(o.PartSize, size-off)
-			out, err := s3c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(o.Bucket), Key: aws.String(key), UploadId: cu.UploadId,
-				PartNumber: aws.Int32(int32(i + 1)), Body: io.NewSectionReader(f, off, ln), ContentLength: aws.Int64(ln)})
+			out, err := s3c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key), UploadId: aws.String(js.UploadID),
+				PartNumber: aws.Int32(num), Body: io.NewSectionReader(f, off, ln), ContentLength: aws.Int64(ln)})
 			if err != nil {
 				return s3Err(err, "s3:UploadPart")
 			}
-			parts[i] = s3types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag}
+			mu.Lock()
+			done[num] = s3types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag}
+			mu.Unlock()
 			if o.Progress != nil {
 				o.Progress.Add(name, ln)
 			}
@@ -475,17 +649,9 @@ func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, ke
 		})
 	}
 	if err := g.Wait(); err != nil {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		s3c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(key), UploadId: cu.UploadId})
-		cancel()
-		return err
+		return err // the upload stays for the next run
 	}
-	_, err = s3c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(key),
-		UploadId: cu.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
-	if err != nil {
-		return s3Err(err, "s3:CompleteMultipartUpload")
-	}
-	return nil
+	return completeUpload(ctx, s3c, j, done, n, o)
 }
 
 func deleteObject(s3c *s3.Client, bucket, key string) {
@@ -535,5 +701,3 @@ func fsErr(err error, what, p, where string, class exitcode.Class) error {
 	}
 	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
 }
-
-var _ = sync.Mutex{}

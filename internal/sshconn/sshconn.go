@@ -68,6 +68,37 @@ func (e *HostKeyError) Error() string {
 }
 func (e *HostKeyError) Unwrap() error { return e.Err }
 
+// KnownHostsError is a line of devgate's known_hosts that does not parse.
+type KnownHostsError struct {
+	Path string
+	Line int // 1-based
+	Err  error
+}
+
+func (e *KnownHostsError) Error() string {
+	return fmt.Sprintf("%s:%d: %v", e.Path, e.Line, e.Err)
+}
+func (e *KnownHostsError) Unwrap() error { return e.Err }
+
+// checkKnownHosts finds the first line of the known_hosts file at path that
+// ssh.ParseKnownHosts rejects (blank lines and comments are fine).
+func checkKnownHosts(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if _, _, _, _, _, err := ssh.ParseKnownHosts(line); err != nil {
+			return &KnownHostsError{Path: path, Line: i + 1, Err: err}
+		}
+	}
+	return nil
+}
+
 // NewClient runs the SSH handshake over s for the host instanceID and opens SFTP.
 func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Client, error) {
 	if c.Timeout <= 0 {
@@ -108,6 +139,12 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 	}
 	if r.err != nil {
 		s.Close()
+		var kh *KnownHostsError
+		if errors.As(r.err, &kh) {
+			return nil, exitcode.Wrap(kh, exitcode.Config,
+				fmt.Sprintf("fix or delete line %d of %s (devgate pins the instance's key again on the next connection)", kh.Line, kh.Path),
+				"%s line %d is not a known_hosts entry", kh.Path, kh.Line)
+		}
 		var hk *HostKeyError
 		if errors.As(r.err, &hk) {
 			return nil, exitcode.Wrap(hk, exitcode.SessionRefused,
@@ -123,6 +160,25 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 	}
 	cl.SFTP = sc
 	return cl, nil
+}
+
+// Err is why the tunnel under the connection ended, waiting up to wait for
+// it to end: the data channel's classified error (such as the service's
+// answer that the session no longer exists), or nil when the tunnel still
+// runs or does not say (a stream that is not a *tunnel.Conn).
+func (c *Client) Err(wait time.Duration) error {
+	s, ok := c.stream.(interface {
+		Done() <-chan struct{}
+		Err() error
+	})
+	if !ok {
+		return nil
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(wait):
+	}
+	return s.Err()
 }
 
 // Close closes SFTP, SSH and the stream.
@@ -202,6 +258,9 @@ func acceptNew(path string, mu *sync.Mutex) ssh.HostKeyCallback {
 			if err := os.WriteFile(path, nil, 0o600); err != nil {
 				return err
 			}
+		}
+		if err := checkKnownHosts(path); err != nil {
+			return err
 		}
 		cb, err := knownhosts.New(path)
 		if err != nil {

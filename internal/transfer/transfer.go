@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,6 +31,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pkg/sftp"
 
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/sshconn"
@@ -70,16 +73,16 @@ type Options struct {
 	Direction Direction
 	Src, Dst  string // paths on their own sides
 	Recursive bool
-	ChunkSize int64 // 0: ChunkFor(size) per file
+	// FollowLinks copies what symbolic links below Src point to (rsync -L);
+	// otherwise they are copied as links (rsync -a), their targets unchanged.
+	FollowLinks bool
+	ChunkSize   int64 // 0: ChunkFor(size) per file
 	// JournalDir holds upload journals (their partial files are on the instance).
 	JournalDir string
 	// Target names the instance in upload journal names.
 	Target   string
 	Progress Progress
 	Logger   *slog.Logger
-	// TestOnlyCorrupt may alter a chunk after it was read (tests of the
-	// checksum path); it reports whether it did.
-	TestOnlyCorrupt func(rel string, chunk int64, b []byte) bool
 }
 
 // Progress receives what a copy does. Calls come from several goroutines.
@@ -99,10 +102,12 @@ type Stats struct {
 	Files     int     `json:"files"`
 	Bytes     int64   `json:"bytes"`            // total size of the files
 	Moved     int64   `json:"bytes_moved"`      // bytes carried through the sessions
-	Resumed   int64   `json:"resumed_bytes"`    // bytes already in place from an earlier run
+	Resumed   int64   `json:"resumed_bytes"`    // bytes of partial files already in place from an earlier run
+	Skipped   int     `json:"skipped_files"`    // files already at the destination (same size and mtime): not copied
+	Links     int     `json:"symlinks"`         // symbolic links made at the destination
 	Refetched int     `json:"refetched_chunks"` // chunks fetched again after a checksum mismatch
 	Restarts  int     `json:"restarts"`         // files restarted because the source changed
-	Sessions  int     `json:"sessions"`
+	Sessions  int     `json:"sessions"`         // sessions that carried work (0 when every file was skipped)
 	Seconds   float64 `json:"seconds"`
 }
 
@@ -134,7 +139,6 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	defer cancel(nil)
 	c := &copier{o: o, sessions: sessions, q: newQueue(), fsem: make(chan struct{}, 16)}
 	c.hash = newHasher(ctx, sessions[0])
-	c.stats.Sessions = len(sessions)
 	if o.Direction == Download {
 		c.src, c.dst = remoteSide{}, localSide{}
 	} else {
@@ -142,22 +146,25 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	}
 	tasks, dirs, err := c.plan(ctx)
 	if err != nil {
-		return c.stats, err
+		return c.stats, c.lostErr(sessions[0], err)
 	}
 	c.stats.Files = len(tasks)
 	for _, t := range tasks {
 		c.stats.Bytes += t.e.Size
 	}
 	var pending []*fileTask
+	var skippedBytes int64
 	for _, t := range tasks {
 		if err := c.prepare(ctx, t); err != nil {
-			return c.stats, err
+			return c.stats, c.lostErr(sessions[0], err)
 		}
 		if !t.complete {
 			pending = append(pending, t)
+		} else {
+			skippedBytes += t.e.Size
 		}
 	}
-	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed)
+	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed+skippedBytes)
 	c.open.Store(int64(len(pending)))
 	if len(pending) == 0 {
 		c.q.close()
@@ -177,6 +184,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	}
 	wg.Wait()
 	c.fwg.Wait()
+	c.stats.Sessions = int(c.used.Load())
 	for _, t := range tasks {
 		if t.j != nil {
 			t.j.close()
@@ -190,14 +198,45 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		return c.stats, err
 	}
 	if c.open.Load() > 0 {
+		c.smu.Lock()
+		lost := c.lost
+		c.smu.Unlock()
+		var xe *exitcode.Error
+		if errors.As(lost, &xe) {
+			return c.stats, lost // why the tunnel ended, with its own hint
+		}
 		return c.stats, exitcode.New(exitcode.TunnelLost, "run the same command again: it resumes", "every session was lost")
+	}
+	for _, l := range c.links {
+		if err := c.dst.Symlink(sessions[0], l.Link, l.dstPath); err != nil {
+			return c.stats, c.fsErr(err, c.dst, "symbolic link", l.dstPath)
+		}
+		c.stats.Links++
 	}
 	// Directories last, deepest first, so that writing files did not bump their mtimes.
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].Rel) > len(dirs[j].Rel) })
 	for _, d := range dirs {
 		_ = c.dst.Chtimes(sessions[0], d.dstPath, d.Mtime)
 	}
+	if o.Direction == Upload {
+		var items []pathTime
+		for _, t := range tasks {
+			items = append(items, pathTime{t.dst, t.e.Mtime})
+		}
+		for _, d := range dirs {
+			items = append(items, pathTime{d.dstPath, d.Mtime})
+		}
+		if err := touchRemote(ctx, sessions[0], items); err != nil {
+			o.Logger.Warn("transfer: could not set sub-second mtimes on the instance (GNU touch?); whole seconds kept", "err", err)
+		}
+	}
 	return c.stats, nil
+}
+
+// linkTask is a symbolic link to make at dstPath.
+type linkTask struct {
+	entry
+	dstPath string
 }
 
 type dirTask struct {
@@ -240,12 +279,43 @@ type copier struct {
 	fsem     chan struct{}  // bounds concurrent finishes
 	open     atomic.Int64   // files not yet finished
 	live     atomic.Int64   // workers still running
+	links    []linkTask
+	used     atomic.Int64 // workers that took at least one job
 	smu      sync.Mutex
 	stats    Stats
+	lost     error // why the last lost session's tunnel ended
 }
 
 func (c *copier) chunkLen(t *fileTask, i int64) int64 {
 	return min(t.chunk, t.e.Size-i*t.chunk)
+}
+
+// lostErr is err, unless it came from session s breaking (not an answer of
+// a file system) and s's tunnel says why it ended: then that reason, with its
+// own class and hint.
+func (c *copier) lostErr(s *sshconn.Client, err error) error {
+	if isRemoteFSError(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) { // a local file
+		return err
+	}
+	var xe *exitcode.Error
+	if terr := s.Err(2 * time.Second); terr != nil && errors.As(terr, &xe) {
+		return terr
+	}
+	return err
+}
+
+// noteLost keeps why the tunnel of a lost session ended, for the error of a
+// copy that lost them all.
+func (c *copier) noteLost(s *sshconn.Client) {
+	if err := s.Err(2 * time.Second); err != nil {
+		c.smu.Lock()
+		c.lost = err
+		c.smu.Unlock()
+	}
 }
 
 func (c *copier) addStats(f func(s *Stats)) {
@@ -275,6 +345,13 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if derr == nil && de.Dir {
 			return nil, nil, exitcode.New(exitcode.Usage, "name a file, or a directory to copy into", "destination %s is a directory", dst)
 		}
+		if c.o.Direction == Download {
+			one := []entry{se}
+			if err := preciseRemote(ctx, s0, c.o.Src, one); err != nil {
+				c.o.Logger.Debug("transfer: no sub-second mtime from the instance", "err", err)
+			}
+			se = one[0]
+		}
 		se.Rel = c.src.Base(c.o.Src)
 		return []*fileTask{c.newTask(se, c.o.Src, dst)}, nil, nil
 	}
@@ -284,9 +361,14 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 	if derr == nil && !de.Dir {
 		return nil, nil, exitcode.New(exitcode.Usage, "name a directory (or a new path) as the destination of -r", "destination %s is not a directory", dst)
 	}
-	entries, err := c.src.Walk(s0, c.o.Src)
+	entries, err := c.src.Walk(s0, c.o.Src, c.o.FollowLinks)
 	if err != nil {
 		return nil, nil, c.fsErr(err, c.src, "source", c.o.Src)
+	}
+	if c.o.Direction == Download {
+		if err := preciseRemote(ctx, s0, c.o.Src, entries); err != nil {
+			c.o.Logger.Debug("transfer: no sub-second mtimes from the instance", "err", err)
+		}
 	}
 	var tasks []*fileTask
 	var dirs []dirTask
@@ -296,6 +378,10 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if e.Rel != "" {
 			sp = c.src.Join(c.o.Src, filepath.FromSlash(e.Rel))
 			dp = c.dst.Join(dst, filepath.FromSlash(e.Rel))
+		}
+		if e.Link != "" {
+			c.links = append(c.links, linkTask{e, dp})
+			continue
 		}
 		if e.Dir {
 			if err := c.dst.MkdirAll(s0, dp, e.Mode.Perm()); err != nil {
@@ -307,7 +393,6 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		e.Rel = base + "/" + e.Rel
 		tasks = append(tasks, c.newTask(e, sp, dp))
 	}
-	_ = ctx
 	return tasks, dirs, nil
 }
 
@@ -337,7 +422,7 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 	if de, err := c.dst.Stat(s0, t.dst); err == nil && !de.Dir && de.Size == t.e.Size && de.Mtime.Unix() == t.e.Mtime.Unix() {
 		if _, perr := c.dst.Stat(s0, t.partial); perr != nil {
 			t.complete = true
-			c.stats.Resumed += t.e.Size
+			c.stats.Skipped++
 			return nil
 		}
 	}
@@ -436,10 +521,13 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 		}
 	}()
 	var buf []byte
-	for {
+	for took := false; ; took = true {
 		jb, ok := c.q.pop(ctx)
 		if !ok {
 			return
+		}
+		if !took {
+			c.used.Add(1)
 		}
 		t := jb.t
 		if jb.i >= 0 {
@@ -458,6 +546,7 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 				// The session broke: give the chunk to another one.
 				c.o.Logger.Warn("transfer: session lost; its chunk goes to another session", "err", err)
 				c.q.push(jb)
+				c.noteLost(s)
 				return
 			}
 		}
@@ -524,9 +613,6 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	if err != nil { // EOF before the chunk's end: the source shrank
 		return nil // finish notices the changed size
 	}
-	if c.o.TestOnlyCorrupt != nil {
-		c.o.TestOnlyCorrupt(t.e.Rel, i, b)
-	}
 	w, wc, err := c.dst.OpenWrite(s, t.partial)
 	if err != nil {
 		return c.classify(err, c.dst, "destination", t.partial)
@@ -536,7 +622,7 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 		err = cerr
 	}
 	if err != nil {
-		return c.classify(err, c.dst, "destination", t.partial)
+		return c.classify(noSpace(s, c.dst, t.partial, n, err), c.dst, "destination", t.partial)
 	}
 	c.addStats(func(st *Stats) { st.Moved += n })
 	c.o.Progress.Add(t.e.Rel, n)
@@ -555,7 +641,7 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	if err != nil {
 		return c.classify(err, c.src, "source", t.src)
 	}
-	if cur.Size != t.e.Size || !cur.Mtime.Equal(t.e.Mtime) {
+	if cur.Size != t.e.Size || !sameMtime(cur.Mtime, t.e.Mtime) {
 		t.restarts++
 		c.addStats(func(st *Stats) { st.Restarts++ })
 		if t.restarts > maxRounds {
@@ -694,6 +780,7 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 		class = exitcode.RemoteIO
 	}
 	var ide *IsDirError
+	var nse *NoSpaceError
 	switch {
 	case errors.As(err, &ide):
 		return exitcode.Wrap(err, exitcode.Usage, "name a file, or a directory to copy into", "%s %s is a directory %s", what, p, where)
@@ -701,10 +788,59 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 		return exitcode.Wrap(err, class, "check the path", "%s %s does not exist %s", what, p, where)
 	case errors.Is(err, fs.ErrPermission):
 		return exitcode.Wrap(err, class, "check the file's permissions and the user devgate connects as (--user)", "permission denied: %s %s %s", what, p, where)
+	case errors.As(err, &nse):
+		return exitcode.Wrap(err, class, "free some space on the instance and run the same command again: it resumes",
+			"no space left on the instance for %s %s: %s free (partial file kept)", what, p, humanBytes(nse.Free))
 	case errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left"):
 		return exitcode.Wrap(err, class, "free some space and run the same command again: it resumes", "no space left for %s %s %s (partial file kept)", what, p, where)
 	}
 	return exitcode.Wrap(err, class, "", "%s %s %s", what, p, where)
+}
+
+// NoSpaceError is a write on the instance refused for lack of space. SFTP
+// has no status for a full disk (OpenSSH's sftp-server answers
+// SSH_FX_FAILURE), so it is recognised by asking the server's
+// statvfs@openssh.com extension how much room is left.
+type NoSpaceError struct {
+	Path string
+	Free uint64 // bytes available to the user on the file system of Path
+	Err  error
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%s free on the instance's file system of %s: %v", humanBytes(e.Free), e.Path, e.Err)
+}
+func (e *NoSpaceError) Unwrap() error { return e.Err }
+
+// noSpace turns a failed write of n bytes to p on the instance into a
+// *NoSpaceError when the file system has less than n bytes free; other
+// errors are returned as they are.
+func noSpace(s *sshconn.Client, sd side, p string, n int64, err error) error {
+	var se *sftp.StatusError
+	if _, remote := sd.(remoteSide); !remote || !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure {
+		return err
+	}
+	vfs, verr := s.SFTP.StatVFS(path.Dir(p))
+	if verr != nil {
+		return err // the server has no statvfs@openssh.com: say what it said
+	}
+	if free := vfs.Frsize * vfs.Bavail; free < uint64(n) {
+		return &NoSpaceError{Path: p, Free: free, Err: err}
+	}
+	return err
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // journalName names an upload's journal after the target and remote path.

@@ -550,6 +550,9 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
+			if err != nil && awsapi.SessionGone(err) {
+				return "", &datachannel.GoneError{Err: awsapi.Classify(err, "ssm:ResumeSession")}
+			}
 			if err != nil {
 				err = awsapi.Classify(err, "ssm:ResumeSession")
 				var xe *exitcode.Error

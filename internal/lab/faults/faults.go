@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/devgate/devgate/internal/lab/sftpfault"
 )
 
 // Config is one lab's models and faults. The zero value is a fast lab with no
@@ -42,6 +44,15 @@ type Config struct {
 	DropEvery time.Duration
 	// DropProb drops a client WebSocket with this probability per received frame.
 	DropProb float64
+	// CorruptChunk flips one byte that the instance's SFTP server reads or
+	// writes: "PATH-SUFFIX:BYTE-OFFSET[,…]", each once per lab (a disk or
+	// memory error on the instance; package sftpfault).
+	CorruptChunk string
+	// ForgetOnDrop makes the service lose a session whose WebSocket a fault
+	// dropped: ResumeSession then answers DoesNotExistException, as AWS does
+	// for a session whose record is gone (ended or timed out while the
+	// client was away).
+	ForgetOnDrop bool
 	// DropMode is how a drop happens: "tcp" (abrupt close, 1006) or "bye"
 	// (close frame 1000 "Bye", as the real service does about hourly).
 	DropMode string
@@ -94,6 +105,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.KeyTTL, "key-ttl", c.KeyTTL, "validity of keys pushed with SendSSHPublicKey")
 	fs.DurationVar(&c.DropEvery, "drop-every", c.DropEvery, "drop each client WebSocket after this long (0: never)")
 	fs.Float64Var(&c.DropProb, "drop-prob", c.DropProb, "drop a client WebSocket with this probability per frame")
+	fs.StringVar(&c.CorruptChunk, "corrupt-chunk", c.CorruptChunk, "flip the byte at OFFSET of a file ending in SUFFIX as the instance's SFTP server reads or writes it, once: SUFFIX:OFFSET[,…]")
+	fs.BoolVar(&c.ForgetOnDrop, "forget-on-drop", c.ForgetOnDrop, "after a fault drop, ResumeSession answers DoesNotExistException")
 	fs.StringVar(&c.DropMode, "drop-mode", c.DropMode, `how drops happen: "tcp" (abrupt) or "bye" (close 1000 "Bye")`)
 	fs.Float64Var(&c.ReorderProb, "reorder-prob", c.ReorderProb, "probability of swapping an outgoing data message with its successor")
 	fs.Float64Var(&c.DuplicateProb, "duplicate-prob", c.DuplicateProb, "probability of sending an outgoing data message twice")
@@ -116,6 +129,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DropMode != "tcp" && c.DropMode != "bye" {
 		return fmt.Errorf(`faults: drop-mode %q: want "tcp" or "bye"`, c.DropMode)
+	}
+	if c.CorruptChunk != "" {
+		if _, err := sftpfault.ParseSpecs(c.CorruptChunk); err != nil {
+			return fmt.Errorf("faults: corrupt-chunk: %w", err)
+		}
 	}
 	if c.BandwidthCap < 0 {
 		return fmt.Errorf("faults: bandwidth %d is negative", c.BandwidthCap)

@@ -77,6 +77,7 @@ type Server struct {
 	freezes  atomic.Int64
 	mu       sync.Mutex
 	sessions map[string]*session
+	forgot   map[string]bool // sessions the service no longer knows (faults.ForgetOnDrop)
 
 	cmu    sync.Mutex
 	counts Counts
@@ -87,7 +88,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, sessions: map[string]*session{}}
+	s := &Server{cfg: cfg, sessions: map[string]*session{}, forgot: map[string]bool{}}
 	if cfg.Faults != nil {
 		s.f = *cfg.Faults
 	}
@@ -147,7 +148,10 @@ func (s *Server) get(id string) *session {
 // Resume mints a fresh token; "" once the session ended (§7.4).
 func (s *Server) Resume(sessionID string) (string, error) {
 	ss := s.get(sessionID)
-	if ss == nil {
+	s.mu.Lock()
+	forgot := s.forgot[sessionID]
+	s.mu.Unlock()
+	if ss == nil || forgot {
 		return "", ErrUnknownSession
 	}
 	return ss.resume()
@@ -307,7 +311,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := newLink(conn, s.f, s.seed.Add(1), log)
-	l.onDrop = func() { s.drops.Add(1) }
+	l.onDrop = func() {
+		s.drops.Add(1)
+		if s.f.ForgetOnDrop {
+			s.mu.Lock()
+			s.forgot[id] = true
+			s.mu.Unlock()
+		}
+	}
 	ss.serve(l, in.ClientVersion)
 }
 
