@@ -22,6 +22,7 @@ for _ in $(seq 100); do [ -s "$W/lab/ssh_config" ] && break; sleep 0.1; done
 . "$W/lab/env"
 export HOME="$W/home" XDG_CACHE_HOME="$W/home/.cache"
 USER_ON=$(awk '/gpu1/ {print $NF; exit}' "$W/lab.out")
+GPU1_ID=$(awk '/gpu1/ {print $2; exit}' "$W/lab.out") # random per lab directory
 SRC="$W/src.bin"
 head -c $((SIZE_MB << 20)) /dev/urandom >"$SRC"
 SUM=$(sha256sum "$SRC" | cut -c1-64)
@@ -42,7 +43,7 @@ if command -v session-manager-plugin >/dev/null; then
 	SCPNAME="scp (official plugin)"
 	PROXY="aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p"
 	run "$SCPNAME" scp -q -F /dev/null -o "ProxyCommand=$PROXY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-		-i "$HOME/.ssh/devgate/id_ed25519" "$USER_ON@i-0000000deadbeef00:$SRC" "$W/out.bin"
+		-i "$HOME/.ssh/devgate/id_ed25519" "$USER_ON@$GPU1_ID:$SRC" "$W/out.bin"
 else
 	SCPNAME="scp (devgate connect)"
 	run "$SCPNAME" scp -q -F "$W/lab/ssh_config" -i "$HOME/.ssh/devgate/id_ed25519" "gpu1:$SRC" "$W/out.bin"

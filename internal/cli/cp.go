@@ -34,6 +34,7 @@ const defaultSessions = 8
 type cpOptions struct {
 	af        awsFlags
 	recursive bool
+	follow    bool
 	sessions  int
 	via       string
 	bucket    string
@@ -72,7 +73,8 @@ into place. -r copies folders (modes and mtimes kept).
 	o.af.add(cmd)
 	o.path.add(cmd)
 	f := cmd.Flags()
-	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories")
+	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories (symbolic links as links, modes and mtimes kept)")
+	f.BoolVarP(&o.follow, "copy-links", "L", false, "with -r, copy what symbolic links point to instead of the links (rsync -L)")
 	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
 	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
 	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET, else devgate's config)")
@@ -134,6 +136,14 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	}
 	t, err := resolveTarget(rs.target, config.Settings{User: firstNonEmpty(rs.user, o.user), Profile: o.af.profile, Region: o.af.region, Bucket: o.bucket, Path: o.path.path}, o.prefix)
 	if err != nil {
+		return err
+	}
+	// Everything that can be checked here is checked before the first AWS call:
+	// a session may start (and bill) a stopped instance.
+	if o.via == "s3" && t.Bucket == "" {
+		return exitcode.New(exitcode.Usage, "pass --bucket, set DEVGATE_BUCKET or a bucket in devgate's config", "--via s3 needs a bucket")
+	}
+	if err := transfer.CheckLocal(transfer.Options{Direction: dir, Src: srcArg, Dst: dstArg, Recursive: o.recursive}); err != nil {
 		return err
 	}
 	user := t.User
@@ -232,7 +242,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
 		}
 	}
-	topt := transfer.Options{Direction: dir, Recursive: o.recursive, ChunkSize: o.chunk, Target: clients[0].InstanceID}
+	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
 	if dir == transfer.Download {
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {
@@ -277,9 +287,41 @@ func cpDone(io IO, o cpOptions, st transfer.Stats, via string, say func(string, 
 	if o.asJSON {
 		return printCpJSON(io, st, via)
 	}
-	say("copied %d file(s), %s in %.1f s (%.1f MB/s, %d sessions, %s resumed, via %s)", st.Files, progress.Bytes(st.Moved), st.Seconds,
-		mbps(st.Moved, st.Seconds), st.Sessions, progress.Bytes(st.Resumed), via)
+	say("%s", cpReport(st, via))
 	return nil
+}
+
+// cpReport is the human summary of a copy: what moved, over how many
+// sessions, what an earlier run had already done, and what was skipped.
+func cpReport(st transfer.Stats, via string) string {
+	copied := st.Files - st.Skipped
+	skipped := ""
+	if st.Skipped > 0 {
+		skipped = fmt.Sprintf("%s already in place (same size and mtime)", plural(st.Skipped, "file"))
+	}
+	if copied == 0 && st.Skipped > 0 {
+		return "nothing to copy: " + skipped
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "copied %s, %s in %.1f s (%.1f MB/s", plural(copied, "file"), progress.Bytes(st.Moved), st.Seconds, mbps(st.Moved, st.Seconds))
+	if st.Sessions > 1 || via != "s3" {
+		fmt.Fprintf(&b, ", %s", plural(st.Sessions, "session"))
+	}
+	if st.Resumed > 0 {
+		fmt.Fprintf(&b, ", %s resumed from an earlier run", progress.Bytes(st.Resumed))
+	}
+	fmt.Fprintf(&b, ", via %s)", via)
+	if skipped != "" {
+		b.WriteString("; " + skipped)
+	}
+	return b.String()
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // cpSummary is the --json output.

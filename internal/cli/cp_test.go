@@ -27,6 +27,8 @@ type cpSummary struct {
 	Bytes     int64   `json:"bytes"`
 	Moved     int64   `json:"bytes_moved"`
 	Resumed   int64   `json:"resumed_bytes"`
+	Skipped   int     `json:"skipped_files"`
+	Links     int     `json:"symlinks"`
 	Refetched int     `json:"refetched_chunks"`
 	Restarts  int     `json:"restarts"`
 	Sessions  int     `json:"sessions"`
@@ -105,10 +107,15 @@ func TestCpFileBothWays(t *testing.T) {
 	if ents, _ := os.ReadDir(down); len(ents) != 1 {
 		t.Fatalf("download left extra files: %v", ents)
 	}
-	// The same command again moves nothing.
+	// The same command again moves nothing: the file is skipped (not "resumed"), over no session.
 	s = e.cp(t, ctx, nil, "-j", "3", "--chunk-size", "1048576", "gpu1:"+remote, down)
-	if s.Moved != 0 || s.Resumed != 20<<20+12345 {
+	if s.Moved != 0 || s.Resumed != 0 || s.Skipped != 1 || s.Sessions != 0 {
 		t.Fatalf("second run summary %+v", s)
+	}
+	in, _ := e.l.Instance("gpu1")
+	if _, stderr, code := e.devgate(ctx, nil, nil, "cp", "--user", in.User, "-j", "3", "gpu1:"+remote, down); code != 0 ||
+		!strings.Contains(stderr, "devgate: nothing to copy: 1 file already in place (same size and mtime)\n") {
+		t.Fatalf("second run report: exit %d\n%s", code, stderr)
 	}
 }
 

@@ -36,7 +36,7 @@ func (f *awsFlags) load(ctx context.Context, sdkLog *slog.Logger) (aws.Config, e
 // loadAWS loads the AWS configuration for profile and region with devgate's
 // application id; sdkLog receives what the SDK logs (nil: nothing).
 func loadAWS(ctx context.Context, profile, region string, sdkLog *slog.Logger) (aws.Config, error) {
-	opts := []awsapi.Option{awsapi.WithAppID(Version)}
+	opts := []awsapi.Option{awsapi.WithAppID(moduleVersion())}
 	if home, _, err := homeDir(); err == nil {
 		opts = append(opts, creds.MFAOptions(ctx, profile, home, "/dev/tty", time.Now())...)
 	}
@@ -82,6 +82,7 @@ func newLsCommand(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			awsapi.RememberInstances(t.Resolve.CacheFile, inst, time.Now())
 			rows := make([]lsRow, len(inst))
 			var wg sync.WaitGroup
 			for i, r := range inst {

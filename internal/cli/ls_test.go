@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/lab"
@@ -127,6 +128,28 @@ func TestLsDirect(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "DIRECT") || !strings.Contains(out, want) {
 			t.Fatalf("VPN %s: table lacks %q:\n%s", c.vpn, want, out)
 		}
+	}
+}
+
+// start right after stop (the instance still stopping, which EC2 refuses with
+// IncorrectInstanceState) waits for stopped and starts it.
+func TestStartWhileStopping(t *testing.T) {
+	l := useLab(t, lab.Options{Instances: []lab.InstanceSpec{{Name: "gpu1", State: "running"}}})
+	f := l.Faults()
+	f.StopDelay = 3 * time.Second
+	l.SetFaults(f)
+	if code, _, errs := runCLI(t, "", "stop", "gpu1"); code != 0 {
+		t.Fatalf("stop: %d %s", code, errs)
+	}
+	if in, _ := l.Instance("gpu1"); in.State != "stopping" {
+		t.Fatalf("state after stop %s, want stopping", in.State)
+	}
+	code, _, errs := runCLI(t, "", "start", "gpu1", "--wait")
+	if code != 0 || !strings.Contains(errs, "is stopping; it starts once stopped") || !strings.Contains(errs, "start requested (was stopped)") {
+		t.Fatalf("start while stopping: %d %s", code, errs)
+	}
+	if in, _ := l.Instance("gpu1"); in.State != "running" {
+		t.Fatalf("state %s, want running", in.State)
 	}
 }
 

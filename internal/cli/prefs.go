@@ -147,7 +147,7 @@ func newPrefsChangeCommand(io IO, apply bool) *cobra.Command {
 				return err
 			}
 			if !ok {
-				return exitcode.New(exitcode.Interrupted, "run again and answer y, or pass --yes", "cancelled; nothing written")
+				return exitcode.New(exitcode.Declined, "run again and answer y, or pass --yes", "cancelled; nothing written")
 			}
 		}
 		res, err := st.Put(cmd.Context(), cur, want)

@@ -34,7 +34,7 @@ func TestPrefsCommands(t *testing.T) {
 	}
 	// A "no" at the prompt writes nothing.
 	code, stdout, stderr = runCLI(t, "n\n", "prefs", "set", "idleSessionTimeout=30")
-	if code != int(exitcode.Interrupted) || !strings.Contains(stdout, "+++ b/SSM-SessionManagerRunShell") || len(svc.Documents()) != 0 {
+	if code != int(exitcode.Declined) || !strings.Contains(stdout, "+++ b/SSM-SessionManagerRunShell") || len(svc.Documents()) != 0 {
 		t.Fatalf("declined set: %d\n%s\n%s", code, stdout, stderr)
 	}
 	// First save creates the document.

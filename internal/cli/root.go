@@ -42,9 +42,6 @@ func StdIO() IO {
 		ErrHidden: stderrHidden(os.Stderr), Terminal: openTerminal}
 }
 
-// Version is set by the linker (-ldflags "-X github.com/devgate/devgate/internal/cli.Version=…").
-var Version = "dev"
-
 // NewRoot builds the devgate command tree.
 func NewRoot(io IO) *cobra.Command {
 	root := &cobra.Command{
@@ -52,15 +49,70 @@ func NewRoot(io IO) *cobra.Command {
 		Short:         "Make a private EC2 devbox feel local, over AWS Session Manager",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       versionString(),
 	}
 	root.SetIn(io.In)
-	root.SetOut(io.ErrOut) // help and usage go to stderr; stdout stays for data
+	// Help, usage, --version and completion scripts go to stdout (`devgate --help | less`,
+	// `source <(devgate completion bash)`); connect's data path writes to io.Out itself
+	// and nothing else in connect does. Errors go to stderr.
+	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err, c} })
 	for _, add := range commands {
 		root.AddCommand(add(io))
 	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	conventions(root, io)
 	return root
+}
+
+// conventions applies what every command shares, after the tree is built:
+// usage errors (wrong argument count, unknown subcommand) are marked as such,
+// a command group run bare prints its help and rejects unknown subcommands,
+// and examples and target completion are filled in where a command file
+// did not set its own.
+func conventions(c *cobra.Command, io IO) {
+	switch {
+	case c.HasSubCommands() && c.Run == nil && c.RunE == nil:
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+				if c.SuggestionsMinimumDistance <= 0 {
+					c.SuggestionsMinimumDistance = 2
+				}
+				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+				}
+				return usageError{errors.New(msg), c}
+			}
+			return c.Help()
+		}
+	case c.Args != nil:
+		check := c.Args
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err, c}
+			}
+			return nil
+		}
+	}
+	if c.Example == "" {
+		c.Example = examples[strings.TrimPrefix(c.CommandPath(), "devgate ")]
+	}
+	if c.ValidArgsFunction == nil && c.Parent() != nil && c.Parent().Parent() == nil {
+		switch {
+		case c.Name() == "cp":
+			c.ValidArgsFunction = completeCp
+		case completesTarget[c.Name()]:
+			c.ValidArgsFunction = completeTarget
+		}
+	}
+	for _, sub := range c.Commands() {
+		conventions(sub, io)
+	}
 }
 
 // commands lists the constructors of the subcommands; each command file
@@ -100,13 +152,15 @@ func Main(ctx context.Context, args []string, io IO) int {
 	}
 	fmt.Fprintf(errOut, "devgate: error: %v\n", err)
 	hint := exitcode.HintOf(err)
-	if hint != "" {
-		fmt.Fprintf(errOut, "devgate: hint: %s\n", hint)
-	}
 	code := exitcode.Code(err)
 	var e *exitcode.Error
-	if !errors.As(err, &e) && isUsage(err) {
+	var u usageError
+	if !errors.As(err, &e) && errors.As(err, &u) {
+		hint = fmt.Sprintf("run `%s --help` for usage and examples", u.cmd.CommandPath())
 		code = int(exitcode.Usage)
+	}
+	if hint != "" {
+		fmt.Fprintf(errOut, "devgate: hint: %s\n", hint)
 	}
 	if command != "doctor" { // doctor reports its own findings; its log would only echo them
 		_ = io.Events.Append(eventlog.Event{Kind: eventlog.KindFailure, Command: command, Target: target,
@@ -148,12 +202,11 @@ func commandOf(root *cobra.Command, args []string) (command, target string) {
 	return c.Name(), ""
 }
 
-// usageError marks flag and argument errors found by cobra.
-type usageError struct{ error }
+// usageError marks flag and argument errors found by cobra, and the command
+// they belong to (for the hint).
+type usageError struct {
+	error
+	cmd *cobra.Command
+}
 
 func (u usageError) Unwrap() error { return u.error }
-
-func isUsage(err error) bool {
-	var u usageError
-	return errors.As(err, &u)
-}

@@ -21,6 +21,7 @@ import (
 	"github.com/devgate/devgate/internal/config"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/osuser"
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
 )
@@ -265,7 +266,7 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			return err
 		}
 		if !ok {
-			return exitcode.New(exitcode.Interrupted, "run again and answer y, or pass --yes", "setup cancelled; nothing written")
+			return exitcode.New(exitcode.Declined, "run again and answer y, or pass --yes", "setup cancelled; nothing written")
 		}
 	}
 	key, err := sshkey.Ensure(keyPath)
@@ -293,9 +294,18 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			fmt.Fprintf(io.ErrOut, "devgate: wrote %s\n", c.Path)
 		}
 	}
+	try := "ssh"
+	if !tilde {
+		// ssh reads ~/.ssh/config from the passwd entry's home directory, not
+		// $HOME (ssh(1), FILES), so with HOME pointing elsewhere a plain
+		// `ssh <alias>` never sees what setup wrote.
+		userCfg := sshconfig.UserConfigPath(home)
+		fmt.Fprintf(io.ErrOut, "devgate: warning: $HOME (%s) is not your home directory in the passwd database, where ssh looks for ~/.ssh/config: run ssh with -F %s\n", home, userCfg)
+		try = "ssh -F " + shquote.Quote(userCfg)
+	}
 	for _, a := range cf.Aliases() {
 		if cf.Hosts[a].Prefix == prefix && !f.remove {
-			fmt.Fprintf(io.ErrOut, "devgate: try: ssh %s\n", a)
+			fmt.Fprintf(io.ErrOut, "devgate: try: %s %s\n", try, a)
 			break
 		}
 	}

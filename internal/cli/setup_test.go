@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/devgate/devgate/internal/exitcode"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -67,8 +69,8 @@ func TestSetupEndToEnd(t *testing.T) {
 		t.Fatal("dry-run created ~/.ssh/devgate")
 	}
 	// Answering no writes nothing.
-	if code, _, _ := runCLI(t, "n\n", "setup", "--region", "us-east-1"); code == 0 {
-		t.Fatal("'n' answer returned 0")
+	if code, _, stderr := runCLI(t, "n\n", "setup", "--region", "us-east-1"); code != int(exitcode.Declined) || !strings.Contains(stderr, "devgate: hint: ") {
+		t.Fatalf("'n' answer: exit %d, want %d (declined)\n%s", code, exitcode.Declined, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(home, ".ssh", "devgate")); err == nil {
 		t.Fatal("'n' answer created ~/.ssh/devgate")
@@ -77,6 +79,11 @@ func TestSetupEndToEnd(t *testing.T) {
 	code, _, errs = runCLI(t, "y\n", "setup", "--region", "us-east-1")
 	if code != 0 {
 		t.Fatalf("setup: %d %s", code, errs)
+	}
+	// HOME is a temp dir, not the passwd entry's home that ssh reads ~/.ssh/config from:
+	// setup says so and names the -F that reaches what it wrote.
+	if !strings.Contains(errs, "devgate: warning: $HOME") || !strings.Contains(errs, "devgate: try: ssh -F "+filepath.Join(home, ".ssh", "config")+" devbox-") {
+		t.Fatalf("no passwd-home warning or ssh -F hint: %s", errs)
 	}
 	for p, mode := range map[string]os.FileMode{".ssh/devgate": 0o700, ".ssh/devgate/id_ed25519": 0o600, ".ssh/devgate/config": 0o600} { // the ControlMaster directory: TestSetupLongHomeShortControlPath
 		fi, err := os.Stat(filepath.Join(home, p))
@@ -136,7 +143,8 @@ func TestSetupLongHomeShortControlPath(t *testing.T) {
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	code, _, errs := runCLI(t, "", "setup", "--yes", "--no-inventory")
-	if code != 0 || strings.Contains(errs, "warning") {
+	// (the one warning is TestSetup's: this HOME is not the passwd entry's home)
+	if code != 0 || strings.Count(errs, "warning") != strings.Count(errs, "warning: $HOME") {
 		t.Fatalf("%d %s", code, errs)
 	}
 	b, _ := os.ReadFile(filepath.Join(home, ".ssh/devgate/config"))

@@ -21,7 +21,8 @@ func newStartCommand(io IO) *cobra.Command {
 
 // newPowerCommand builds start (on) or stop (!on): resolve the target, call
 // StartInstances/StopInstances, and with --wait poll until the instance is
-// running/stopped, reporting each state change on stderr.
+// running/stopped, reporting each state change on stderr. start on a stopping
+// instance waits (up to --timeout) for stopped, then starts it.
 func newPowerCommand(io IO, on bool) *cobra.Command {
 	var af awsFlags
 	var prefix string
@@ -61,6 +62,15 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 				fmt.Fprintf(io.ErrOut, "devgate: %s is already %s\n", label, want)
 				return nil
 			}
+			if on && row.State == "stopping" {
+				// EC2 refuses to start a stopping instance (IncorrectInstanceState):
+				// wait for stopped first, as connect does.
+				fmt.Fprintf(io.ErrOut, "devgate: %s is stopping; it starts once stopped\n", label)
+				if err := waitState(ctx, io, client, row.ID, label, "stopped", timeout); err != nil {
+					return err
+				}
+				row.State = "stopped"
+			}
 			if on {
 				_, err = client.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{row.ID}})
 			} else {
@@ -79,7 +89,7 @@ func newPowerCommand(io IO, on bool) *cobra.Command {
 	af.add(cmd)
 	addPrefixFlag(cmd, &prefix)
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the instance is "+want)
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits (and start waits for a stopping instance to stop)")
 	return cmd
 }
 

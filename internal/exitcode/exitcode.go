@@ -19,6 +19,7 @@ type Class int
 const (
 	Generic        Class = 1  // anything unclassified
 	Usage          Class = 2  // bad flags or arguments
+	Declined       Class = 3  // the user answered no to a confirmation prompt; nothing was changed
 	Credentials    Class = 10 // no or invalid AWS credentials
 	Region         Class = 11 // no region, or an unknown one
 	NotFound       Class = 12 // instance (or alias) not found, or ambiguous

@@ -94,6 +94,16 @@ func (f *front) count(op, userAgent string) {
 	f.cmu.Unlock()
 }
 
+func (f *front) callTotal() int {
+	f.cmu.Lock()
+	defer f.cmu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
 func (f *front) userAgent(op string) string {
 	f.cmu.Lock()
 	defer f.cmu.Unlock()

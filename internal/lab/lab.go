@@ -166,10 +166,20 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	// Private addresses: loopback standing in for the VPC's 10.x.y.z (see vpn.go),
 	// random per lab so that labs running at once do not share addresses.
 	l.netBase = [2]byte{byte(rand.IntN(256)), byte(10 + rand.IntN(200))}
+	ids, err := loadIDs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	for i, spec := range opts.Instances {
+		if spec.ID == "" {
+			spec.ID = ids.idFor(spec.Name, i)
+		}
 		if _, err := l.addInstance(spec, i); err != nil {
 			return nil, err
 		}
+	}
+	if err := ids.save(); err != nil {
+		return nil, err
 	}
 	for _, inst := range l.fleet.list {
 		if err := l.startInstanceSSHD(ctx, inst); err != nil {
@@ -541,6 +551,10 @@ func (l *Lab) ExpireCredentials(accessKey string) {
 
 // Calls counts the API calls of an operation (e.g. "SendSSHPublicKey") so far.
 func (l *Lab) Calls(op string) int { return l.front.callCount(op) }
+
+// CallsTotal is the number of API calls the lab has answered, of every
+// service and operation (what a command that must not touch AWS is checked against).
+func (l *Lab) CallsTotal() int { return l.front.callTotal() }
 
 // UserAgent is the User-Agent header of the last call of an operation
 // ("StartSession", "DescribeInstances"; "" when it was never called).

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,7 +47,26 @@ func sshdPath() (string, error) {
 	if _, err := os.Stat("/usr/sbin/sshd"); err == nil {
 		return "/usr/sbin/sshd", nil
 	}
-	return "", errors.New("sshd not found: install openssh-server (apt-get install openssh-server)")
+	return "", errors.New("sshd not found (PATH, /usr/sbin): install OpenSSH's server: sudo apt-get install -y openssh-server (Debian, Ubuntu), sudo dnf install -y openssh-server (Fedora); macOS ships it")
+}
+
+// privsepDir is the directory Debian's sshd, started as root, insists on
+// ("Missing privilege separation directory"); the distribution's service unit
+// creates it, which a lab's sshd never goes through.
+const privsepDir = "/run/sshd"
+
+// ensurePrivsepDir creates privsepDir when sshd will run as root on Linux.
+func ensurePrivsepDir() error {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return nil
+	}
+	if _, err := os.Stat(privsepDir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(privsepDir, 0o755); err != nil {
+		return fmt.Errorf("sshd needs %s: %w", privsepDir, err)
+	}
+	return os.Chmod(privsepDir, 0o755)
 }
 
 func (s *sshd) keysPath(user string) string { return filepath.Join(s.dir, "pushed-keys", user) }
@@ -142,6 +162,9 @@ func startSSHD(ctx context.Context, dir, user string, port int, subsystem string
 	}
 	bin, err := sshdPath()
 	if err != nil {
+		return nil, err
+	}
+	if err := ensurePrivsepDir(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -37,6 +37,7 @@ const (
 	LogFile       = "lab.log"
 	// AdminTokenFile holds the token of the lab's /_lab/ endpoint (`devgate-lab vpn` uses it).
 	AdminTokenFile = "admin-token"
+	IDsFileName    = lab.IDsFile // instance ids of this lab dir, kept across restarts
 )
 
 // ServiceFactory adds services (ACM, S3, …) to a lab; main wires them.
@@ -50,16 +51,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.SetOut(stderr)
+	root.SetOut(stdout) // help and usage on stdout, as for devgate
 	root.SetErr(stderr)
-	root.AddCommand(upCmd(stdout, stderr, services), downCmd(stdout), envCmd(stdout), vpnCmd(stdout))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(err.Error(), c.CommandPath()+" --help") })
+	root.AddCommand(upCmd(args, stdout, stderr, services), downCmd(stdout), envCmd(stdout), vpnCmd(stdout))
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if errors.Is(err, errReported) {
+			return 1
+		}
 		fmt.Fprintf(stderr, "devgate-lab: error: %v\n", err)
+		var u *usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(stderr, "devgate-lab: hint: %s\n", u.hint)
+			return 2
+		}
+		if strings.HasPrefix(err.Error(), "unknown command") {
+			fmt.Fprintln(stderr, "devgate-lab: hint: devgate-lab --help lists the commands")
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
+
+// usageError is a bad flag or argument: exit 2 with a hint, as in devgate.
+type usageError struct{ msg, hint string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usageErr(msg, hint string) error { return &usageError{msg, hint} }
 
 // fileConfig is the optional --config file.
 type fileConfig struct {
@@ -67,22 +88,29 @@ type fileConfig struct {
 	Instances []lab.InstanceSpec `json:"instances,omitempty"`
 }
 
-func upCmd(stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
+func upCmd(allArgs []string, stdout, stderr io.Writer, services ServiceFactory) *cobra.Command {
 	var dir, addr, config, devgate, logLevel string
 	var useTLS bool
 	var instances []string
 	var vpnPorts []int
 	var vpnState string
+	var detach bool
+	var readyTimeout time.Duration
 	f := faults.Defaults()
 	c := &cobra.Command{
 		Use:   "up --dir D",
 		Short: "Run the lab in the foreground until `down` or a signal",
 		Long: `Runs the lab: every AWS service devgate uses on one loopback port, and a real sshd per instance.
-Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).`,
+Writes D/env (the variables to export) and D/ssh_config (one Host per instance through devgate connect).
+With --detach it runs in the background and returns once the lab is ready (exit 0) or has failed
+(its error on stderr, exit 1); its output then goes to D/lab.out.`,
+		Example: `  devgate-lab up --dir /tmp/devgate-lab --detach && . /tmp/devgate-lab/env
+  devgate-lab up --dir /tmp/lab --instance gpu1 --instance gpu2:stopped --api-latency 50ms
+  devgate-lab up --dir /tmp/lab --config fleet.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab up --dir /tmp/devgate-lab")
 			}
 			abs, err := filepath.Abs(dir)
 			if err != nil {
@@ -94,6 +122,9 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			}
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
+			}
+			if detach {
+				return upDetached(cmd.Context(), dir, allArgs, readyTimeout, stdout, stderr)
 			}
 			opts := lab.Options{Dir: dir, Addr: addr, Faults: f, TLS: useTLS, VPNPorts: vpnPorts}
 			if config != "" {
@@ -141,14 +172,15 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			if devgate == "" {
 				devgate = findDevgate()
 			}
-			if err := WriteFiles(dir, l, devgate, "~/.ssh/devgate/id_ed25519"); err != nil {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("the ssh config names devgate's key under the home directory: %w", err)
+			}
+			// An absolute path: ssh expands ~ from the passwd entry, devgate from $HOME.
+			key := filepath.Join(home, ".ssh", "devgate", "id_ed25519")
+			if err := WriteFiles(dir, l, devgate, key); err != nil {
 				return err
 			}
-			pidPath := filepath.Join(dir, PidFile)
-			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-				return err
-			}
-			defer os.Remove(pidPath)
 			fmt.Fprintf(stdout, "devgate-lab is up at %s (region %s)\n", l.Endpoint(), l.Region())
 			for _, in := range l.Instances() {
 				fmt.Fprintf(stdout, "  %-6s %s  %-8s user %s  private %s\n", in.Name, in.ID, in.State, in.User, in.PrivateIP)
@@ -157,6 +189,12 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 			fmt.Fprintf(stdout, "env:        %s   (. %s)\n", filepath.Join(dir, EnvFile), filepath.Join(dir, EnvFile))
 			fmt.Fprintf(stdout, "ssh config: %s   (ssh -F %s gpu1)\n", filepath.Join(dir, SSHConfigFile), filepath.Join(dir, SSHConfigFile))
 			fmt.Fprintf(stdout, "log:        %s\n", filepath.Join(dir, LogFile))
+			// The pid file comes last: it is what `up --detach` waits for.
+			pidPath := filepath.Join(dir, PidFile)
+			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(pidPath)
 			<-ctx.Done()
 			fmt.Fprintln(stdout, "devgate-lab: shutting down")
 			return nil
@@ -172,6 +210,8 @@ Writes D/env (the variables to export) and D/ssh_config (one Host per instance t
 	fl.StringVar(&logLevel, "log-level", "info", "log level of D/lab.log (debug, info, warn, error)")
 	fl.IntSliceVar(&vpnPorts, "vpn-port", nil, "instance port besides 22 that the VPN model relays to 127.0.0.1:port (repeatable)")
 	fl.StringVar(&vpnState, "vpn", lab.VPNRefuse, "initial VPN state: up, refuse (nothing answers, RST) or silence (SYNs dropped)")
+	fl.BoolVar(&detach, "detach", false, "run in the background; return when the lab is ready, or fail with its error")
+	fl.DurationVar(&readyTimeout, "ready-timeout", 2*time.Minute, "with --detach: how long to wait for the lab to be ready")
 	f.RegisterFlags(fl)
 	return c
 }
@@ -250,6 +290,12 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&env, "export %s=%s\n", k, shquote.Quote(v))
 	}
+	// devgate's own defaults for the lab: the instances' OS user (when they share one)
+	// and the ssh config doctor checks instead of ~/.ssh/config.
+	if u := commonUser(l.Instances()); u != "" {
+		fmt.Fprintf(&env, "export DEVGATE_USER=%s\n", shquote.Quote(u))
+	}
+	fmt.Fprintf(&env, "export DEVGATE_SSH_CONFIG=%s\n", shquote.Quote(filepath.Join(dir, SSHConfigFile)))
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o600); err != nil {
 		return err
 	}
@@ -295,6 +341,18 @@ func WriteFiles(dir string, l *lab.Lab, devgate, identityFile string) error {
 	return os.WriteFile(filepath.Join(dir, InstancesFile), append(b, '\n'), 0o600)
 }
 
+// commonUser is the OS user of every instance, or "" when they differ.
+func commonUser(ins []lab.InstanceInfo) string {
+	u := ""
+	for i, in := range ins {
+		if i > 0 && in.User != u {
+			return ""
+		}
+		u = in.User
+	}
+	return u
+}
+
 func sshQuote(s string) string {
 	if strings.ContainsAny(s, " \t\"") {
 		return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
@@ -327,7 +385,7 @@ func downCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab down --dir /tmp/devgate-lab")
 			}
 			pid, alive := running(dir)
 			if !alive {
@@ -383,7 +441,7 @@ func envCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return errors.New("--dir is required")
+				return usageErr("--dir is required", "devgate-lab env --dir /tmp/devgate-lab")
 			}
 			if _, alive := running(dir); !alive {
 				return fmt.Errorf("no lab running in %s; start one with `devgate-lab up --dir %s`", dir, dir)

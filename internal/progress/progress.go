@@ -60,7 +60,7 @@ func (c *Copy) Total(files int, bytes, resumed int64) {
 	c.total, c.files, c.resumed, c.done = bytes, files, resumed, resumed
 	if c.p != nil {
 		c.bar = c.p.AddBar(bytes, mpb.BarPriority(-1),
-			mpb.PrependDecorators(decor.Name(fmt.Sprintf("total (%d files) ", files)),
+			mpb.PrependDecorators(decor.Name(fmt.Sprintf("total (%s) ", plural(files, "file"))),
 				decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
 			mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), " % .1f", decor.WCSyncSpace),
 				decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)))
@@ -170,8 +170,24 @@ func (c *Copy) lineLocked() string {
 	if rate > 0 {
 		eta = time.Duration(float64(c.total-c.done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	return fmt.Sprintf("%s / %s (%.0f%%), %d/%d files, %.1f MB/s, ETA %s",
-		Bytes(c.done), Bytes(c.total), pct, c.finished, c.files, rate/1e6, eta)
+	files := ""
+	if c.files > 1 {
+		files = fmt.Sprintf(", %d/%d files", c.finished, c.files)
+	}
+	if c.done >= c.total && c.finished < c.files {
+		// Every byte is across; what is left is checking the sha256s and renaming.
+		return fmt.Sprintf("%s / %s (100%%)%s, verifying", Bytes(c.done), Bytes(c.total), files)
+	}
+	return fmt.Sprintf("%s / %s (%.0f%%)%s, %.1f MB/s, ETA %s",
+		Bytes(c.done), Bytes(c.total), pct, files, rate/1e6, eta)
+}
+
+// plural is "1 file", "2 files".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // Bytes formats n in binary units.

@@ -53,7 +53,7 @@ func TestTerminalModeDoesNotBlock(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close blocked")
 	}
-	if !strings.Contains(out.b.String(), "total (1 files)") {
+	if !strings.Contains(out.b.String(), "total (1 file)") {
 		t.Fatalf("no total bar in %q", out.b.String())
 	}
 }
@@ -63,5 +63,30 @@ func TestBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestLineModeSingleFile: one file has no "0/1 files" count, and at 100 %
+// before it is verified the line says so instead of an ETA.
+func TestLineModeSingleFile(t *testing.T) {
+	var out syncBuf
+	c := NewCopy(&out, false, 8)
+	c.Total(1, 4<<20, 0)
+	c.FileStart("m.pt", 4<<20, 0)
+	c.Add("m.pt", 1<<20)
+	c.mu.Lock()
+	mid := c.lineLocked()
+	c.mu.Unlock()
+	c.Add("m.pt", 3<<20)
+	c.mu.Lock()
+	end := c.lineLocked()
+	c.mu.Unlock()
+	c.FileDone("m.pt")
+	c.Close()
+	if strings.Contains(mid, "files") || !strings.Contains(mid, "1.0 MiB / 4.0 MiB (25%)") || !strings.Contains(mid, "ETA") {
+		t.Errorf("mid-copy line %q", mid)
+	}
+	if end != "4.0 MiB / 4.0 MiB (100%), verifying" {
+		t.Errorf("line at 100%% before verification: %q", end)
 	}
 }

@@ -104,6 +104,7 @@ func s3Err(err error, action string) error {
 // Download copies src on the instance to dst here.
 func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst string, o Options) (transfer.Stats, error) {
 	o.defaults()
+	o.Progress = newTwoLegs(o.Progress)
 	start := time.Now()
 	st := transfer.Stats{Files: 1, Sessions: 1}
 	fi, err := c.SFTP.Stat(src)
@@ -478,6 +479,7 @@ func (w *offsetWriter) Write(p []byte) (int, error) {
 // Upload copies src here to dst on the instance.
 func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst string, o Options) (transfer.Stats, error) {
 	o.defaults()
+	o.Progress = newTwoLegs(o.Progress)
 	start := time.Now()
 	st := transfer.Stats{Files: 1, Sessions: 1}
 	fi, err := os.Stat(src)

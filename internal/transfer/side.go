@@ -30,6 +30,8 @@ type entry struct {
 	Size  int64
 	Mode  fs.FileMode
 	Mtime time.Time
+	// Link is the target of a symbolic link copied as a link (Options.FollowLinks unset).
+	Link string
 }
 
 // side is one end of a copy: the local file system, or the instance through
@@ -39,8 +41,12 @@ type side interface {
 	Join(elem ...string) string
 	Base(p string) string
 	Stat(c *sshconn.Client, p string) (entry, error)
-	// Walk lists root and everything below it.
-	Walk(c *sshconn.Client, root string) ([]entry, error)
+	// Walk lists root and everything below it. Symbolic links below root are
+	// entries with Link set, or, with follow, what they point to (links to
+	// directories are not descended into; dangling links are left out).
+	Walk(c *sshconn.Client, root string, follow bool) ([]entry, error)
+	// Symlink makes p a symbolic link to target, replacing a link (not a file) already at p.
+	Symlink(c *sshconn.Client, target, p string) error
 	OpenRead(c *sshconn.Client, p string) (io.ReaderAt, io.Closer, error)
 	// OpenWrite opens p for writing without truncating it.
 	OpenWrite(c *sshconn.Client, p string) (io.WriterAt, io.Closer, error)
@@ -73,27 +79,58 @@ func (localSide) Stat(_ *sshconn.Client, p string) (entry, error) {
 	return localEntry("", fi), nil
 }
 
-func (localSide) Walk(_ *sshconn.Client, root string) ([]entry, error) {
+func (localSide) Walk(_ *sshconn.Client, root string, follow bool) ([]entry, error) {
 	var out []entry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		fi, err := os.Stat(p) // follow links like cp does for files
-		if err != nil {
-			return err
-		}
-		if !fi.IsDir() && !fi.Mode().IsRegular() {
-			return nil
-		}
 		rel, _ := filepath.Rel(root, p)
 		if rel == "." {
 			rel = ""
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 && rel != "" {
+			if !follow {
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				e := localEntry(filepath.ToSlash(rel), fi)
+				e.Link = target
+				out = append(out, e)
+				return nil
+			}
+			if fi, err = os.Stat(p); err != nil {
+				return nil // a dangling link: nothing to copy
+			}
+		} else if rel == "" {
+			if fi, err = os.Stat(p); err != nil {
+				return err
+			}
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return nil
 		}
 		out = append(out, localEntry(filepath.ToSlash(rel), fi))
 		return nil
 	})
 	return out, err
+}
+
+func (localSide) Symlink(_ *sshconn.Client, target, p string) error {
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if cur, err := os.Readlink(p); err == nil && cur == target {
+			return nil
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	return os.Symlink(target, p)
 }
 
 func (localSide) OpenRead(_ *sshconn.Client, p string) (io.ReaderAt, io.Closer, error) {
@@ -192,7 +229,7 @@ func (remoteSide) Stat(c *sshconn.Client, p string) (entry, error) {
 	return localEntry("", fi), nil
 }
 
-func (remoteSide) Walk(c *sshconn.Client, root string) ([]entry, error) {
+func (remoteSide) Walk(c *sshconn.Client, root string, follow bool) ([]entry, error) {
 	var out []entry
 	w := c.SFTP.Walk(root)
 	for w.Step() {
@@ -200,20 +237,42 @@ func (remoteSide) Walk(c *sshconn.Client, root string) ([]entry, error) {
 			return nil, err
 		}
 		fi := w.Stat()
+		rel := strings.TrimPrefix(strings.TrimPrefix(w.Path(), root), "/")
 		if fi.Mode()&fs.ModeSymlink != 0 {
+			if !follow && rel != "" {
+				target, err := c.SFTP.ReadLink(w.Path())
+				if err != nil {
+					return nil, err
+				}
+				e := localEntry(rel, fi)
+				e.Link = target
+				out = append(out, e)
+				continue
+			}
 			st, err := c.SFTP.Stat(w.Path())
 			if err != nil || st.IsDir() {
-				continue // links to directories are not followed
+				continue // links to directories are not descended into
 			}
 			fi = st
 		}
 		if !fi.IsDir() && !fi.Mode().IsRegular() {
 			continue
 		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(w.Path(), root), "/")
 		out = append(out, localEntry(rel, fi))
 	}
 	return out, nil
+}
+
+func (remoteSide) Symlink(c *sshconn.Client, target, p string) error {
+	if fi, err := c.SFTP.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if cur, err := c.SFTP.ReadLink(p); err == nil && cur == target {
+			return nil
+		}
+		if err := c.SFTP.Remove(p); err != nil {
+			return err
+		}
+	}
+	return c.SFTP.Symlink(target, p)
 }
 
 func (remoteSide) OpenRead(c *sshconn.Client, p string) (io.ReaderAt, io.Closer, error) {

@@ -73,7 +73,10 @@ type Options struct {
 	Direction Direction
 	Src, Dst  string // paths on their own sides
 	Recursive bool
-	ChunkSize int64 // 0: ChunkFor(size) per file
+	// FollowLinks copies what symbolic links below Src point to (rsync -L);
+	// otherwise they are copied as links (rsync -a), their targets unchanged.
+	FollowLinks bool
+	ChunkSize   int64 // 0: ChunkFor(size) per file
 	// JournalDir holds upload journals (their partial files are on the instance).
 	JournalDir string
 	// Target names the instance in upload journal names.
@@ -99,10 +102,12 @@ type Stats struct {
 	Files     int     `json:"files"`
 	Bytes     int64   `json:"bytes"`            // total size of the files
 	Moved     int64   `json:"bytes_moved"`      // bytes carried through the sessions
-	Resumed   int64   `json:"resumed_bytes"`    // bytes already in place from an earlier run
+	Resumed   int64   `json:"resumed_bytes"`    // bytes of partial files already in place from an earlier run
+	Skipped   int     `json:"skipped_files"`    // files already at the destination (same size and mtime): not copied
+	Links     int     `json:"symlinks"`         // symbolic links made at the destination
 	Refetched int     `json:"refetched_chunks"` // chunks fetched again after a checksum mismatch
 	Restarts  int     `json:"restarts"`         // files restarted because the source changed
-	Sessions  int     `json:"sessions"`
+	Sessions  int     `json:"sessions"`         // sessions that carried work (0 when every file was skipped)
 	Seconds   float64 `json:"seconds"`
 }
 
@@ -134,7 +139,6 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	defer cancel(nil)
 	c := &copier{o: o, sessions: sessions, q: newQueue(), fsem: make(chan struct{}, 16)}
 	c.hash = newHasher(ctx, sessions[0])
-	c.stats.Sessions = len(sessions)
 	if o.Direction == Download {
 		c.src, c.dst = remoteSide{}, localSide{}
 	} else {
@@ -149,15 +153,18 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		c.stats.Bytes += t.e.Size
 	}
 	var pending []*fileTask
+	var skippedBytes int64
 	for _, t := range tasks {
 		if err := c.prepare(ctx, t); err != nil {
 			return c.stats, c.lostErr(sessions[0], err)
 		}
 		if !t.complete {
 			pending = append(pending, t)
+		} else {
+			skippedBytes += t.e.Size
 		}
 	}
-	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed)
+	o.Progress.Total(len(tasks), c.stats.Bytes, c.stats.Resumed+skippedBytes)
 	c.open.Store(int64(len(pending)))
 	if len(pending) == 0 {
 		c.q.close()
@@ -177,6 +184,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	}
 	wg.Wait()
 	c.fwg.Wait()
+	c.stats.Sessions = int(c.used.Load())
 	for _, t := range tasks {
 		if t.j != nil {
 			t.j.close()
@@ -199,12 +207,36 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		}
 		return c.stats, exitcode.New(exitcode.TunnelLost, "run the same command again: it resumes", "every session was lost")
 	}
+	for _, l := range c.links {
+		if err := c.dst.Symlink(sessions[0], l.Link, l.dstPath); err != nil {
+			return c.stats, c.fsErr(err, c.dst, "symbolic link", l.dstPath)
+		}
+		c.stats.Links++
+	}
 	// Directories last, deepest first, so that writing files did not bump their mtimes.
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].Rel) > len(dirs[j].Rel) })
 	for _, d := range dirs {
 		_ = c.dst.Chtimes(sessions[0], d.dstPath, d.Mtime)
 	}
+	if o.Direction == Upload {
+		var items []pathTime
+		for _, t := range tasks {
+			items = append(items, pathTime{t.dst, t.e.Mtime})
+		}
+		for _, d := range dirs {
+			items = append(items, pathTime{d.dstPath, d.Mtime})
+		}
+		if err := touchRemote(ctx, sessions[0], items); err != nil {
+			o.Logger.Warn("transfer: could not set sub-second mtimes on the instance (GNU touch?); whole seconds kept", "err", err)
+		}
+	}
 	return c.stats, nil
+}
+
+// linkTask is a symbolic link to make at dstPath.
+type linkTask struct {
+	entry
+	dstPath string
 }
 
 type dirTask struct {
@@ -247,6 +279,8 @@ type copier struct {
 	fsem     chan struct{}  // bounds concurrent finishes
 	open     atomic.Int64   // files not yet finished
 	live     atomic.Int64   // workers still running
+	links    []linkTask
+	used     atomic.Int64 // workers that took at least one job
 	smu      sync.Mutex
 	stats    Stats
 	lost     error // why the last lost session's tunnel ended
@@ -311,6 +345,13 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if derr == nil && de.Dir {
 			return nil, nil, exitcode.New(exitcode.Usage, "name a file, or a directory to copy into", "destination %s is a directory", dst)
 		}
+		if c.o.Direction == Download {
+			one := []entry{se}
+			if err := preciseRemote(ctx, s0, c.o.Src, one); err != nil {
+				c.o.Logger.Debug("transfer: no sub-second mtime from the instance", "err", err)
+			}
+			se = one[0]
+		}
 		se.Rel = c.src.Base(c.o.Src)
 		return []*fileTask{c.newTask(se, c.o.Src, dst)}, nil, nil
 	}
@@ -320,9 +361,14 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 	if derr == nil && !de.Dir {
 		return nil, nil, exitcode.New(exitcode.Usage, "name a directory (or a new path) as the destination of -r", "destination %s is not a directory", dst)
 	}
-	entries, err := c.src.Walk(s0, c.o.Src)
+	entries, err := c.src.Walk(s0, c.o.Src, c.o.FollowLinks)
 	if err != nil {
 		return nil, nil, c.fsErr(err, c.src, "source", c.o.Src)
+	}
+	if c.o.Direction == Download {
+		if err := preciseRemote(ctx, s0, c.o.Src, entries); err != nil {
+			c.o.Logger.Debug("transfer: no sub-second mtimes from the instance", "err", err)
+		}
 	}
 	var tasks []*fileTask
 	var dirs []dirTask
@@ -332,6 +378,10 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if e.Rel != "" {
 			sp = c.src.Join(c.o.Src, filepath.FromSlash(e.Rel))
 			dp = c.dst.Join(dst, filepath.FromSlash(e.Rel))
+		}
+		if e.Link != "" {
+			c.links = append(c.links, linkTask{e, dp})
+			continue
 		}
 		if e.Dir {
 			if err := c.dst.MkdirAll(s0, dp, e.Mode.Perm()); err != nil {
@@ -343,7 +393,6 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		e.Rel = base + "/" + e.Rel
 		tasks = append(tasks, c.newTask(e, sp, dp))
 	}
-	_ = ctx
 	return tasks, dirs, nil
 }
 
@@ -373,7 +422,7 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 	if de, err := c.dst.Stat(s0, t.dst); err == nil && !de.Dir && de.Size == t.e.Size && de.Mtime.Unix() == t.e.Mtime.Unix() {
 		if _, perr := c.dst.Stat(s0, t.partial); perr != nil {
 			t.complete = true
-			c.stats.Resumed += t.e.Size
+			c.stats.Skipped++
 			return nil
 		}
 	}
@@ -472,10 +521,13 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 		}
 	}()
 	var buf []byte
-	for {
+	for took := false; ; took = true {
 		jb, ok := c.q.pop(ctx)
 		if !ok {
 			return
+		}
+		if !took {
+			c.used.Add(1)
 		}
 		t := jb.t
 		if jb.i >= 0 {
@@ -589,7 +641,7 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	if err != nil {
 		return c.classify(err, c.src, "source", t.src)
 	}
-	if cur.Size != t.e.Size || !cur.Mtime.Equal(t.e.Mtime) {
+	if cur.Size != t.e.Size || !sameMtime(cur.Mtime, t.e.Mtime) {
 		t.restarts++
 		c.addStats(func(st *Stats) { st.Restarts++ })
 		if t.restarts > maxRounds {
