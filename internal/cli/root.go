@@ -38,8 +38,18 @@ type IO struct {
 // StdIO returns the process's standard streams, the event log in devgate's
 // state directory and /dev/tty.
 func StdIO() IO {
-	return IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Events: eventlog.Open(stateDir()),
+	return IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Events: eventlog.Open(eventsDir()),
 		ErrHidden: stderrHidden(os.Stderr), Terminal: openTerminal}
+}
+
+// eventsDir is where the event log goes: devgate's state directory, or ""
+// (no log) when the home directory does not exist. Writing the log would
+// otherwise create a mistyped HOME, which every command refuses (homeDir).
+func eventsDir() string {
+	if _, _, err := homeDir(); err != nil {
+		return ""
+	}
+	return stateDir()
 }
 
 // NewRoot builds the devgate command tree.
