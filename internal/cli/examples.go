@@ -28,6 +28,9 @@ var examples = map[string]string{
   devgate cp -r ./data gpu1:/scratch/
   devgate cp -j 16 gpu1:/results/run.tar /tmp/
   devgate cp --via s3 --bucket my-relay gpu1:/models/m.pt .`,
+	"bench": `  devgate bench gpu1                        # both paths, the targets beside each figure
+  devgate bench gpu1 --path ssm --size 256MiB --runs 10
+  devgate bench gpu1 --path all --json > bench.json`,
 	"version": `  devgate version
   devgate --version`,
 	"completion": `  source <(devgate completion bash)
