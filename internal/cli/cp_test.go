@@ -239,6 +239,30 @@ func waitJournal(t *testing.T, p string, n int64) {
 	}
 }
 
+// waitQuiet waits until p has not changed for a second: after a kill -9 of
+// devgate, the instance's sftp-server (whose connection lives on until the
+// session times out) still writes the chunks it had already received, and a
+// test that rewrites the partial must not race with those writes.
+func waitQuiet(t *testing.T, p string) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last os.FileInfo
+	since := time.Now()
+	for {
+		fi, err := os.Stat(p)
+		if err == nil && last != nil && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
+			if time.Since(since) >= time.Second {
+				return
+			}
+		} else {
+			last, since = fi, time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still changes 30 s after the kill", p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestCpResumeAfterKill: kill -9 and Ctrl-C in the middle of a download and
 // an upload; the same command again moves only the chunks the journal lacks
 // (at most one chunk per session was in flight at the kill) and the result
@@ -571,6 +595,7 @@ func TestCpRerunWithCompleteJournal(t *testing.T) {
 			waitJournal(t, jpath, 2)
 			cmd.Process.Signal(os.Kill)
 			cmd.Wait()
+			waitQuiet(t, dst+".devgate-part")
 			// Every chunk in: the partial holds the bytes, the journal lists them all.
 			b := append([]byte(nil), content...)
 			if c.corrupt {
