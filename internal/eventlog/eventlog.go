@@ -88,19 +88,10 @@ func (l *Log) Append(e Event) error {
 	if l == nil || l.path == "" {
 		return nil
 	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	e.Time = e.Time.UTC().Truncate(time.Millisecond)
 	if e.PID == 0 {
 		e.PID = os.Getpid()
 	}
 	e.Message, e.Hint, e.Target = Scrub(e.Message), Scrub(e.Hint), Scrub(e.Target)
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return err
 	}
@@ -111,6 +102,17 @@ func (l *Log) Append(e Event) error {
 		return err
 	}
 	defer unlock()
+	// Stamped under the lock, so that the file's order is the order in time
+	// (Last reads newest first by position) even with parallel writers.
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = e.Time.UTC().Truncate(time.Millisecond)
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
 	if st, err := os.Stat(l.path); err == nil && st.Size()+int64(len(b)) > MaxSize {
 		if err := os.Rename(l.path, l.path+".1"); err != nil {
 			return err
