@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,8 +273,12 @@ func TestRefusedPortClosesOnlyThatConnection(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, rerr := io.ReadAll(c)
 	c.Close()
-	if len(got) != 0 || rerr != nil {
-		t.Fatalf("refused connection: read %q, %v; want a clean close", got, rerr)
+	// Closed with nothing delivered: a FIN, or a reset when the forwarder
+	// closed the socket before reading the request the client had sent (the
+	// kernel answers a close with unread data by RST, RFC 2525 §2.17) — a
+	// race, both mean "refused". A timeout (a hang) or data is a failure.
+	if len(got) != 0 || rerr != nil && !errors.Is(rerr, syscall.ECONNRESET) {
+		t.Fatalf("refused connection: read %q, %v; want it closed with nothing delivered", got, rerr)
 	}
 	close(s.gate)
 	r := <-res
