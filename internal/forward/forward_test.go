@@ -334,7 +334,7 @@ func TestSessionEndedByLabIsReplaced(t *testing.T) {
 	if err := l.Mgs().Terminate(act[0], "Your session timed out due to inactivity and has been terminated."); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.Deadline(5 * time.Second))
 	for !strings.Contains(w.notesText(), "lost") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no message about the lost session: %q", w.notesText())
