@@ -269,7 +269,6 @@ func waitQuiet(t *testing.T, p string) {
 // is byte-exact.
 func TestCpResumeAfterKill(t *testing.T) {
 	e := slowLab(t, 4<<20)
-	ctx := ctxFor(t, 2*time.Minute)
 	const size, chunk, j = 24 << 20, 1 << 20, 3
 	src, _ := randFile(t, size)
 	os.Chmod(src, 0o644)
@@ -279,6 +278,7 @@ func TestCpResumeAfterKill(t *testing.T) {
 		up   bool
 	}{{"download-kill9", os.Kill, false}, {"download-sigint", os.Interrupt, false}, {"upload-kill9", os.Kill, true}} {
 		t.Run(c.name, func(t *testing.T) {
+			ctx := ctxFor(t, 2*time.Minute) // each subtest its own bound (one shared bound ran out under load)
 			dir := t.TempDir()
 			dst := filepath.Join(dir, "out.bin")
 			args := []string{"-j", "3", "--chunk-size", "1048576"}
