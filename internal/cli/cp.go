@@ -85,7 +85,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
 	f.StringVar(&o.reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
 	addPrefixFlag(cmd, &o.prefix)
-	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
+	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB; with --via s3 the part size, at least 5 MiB, default 16 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
 	f.DurationVar(&o.resume, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this (the same command again resumes the copy)")
 	return cmd
@@ -122,6 +122,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	}
 	if o.chunk != 0 && o.chunk < 4096 {
 		return exitcode.New(exitcode.Usage, "", "--chunk-size %d is too small", o.chunk)
+	}
+	if o.via == "s3" && o.chunk != 0 && o.chunk < minPartSize {
+		return exitcode.New(exitcode.Usage, "use --chunk-size 5242880 or more, or leave it out (16 MiB)", "--chunk-size %d is smaller than S3's minimum part size (5 MiB) for --via s3", o.chunk)
 	}
 	switch o.via {
 	case "auto", "tunnel", "s3":
@@ -210,18 +213,23 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		if bucket == "" {
 			return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
 		}
-		if o.recursive {
-			return exitcode.New(exitcode.Usage, "use --via tunnel for folders", "the S3 relay copies single files")
-		}
 		rep, done := newProgress()
 		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		if o.chunk >= minPartSize {
+			ro.PartSize = o.chunk
+		}
 		if state := stateDir(); state != "" {
 			ro.JournalDir = filepath.Join(state, "cp")
 		}
 		var st transfer.Stats
-		if dir == transfer.Download {
+		switch {
+		case o.recursive && dir == transfer.Download:
+			st, err = s3relay.CopyTree(ctx, cfg, clients[0], dir, rs.path, localPath, o.follow, ro)
+		case o.recursive:
+			st, err = s3relay.CopyTree(ctx, cfg, clients[0], dir, localPath, rs.path, o.follow, ro)
+		case dir == transfer.Download:
 			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)
-		} else {
+		default:
 			st, err = s3relay.Upload(ctx, cfg, clients[0], localPath, rs.path, ro)
 		}
 		done()
@@ -265,6 +273,10 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	}
 	return cpDone(io, o, st, "tunnel", say)
 }
+
+// minPartSize is S3's smallest part of a multipart upload but the last
+// (Amazon S3 User Guide, "Amazon S3 multipart upload limits": 5 MiB).
+const minPartSize = 5 << 20
 
 // s3Threshold is the size from which --via auto relays through S3.
 const s3Threshold = 32 << 20
