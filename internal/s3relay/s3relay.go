@@ -44,6 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
@@ -283,11 +284,10 @@ func resumeMultipart(ctx context.Context, s3c *s3.Client, bucket, key, uploadID 
 				}
 			}
 		}
-		var nsu *s3types.NoSuchUpload
 		switch {
 		case err == nil:
 			return done, nil
-		case errors.As(err, &nsu):
+		case noSuchUpload(err):
 			done = map[int32]s3types.CompletedPart{} // gone (aborted, expired): start over
 		default:
 			return nil, s3Err(err, "s3:ListParts")
@@ -301,6 +301,16 @@ func resumeMultipart(ctx context.Context, s3c *s3.Client, bucket, key, uploadID 
 		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
 	}
 	return done, nil
+}
+
+// noSuchUpload reports whether S3 answered that the multipart upload does
+// not exist (aborted, expired, completed). ListParts models no errors in the
+// SDK, so the answer is a generic API error with the code NoSuchUpload
+// (S3 API Reference, ListParts and "Error responses"), not the typed one.
+func noSuchUpload(err error) bool {
+	var nsu *s3types.NoSuchUpload
+	var ae smithy.APIError
+	return errors.As(err, &nsu) || errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }
 
 // completeUpload completes the multipart upload once all n parts are in.
