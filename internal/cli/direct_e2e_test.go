@@ -83,6 +83,12 @@ func TestE2EDirectPathWithVPN(t *testing.T) {
 	if n := e.l.Mgs().Attached(); n != 0 {
 		t.Fatalf("cp attached %d data channels", n)
 	}
+	// A small file gets one direct session per 64 MiB, -j being the maximum.
+	small, smallSum := randFile(t, 3<<20)
+	s = e.cp(t, ctx, nil, "-j", "16", "gpu1:"+small, dst)
+	if s.Via != "direct" || s.Sessions != 1 || fileSum(t, dst) != smallSum {
+		t.Fatalf("cp -j 16 of 3 MiB direct: via %q over %d sessions (want 1), sum ok %v", s.Via, s.Sessions, fileSum(t, dst) == smallSum)
+	}
 
 	// --path ssm is obeyed with the VPN up.
 	out.Reset()
