@@ -75,7 +75,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f := cmd.Flags()
 	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories (symbolic links as links, modes and mtimes kept)")
 	f.BoolVarP(&o.follow, "copy-links", "L", false, "with -r, copy what symbolic links point to instead of the links (rsync -L)")
-	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
+	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions (on the direct path at most: one per 64 MiB of a file)")
 	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
 	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET, else devgate's config)")
 	f.BoolVar(&o.keep, "keep", false, "keep the S3 object after an S3-relayed copy")
@@ -238,16 +238,20 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		return cpDone(io, o, st, "s3", say)
 	}
-	if o.sessions > 1 {
+	sessions := o.sessions
+	if clients[0].Path == tunnel.PathDirect && !o.recursive {
+		sessions = directSessions(o.sessions, cpSize(clients[0], dir, rs.path, localPath))
+	}
+	if sessions > 1 {
 		// The other sessions take the path the first one took.
 		topts.Target, topts.Progress, topts.Path = clients[0].InstanceID, nil, clients[0].Path
-		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, o.sessions-1)
+		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, sessions-1)
 		if err != nil {
 			dialErrs = append(dialErrs, err)
 		}
 		clients = append(clients, more...)
 		if len(dialErrs) > 0 {
-			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
+			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), sessions, dialErrs[0], len(clients))
 		}
 	}
 	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
@@ -277,6 +281,21 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 // minPartSize is S3's smallest part of a multipart upload but the last
 // (Amazon S3 User Guide, "Amazon S3 multipart upload limits": 5 MiB).
 const minPartSize = 5 << 20
+
+// directPerSession is how many bytes of a file one direct session carries
+// before another one pays for its SSH handshake: a direct connection is not
+// paced (one SSH stream runs at line rate or at its CPU's crypto speed), so
+// -j is a maximum there and a file gets one session per directPerSession.
+const directPerSession = 64 << 20
+
+// directSessions is the number of direct sessions for a file of size bytes
+// (0: unknown, then max) with at most max.
+func directSessions(max int, size int64) int {
+	if size <= 0 {
+		return max
+	}
+	return int(min(int64(max), (size+directPerSession-1)/directPerSession))
+}
 
 // s3Threshold is the size from which --via auto relays through S3.
 const s3Threshold = 32 << 20

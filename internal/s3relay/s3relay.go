@@ -647,6 +647,7 @@ func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, j 
 	}
 	js := j.get()
 	n := (size + o.PartSize - 1) / o.PartSize
+	have := partsIn(done) // the parts goroutines below add to done are not looked up
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
@@ -654,7 +655,7 @@ func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, j 
 		num := int32(i + 1)
 		off := i * o.PartSize
 		ln := min(o.PartSize, size-off)
-		if _, ok := done[num]; ok {
+		if have[num] {
 			if o.Progress != nil {
 				o.Progress.Add(name, ln)
 			}
@@ -687,8 +688,21 @@ func deleteObject(s3c *s3.Client, bucket, key string) {
 	s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 }
 
+// partsIn is the set of part numbers in done, taken before parts are
+// uploaded concurrently into it.
+func partsIn(done map[int32]s3types.CompletedPart) map[int32]bool {
+	have := make(map[int32]bool, len(done))
+	for n := range done {
+		have[n] = true
+	}
+	return have
+}
+
+// bucketErr names the bucket when S3 says it does not exist (the NoSuchBucket
+// error code: S3 API reference, Error responses).
 func bucketErr(err error, bucket string) error {
-	if strings.Contains(err.Error(), "NoSuchBucket") {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
 		return exitcode.Wrap(err, exitcode.NotFound, "create the bucket or pass another --bucket", "bucket %s does not exist", bucket)
 	}
 	return err

@@ -396,12 +396,13 @@ func (t *treeCopy) putFromInstance(ctx context.Context, f transfer.TreeFile, key
 		return "", err
 	}
 	n := t.parts(f.Size)
+	have := partsIn(done) // the parts goroutines below add to done are not looked up
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range n {
 		num := int32(i + 1)
 		off, ln := i*t.o.PartSize, partLen(num, f.Size, t.o.PartSize)
-		if _, ok := done[num]; ok {
+		if have[num] {
 			t.add(f.Rel, ln)
 			continue
 		}
@@ -594,12 +595,13 @@ func (t *treeCopy) putFromHere(ctx context.Context, f transfer.TreeFile, key, up
 		return err
 	}
 	n := t.parts(f.Size)
+	have := partsIn(done) // the parts goroutines below add to done are not looked up
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range n {
 		num := int32(i + 1)
 		off, ln := i*t.o.PartSize, partLen(num, f.Size, t.o.PartSize)
-		if _, ok := done[num]; ok {
+		if have[num] {
 			t.add(f.Rel, ln)
 			continue
 		}
