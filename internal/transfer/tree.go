@@ -31,9 +31,9 @@ type Tree struct {
 	Files []TreeFile
 	// Root is where the folder goes: Dst, or Dst/<source base> when Dst
 	// was an existing directory (as cp -r).
-	Root  string
-	c     *copier
-	dirs  []dirTask
+	Root string
+	c    *copier
+	dirs []dirTask
 }
 
 // PlanTree lists the folder o.Src (o.Recursive is implied) and checks and
