@@ -23,6 +23,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -409,6 +410,9 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 	}
 	now := l.opts.Now()
 	inst := &instance{spec: spec, state: spec.State, launch: now.Add(-time.Hour)}
+	for _, k := range spec.AuthorizedKeys {
+		inst.keys = append(inst.keys, pushedKey{user: spec.User, key: strings.TrimSpace(k), expires: installedKeyExpiry})
+	}
 	if spec.State == "running" {
 		inst.agentAt = now.Add(-time.Hour)
 		inst.lastPing = now
@@ -437,6 +441,11 @@ func (l *Lab) startInstanceSSHD(ctx context.Context, inst *instance) error {
 	l.fleet.mu.Lock()
 	inst.sshd = s
 	l.fleet.mu.Unlock()
+	if len(inst.spec.AuthorizedKeys) > 0 {
+		if err := s.writeKeys(inst.spec.User, l.fleet.keysOf(inst)); err != nil {
+			return fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
+		}
+	}
 	return nil
 }
 
