@@ -1,7 +1,9 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +40,23 @@ func relayJournal(t *testing.T, dir string) (ranges int, ok bool) {
 	return ranges, true
 }
 
+// sameDir compares the regular files of two folders.
+func sameDir(t *testing.T, a, b string) {
+	t.Helper()
+	n := 0
+	filepath.Walk(a, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			rel, _ := filepath.Rel(a, p)
+			sameFile(t, p, filepath.Join(b, rel))
+			n++
+		}
+		return nil
+	})
+	if n == 0 {
+		t.Fatal("empty folder")
+	}
+}
+
 // waitFor polls cond for up to a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -56,7 +75,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the 10 GiB benchmark). The same command again continues: after a kill in
 // the first leg it sends fewer than all parts (ListParts tells which S3
 // has), after a kill in the second it fetches fewer than all ranges and
-// uploads nothing; the result is byte-exact (sha256 verified), the journal,
+// uploads nothing; a folder (-r, upload) killed part-way makes fewer S3
+// requests in its rerun than a fresh copy; the result is byte-exact (sha256 verified), the journal,
 // the object and the partial file are gone.
 func TestCpS3RelayResumeAfterKill(t *testing.T) {
 	s3, err := labs3.NewOnDisk(t.TempDir(), "relay")
@@ -70,19 +90,39 @@ func TestCpS3RelayResumeAfterKill(t *testing.T) {
 	const size, part = 40 << 20, 5 << 20
 	src, _ := randFile(t, size)
 	journals := filepath.Join(e.home, ".cache", "devgate", "cp")
+	// The folder: ten small files (single objects) and the 40 MiB file.
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.MkdirAll(tree, 0o755)
+	for i := range 10 {
+		os.WriteFile(filepath.Join(tree, fmt.Sprintf("small%02d", i)), bytes.Repeat([]byte{byte(i)}, 100<<10), 0o644)
+	}
+	if err := os.Link(src, filepath.Join(tree, "big.bin")); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name      string
 		up        bool
 		secondLeg bool
-	}{{"download-first-leg", false, false}, {"download-second-leg", false, true}, {"upload-first-leg", true, false}, {"upload-second-leg", true, true}} {
+		tree      bool
+	}{{"download-first-leg", false, false, false}, {"download-second-leg", false, true, false}, {"upload-first-leg", true, false, false},
+		{"upload-second-leg", true, true, false}, {"tree-upload", true, true, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "out.bin")
 			args := []string{"--via", "s3", "--bucket", "relay", "-j", "2", "--chunk-size", "5242880"}
-			if c.up {
-				args = append(args, src, "gpu1:"+dst)
-			} else {
-				args = append(args, "gpu1:"+src, dst)
+			from := src
+			if c.tree {
+				args = append(args, "-r")
+				// Into an existing directory: the same command again goes
+				// to the same place (into a new one, the rerun would go
+				// into out/tree, as cp -r's).
+				from, dst = tree, t.TempDir()
 			}
+			if c.up {
+				args = append(args, from, "gpu1:"+dst)
+			} else {
+				args = append(args, "gpu1:"+from, dst)
+			}
+			data0 := s3.Completed("UploadPart") + s3.Completed("PutObject") + s3.Completed("GetObject")
 			parts0, gets0 := s3.Completed("UploadPart"), s3.Completed("GetObject")
 			cmd, stderr := e.startCp(t, ctx, args...)
 			if c.secondLeg {
@@ -109,14 +149,31 @@ func TestCpS3RelayResumeAfterKill(t *testing.T) {
 					last, since = n, time.Now()
 				}
 			}
-			if c.up && c.secondLeg {
+			if c.up && c.secondLeg && !c.tree {
 				waitQuiet(t, dst+".devgate-part")
 			}
-			if _, err := os.Stat(dst); !os.IsNotExist(err) {
+			if _, err := os.Stat(dst); !c.tree && !os.IsNotExist(err) {
 				t.Fatalf("destination appeared before the copy finished: %v", err)
 			}
 			parts1, gets1, lists1 := s3.Completed("UploadPart"), s3.Completed("GetObject"), s3.Completed("ListParts")
+			data1 := s3.Completed("UploadPart") + s3.Completed("PutObject") + s3.Completed("GetObject")
 			s := e.cp(t, ctx, nil, args...)
+			if c.tree {
+				// A fresh copy makes 36 data requests (10 PUTs, 8 parts, 18 GETs).
+				data := s3.Completed("UploadPart") + s3.Completed("PutObject") + s3.Completed("GetObject") - data1
+				t.Logf("tree: %d data requests before the kill, %d in the rerun, %+v", data1-data0, data, s)
+				if data >= 36 || s.Files != 11 || s.Resumed+int64(s.Skipped) == 0 {
+					t.Fatalf("tree rerun made %d data requests, %+v: it did not continue", data, s)
+				}
+				sameDir(t, tree, filepath.Join(dst, "tree"))
+				if js, _ := filepath.Glob(filepath.Join(journals, "relay-*.json")); len(js) != 0 {
+					t.Fatalf("journal left: %v", js)
+				}
+				if keys, _ := s3.Objects("relay"); len(keys) != 0 {
+					t.Fatalf("objects left: %v", keys)
+				}
+				return
+			}
 			sameFile(t, src, dst)
 			sent, fetched := s3.Completed("UploadPart")-parts1, s3.Completed("GetObject")-gets1
 			t.Logf("%s: before the kill %d parts sent, %d ranges fetched (%d journaled); rerun sent %d parts, fetched %d ranges, moved %d, resumed %d",

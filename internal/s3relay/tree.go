@@ -63,10 +63,12 @@ func CopyTree(ctx context.Context, cfg aws.Config, c *sshconn.Client, dir transf
 	if err != nil {
 		return transfer.Stats{Sessions: 1}, err
 	}
+	// The journal is the copy's into tree.Root: the same command again after
+	// the first run made dst goes into dst/<base> (as cp -r), a new copy.
 	d := "down"
-	jsrc, jdst := c.InstanceID+":"+src, dst
+	jsrc, jdst := c.InstanceID+":"+src, tree.Root
 	if dir == transfer.Upload {
-		d, jsrc, jdst = "up", src, c.InstanceID+":"+dst
+		d, jsrc, jdst = "up", src, c.InstanceID+":"+tree.Root
 	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
@@ -154,15 +156,23 @@ func (t *treeCopy) expiry(n int64) time.Duration {
 }
 
 func (t *treeCopy) run(ctx context.Context, tree *transfer.Tree) error {
-	var todo []transfer.TreeFile
+	var todo, stale []transfer.TreeFile
 	var total, skipped int64
 	for _, f := range tree.Files {
 		total += f.Size
 		if f.InPlace {
 			skipped += f.Size
+			if t.j.known(f.Rel) {
+				// Put in place after an earlier run was killed (its jobs on
+				// the instance went on): that run could not delete the object.
+				stale = append(stale, f)
+			}
 			continue
 		}
 		todo = append(todo, f)
+	}
+	for _, f := range stale {
+		t.finished(ctx, f, t.j.key(f.Rel))
 	}
 	t.stats.Files, t.stats.Bytes, t.stats.Skipped = len(tree.Files), total, len(tree.Files)-len(todo)
 	if t.p != nil {
@@ -332,12 +342,17 @@ func (t *treeCopy) download(ctx context.Context, f transfer.TreeFile) error {
 
 // finished forgets a file that is in place and deletes its object.
 func (t *treeCopy) finished(ctx context.Context, f transfer.TreeFile, key string) {
+	t.forget(ctx, f, key)
+	if t.p != nil {
+		t.p.FileDone(f.Rel)
+	}
+}
+
+// forget drops a file in place from the journal and deletes its object.
+func (t *treeCopy) forget(ctx context.Context, f transfer.TreeFile, key string) {
 	t.j.drop(f.Rel)
 	if !t.o.Keep && f.Size > 0 {
 		t.s3(ctx, func() error { deleteObject(t.s3c, t.o.Bucket, key); return nil })
-	}
-	if t.p != nil {
-		t.p.FileDone(f.Rel)
 	}
 }
 

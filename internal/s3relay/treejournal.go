@@ -135,6 +135,13 @@ func (j *treeJournal) file(rel string, size int64, mtime time.Time) fileState {
 	return c
 }
 
+// known reports whether the journal has a state for file rel.
+func (j *treeJournal) known(rel string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.s.Files[rel] != nil
+}
+
 // edit changes the state of file rel.
 func (j *treeJournal) edit(rel string, fn func(f *fileState)) {
 	j.mu.Lock()

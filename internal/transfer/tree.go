@@ -29,8 +29,11 @@ type TreeFile struct {
 // destination's directories exist once PlanTree returns.
 type Tree struct {
 	Files []TreeFile
-	c     *copier
-	dirs  []dirTask
+	// Root is where the folder goes: Dst, or Dst/<source base> when Dst
+	// was an existing directory (as cp -r).
+	Root string
+	c    *copier
+	dirs []dirTask
 }
 
 // PlanTree lists the folder o.Src (o.Recursive is implied) and checks and
@@ -53,7 +56,12 @@ func PlanTree(ctx context.Context, s *sshconn.Client, o Options) (*Tree, error) 
 	if err != nil {
 		return nil, c.lostErr(s, err)
 	}
-	t := &Tree{c: c, dirs: dirs, Files: make([]TreeFile, len(tasks))}
+	t := &Tree{c: c, dirs: dirs, Files: make([]TreeFile, len(tasks)), Root: o.Dst}
+	for _, d := range dirs {
+		if d.Rel == "" {
+			t.Root = d.dstPath
+		}
+	}
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i, k := range tasks {
