@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -156,8 +157,10 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 		alias = t.Prefix + "-example"
 	}
 	// DEVGATE_SSH_CONFIG names the ssh config to check (the lab's D/env sets it); default ~/.ssh/config.
+	// An alias `devgate setup` wrote is checked where `ssh <alias>` finds it, ~/.ssh/config: the lab's
+	// env stays set in the shell where a user then runs setup and `devgate doctor devbox-gpu1`.
 	sshCfg := os.Getenv("DEVGATE_SSH_CONFIG")
-	if sshCfg == "" {
+	if sshCfg == "" || slices.Contains(aliases, alias) {
 		sshCfg = sshconfig.UserConfigPath(home)
 	}
 	sc := &doctor.SSHConfig{Alias: alias, GOOS: runtime.GOOS, ConfigFile: sshCfg}

@@ -84,12 +84,18 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	t.Setenv("DEVGATE_USER", "")
 	// DEVGATE_SSH_CONFIG names the ssh config doctor checks (the lab's D/env sets it): one without
-	// devgate's Include fails the ssh -G check.
+	// devgate's Include fails the ssh -G check, which names the file.
 	bare := filepath.Join(t.TempDir(), "ssh_config")
 	os.WriteFile(bare, []byte("Host *\n    User nobody\n"), 0o600)
 	t.Setenv("DEVGATE_SSH_CONFIG", bare)
-	if _, m = doctorResults(t, "devbox-gpu1"); m["ssh -G devbox-gpu1"].OK {
-		t.Fatalf("DEVGATE_SSH_CONFIG ignored: %+v", m["ssh -G devbox-gpu1"])
+	if _, m = doctorResults(t, "gpu1"); m["ssh -G gpu1"].OK || !strings.Contains(m["ssh -G gpu1"].Detail, bare) {
+		t.Fatalf("DEVGATE_SSH_CONFIG ignored: %+v", m["ssh -G gpu1"])
+	}
+	// An alias setup wrote is checked in ~/.ssh/config, the file `ssh devbox-gpu1` reads: the lab's
+	// env (DEVGATE_SSH_CONFIG=D/ssh_config, where devbox-gpu1 is not) stays set in the shell where
+	// a new user then runs setup and doctor, which said "✗ … run devgate setup" after setup.
+	if _, m = doctorResults(t, "devbox-gpu1"); !m["ssh -G devbox-gpu1"].OK {
+		t.Fatalf("a setup alias checked in DEVGATE_SSH_CONFIG: %+v", m["ssh -G devbox-gpu1"])
 	}
 	t.Setenv("DEVGATE_SSH_CONFIG", "")
 
