@@ -213,7 +213,7 @@ func (st *stream) read(ctx context.Context, out io.Reader) {
 		delete(st.waiting, id)
 		st.mu.Unlock()
 		if ch != nil {
-			ch <- f[1:]
+			ch <- f
 		}
 	}
 	err := st.sess.Wait()
