@@ -456,15 +456,17 @@ func (l *Lab) Launch(ctx context.Context, spec InstanceSpec) (InstanceInfo, erro
 	if spec.ID == "" {
 		spec.ID = fmt.Sprintf("i-0%016x", 0xfeed0000+uint64(n)*0x1011)
 	}
-	if spec.PrivateIP == "" {
-		spec.PrivateIP = fmt.Sprintf("10.0.2.%d", 10+n)
-	}
-	spec.State = "running"
+	spec.State = "running" // spec.PrivateIP "": the next 127.10.x.y of the lab's VPN model
 	inst, err := l.addInstance(spec, n)
 	if err != nil {
 		return InstanceInfo{}, err
 	}
 	if err := l.startInstanceSSHD(ctx, inst); err != nil {
+		return InstanceInfo{}, err
+	}
+	// With the VPN up (or silent), the new address is covered at once, as a
+	// Client VPN routes the whole VPC, instances launched later included.
+	if err := l.vpn.added(inst); err != nil {
 		return InstanceInfo{}, err
 	}
 	return l.fleet.info(inst), nil
