@@ -195,6 +195,17 @@ func TestDoctorDirect(t *testing.T) {
 		t.Fatalf("DNS: %+v", r)
 	}
 
+	// --path direct with the VPN up passes: devgate dials the private address, so the name that does
+	// not resolve is information (it failed doctor), and without a profile there is no certificate to
+	// check (it failed too).
+	for _, extra := range [][]string{{"--vpn-profile", good}, nil} {
+		code, m = doctorResults(t, append([]string{"devbox-gpu1", "--path", "direct", "--direct-budget", "30s"}, extra...)...)
+		if code != 0 || !m[probe].OK || !m[summary].OK || !m["direct: private DNS name resolves"].Info ||
+			(extra == nil && (m[certCheck].OK || !m[certCheck].Info)) {
+			t.Fatalf("VPN up, --path direct %v: exit %d\n%+v", extra, code, m)
+		}
+	}
+
 	if err := l.SetVPN(lab.VPNRefuse); err != nil {
 		t.Fatal(err)
 	}
