@@ -89,7 +89,11 @@ Then the last failures recorded in the event log (in --json: entries named
 						n++
 					}
 				}
-				return exitcode.New(exitcode.Generic, "fix the ✗ lines above, then run `devgate doctor` again", "%d check(s) failed", n)
+				hint := "fix the ✗ lines above, then run `devgate doctor` again"
+				if asJSON { // no ✗ lines on stdout: the failures are entries
+					hint = "fix the entries with \"ok\": false (each says its \"fix\"), then run `devgate doctor` again"
+				}
+				return exitcode.New(exitcode.Generic, hint, "%d check(s) failed", n)
 			}
 			return nil
 		},

@@ -100,6 +100,11 @@ func TestDoctorCommand(t *testing.T) {
 	t.Setenv("DEVGATE_SSH_CONFIG", "")
 
 	code, m = doctorResults(t, "devbox-gpu2") // stopped
+	// With --json there are no ✗ lines: the hint names the entries instead.
+	if _, _, errs := runCLI(t, "", "doctor", "--json", "devbox-gpu2"); strings.Contains(errs, "✗ lines") ||
+		!strings.Contains(errs, `devgate: hint: fix the entries with "ok": false`) {
+		t.Errorf("doctor --json's hint: %s", errs)
+	}
 	if code == 0 || m["instance devbox-gpu2"].OK || !strings.Contains(m["instance devbox-gpu2"].Fix, "devgate start") ||
 		!m["SSM agent"].Skipped || !m["SSM session to port 22"].Skipped {
 		t.Fatalf("stopped: exit %d %+v", code, m)
