@@ -146,6 +146,7 @@ func Load(ctx context.Context, profile, region string, opts ...Option) (aws.Conf
 		}
 		cfg.Credentials = &credsProvider{inner: cfg.Credentials, profile: name}
 	}
+	cfg.APIOptions = append(cfg.APIOptions, withOrigin(originOf(cfg, profile)))
 	return cfg, nil
 }
 

@@ -162,6 +162,33 @@ func profileHint(h, profile string) string {
 	return strings.ReplaceAll(h, "{profile}", profile)
 }
 
+// envHint is the hint of the rules that name a profile, for credentials that
+// came from the environment (no profile involved).
+func envHint(r rule) string {
+	switch r {
+	case rejected:
+		return "they come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN): check them with `aws sts get-caller-identity`, or unset them to use a profile"
+	case expired:
+		return "they come from the environment (AWS_ACCESS_KEY_ID, AWS_SESSION_TOKEN): export new ones from your usual tool, or unset them to use a profile (devgate login --profile NAME)"
+	}
+	return ""
+}
+
+// ruleHint is r's hint for a call made with profile, or (profile "") with the
+// origin err carries (OriginError, from Load's configurations).
+func ruleHint(r rule, err error, profile string) string {
+	if profile == "" {
+		var oe *OriginError
+		if errors.As(err, &oe) {
+			if h := envHint(r); oe.Origin.Env && h != "" {
+				return h
+			}
+			profile = oe.Origin.Profile
+		}
+	}
+	return profileHint(r.hint, profile)
+}
+
 // Classify turns the error of the AWS call action ("ssm:StartSession") into
 // a classified *exitcode.Error (class, message, hint) wrapping err. Errors
 // that are already classified, and context cancellation, pass through.
@@ -192,11 +219,10 @@ func ClassifyFor(err error, action, profile string) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		if r, ok := apiCodes[ae.ErrorCode()]; ok {
-			hint := r.hint
-			if r.class == exitcode.Permission && r.hint == denied.hint {
-				hint = fmt.Sprintf(hint, action)
+			if r == denied {
+				return exitcode.Wrap(err, r.class, fmt.Sprintf(r.hint, action), r.msg, action)
 			}
-			return exitcode.Wrap(err, r.class, profileHint(hint, profile), r.msg, action)
+			return exitcode.Wrap(err, r.class, ruleHint(r, err, profile), r.msg, action)
 		}
 	}
 	if e, ok := tlsTrust(err); ok {

@@ -9,7 +9,11 @@
 //
 // Data comes from /dev/zero on the instance (head -c) and from a zero
 // buffer here, and goes to /dev/null there and io.Discard here: nothing is
-// written to a disk and nothing is left on the instance. It does not dial
+// written to a disk and nothing is left on the instance. The S3 relay row
+// (Options.Relay, when a bucket is configured) is the exception the relay
+// needs: a sparse file of zeros in the instance's temporary directory as
+// the source (no disk blocks) and the copy's file here, both removed, and
+// the relay's object removed from the bucket. It does not dial
 // AWS or parse flags itself: Options.Dial opens SSH connections on a path
 // (cli wires it to sshconn.DialN), and it prints nothing (Options.Progress).
 // The project's own whole-system benchmarks live in the top-level bench/
@@ -25,9 +29,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
 )
 
@@ -54,6 +60,14 @@ type Options struct {
 	// Dial opens n SSH connections to the instance on path; the first
 	// result's Path says which path auto took.
 	Dial func(ctx context.Context, path string, n int) ([]*sshconn.Client, error)
+	// Relay, when set (a bucket is configured), is the S3 relay of cp --via s3:
+	// it copies src, a file of size bytes on the instance, through the bucket
+	// to this machine over c and removes what it wrote here and in the bucket.
+	// The engine creates src as a sparse file (zeros, no disk blocks) in the
+	// instance's temporary directory and removes it afterwards.
+	Relay func(ctx context.Context, c *sshconn.Client, src string, size int64) error
+	// RelayBucket names the bucket in the report.
+	RelayBucket string
 	// Progress receives one line per step ("" for none).
 	Progress func(format string, args ...any)
 	// Now is the clock (default time.Now).
@@ -62,11 +76,26 @@ type Options struct {
 
 // Report is what a run measured.
 type Report struct {
-	Target  string       `json:"target"`
-	Size    int64        `json:"size_bytes"`
-	Runs    int          `json:"runs"`
-	Paths   []PathReport `json:"paths"`
+	Target string       `json:"target"`
+	Size   int64        `json:"size_bytes"`
+	Runs   int          `json:"runs"`
+	Paths  []PathReport `json:"paths"`
+	// Relay is the S3 relay row (nil when no bucket is configured).
+	Relay   *RelayReport `json:"s3_relay,omitempty"`
 	Verdict string       `json:"verdict"`
+}
+
+// RelayReport is the S3 relay's figure: a download of Size bytes from the
+// instance through the bucket (cp --via s3's way, its sha256 check included).
+type RelayReport struct {
+	Bucket string `json:"bucket"`
+	// Path is the path of the SSH connection that ran the relay's curls.
+	Path  string      `json:"path"`
+	Down  *Throughput `json:"down,omitempty"`
+	Err   string      `json:"error,omitempty"`
+	Check *Check      `json:"check,omitempty"`
+	// Note says what the relay wrote where, and that it was removed.
+	Note string `json:"note"`
 }
 
 // PathReport is one path's figures. Err is set when the path could not be
@@ -148,8 +177,74 @@ func Run(ctx context.Context, target string, o Options) (*Report, error) {
 		}
 		r.Paths = append(r.Paths, pr)
 	}
+	if o.Relay != nil {
+		r.Relay = runRelay(ctx, r.Paths, o)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
 	r.Verdict = verdict(r.Paths)
+	if r.Relay != nil && r.Relay.Check != nil {
+		if r.Relay.Check.OK {
+			r.Verdict += "; the S3 relay meets the transfer target"
+		} else {
+			r.Verdict += "; the S3 relay misses the transfer target here"
+		}
+	}
 	return r, nil
+}
+
+// runRelay measures the S3 relay over one connection on the first path that
+// worked: a sparse file of o.Size bytes (zeros, no disk blocks) made in the
+// instance's temporary directory, relayed here by o.Relay, then removed.
+func runRelay(ctx context.Context, paths []PathReport, o Options) *RelayReport {
+	rr := &RelayReport{Bucket: o.RelayBucket}
+	for _, p := range paths {
+		if p.Err == "" {
+			rr.Path = p.Path
+			break
+		}
+	}
+	if rr.Path == "" && len(o.Paths) > 0 {
+		rr.Path = o.Paths[0]
+	}
+	o.Progress("bench s3: download through the S3 relay (%s, bucket %s)", mib(o.Size), o.RelayBucket)
+	cs, err := o.Dial(ctx, rr.Path, 1)
+	if err != nil {
+		rr.Err = err.Error()
+		return rr
+	}
+	defer closeAll(cs)
+	c := cs[0]
+	out, err := c.Output(ctx, "f=$(mktemp \"${TMPDIR:-/tmp}/devgate-bench.XXXXXXXX\") && truncate -s "+strconv.FormatInt(o.Size, 10)+` "$f" && echo "$f"`, nil)
+	src := string(bytes.TrimSpace(out))
+	if err != nil || src == "" || strings.Contains(src, "\n") {
+		rr.Err = fmt.Sprintf("cannot make a sparse source file on the instance: %v %q", err, out)
+		return rr
+	}
+	rr.Note = "source: a sparse file of zeros " + src + " on the instance (no disk blocks), removed at the end; the relay's object and its local copy are removed too"
+	defer func() {
+		// Removed on a fresh context: a cancelled run must not leave it behind.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := c.Output(rctx, "rm -f -- "+shquote.Quote(src), nil); err != nil {
+			rr.Note += " (removing " + src + " failed: " + err.Error() + ")"
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, max(o.MaxTime, 5*time.Minute))
+	defer cancel()
+	start := o.Now()
+	if err := o.Relay(rctx, c, src, o.Size); err != nil {
+		rr.Err = err.Error()
+		return rr
+	}
+	secs := o.Now().Sub(start).Seconds()
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	rr.Down = &Throughput{Bytes: o.Size, Seconds: round(secs, 3), MBps: round(float64(o.Size)/secs/1e6, 2), Sessions: 1}
+	rr.Check = &Check{Name: "download, S3 relay", Value: fmt.Sprintf("%.1f MB/s", rr.Down.MBps), Target: "> 20 MB/s", OK: rr.Down.MBps > TargetMBps}
+	return rr
 }
 
 func runPath(ctx context.Context, path string, o Options) PathReport {

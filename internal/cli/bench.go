@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/devgate/devgate/internal/bench"
 	"github.com/devgate/devgate/internal/config"
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/s3relay"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshconn"
 	"github.com/devgate/devgate/internal/sshkey"
@@ -25,7 +28,7 @@ func init() { register(newBenchCommand) }
 
 func newBenchCommand(io IO) *cobra.Command {
 	var af awsFlags
-	var path, user, key, prefix, size string
+	var path, user, key, prefix, size, bucket string
 	var runs, sessions int
 	var asJSON bool
 	var budget, maxTime time.Duration
@@ -38,7 +41,10 @@ session, p50, p99), bulk throughput down and up through one session and through 
 sessions (cp's way), and session stability (short sessions, how many completed), each
 beside the users' target (round trip < 100 ms, transfers > 20 MB/s, > 99 % of sessions),
 and says in one line which path to use for what. Data comes from /dev/zero and goes to
-/dev/null on the instance: nothing is written to disk there or here.`,
+/dev/null on the instance: nothing is written to disk there or here. When a bucket is
+configured (--bucket, $DEVGATE_BUCKET or devgate's config: the one cp --via s3 uses), an
+S3 relay row downloads --size through it from a sparse file of zeros on the instance (no
+disk blocks); that file, the copy here and the object are removed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -58,7 +64,7 @@ and says in one line which path to use for what. Data comes from /dev/zero and g
 			if runs < 1 || sessions < 1 || sessions > 64 {
 				return exitcode.New(exitcode.Usage, "--runs ≥ 1, --sessions between 1 and 64", "--runs %d / --sessions %d out of range", runs, sessions)
 			}
-			t, err := resolveTarget(args[0], config.Settings{User: user, Profile: af.profile, Region: af.region}, prefix)
+			t, err := resolveTarget(args[0], config.Settings{User: user, Profile: af.profile, Region: af.region, Bucket: bucket}, prefix)
 			if err != nil {
 				return err
 			}
@@ -108,6 +114,18 @@ and says in one line which path to use for what. Data comes from /dev/zero and g
 					defer lineMu.Unlock()
 					fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...)
 				}}
+			if t.Bucket != "" { // the bucket cp --via s3 would use
+				o.RelayBucket = t.Bucket
+				o.Relay = func(ctx context.Context, c *sshconn.Client, src string, size int64) error {
+					dir, err := os.MkdirTemp("", "devgate-bench-")
+					if err != nil {
+						return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot create a temporary directory")
+					}
+					defer os.RemoveAll(dir) // the relayed copy here
+					_, err = s3relay.Download(ctx, cfg, c, src, filepath.Join(dir, "relay.bin"), s3relay.Options{Bucket: t.Bucket, Parallel: sessions})
+					return err
+				}
+			}
 			rep, err := bench.Run(ctx, args[0], o)
 			if err != nil {
 				return err
@@ -130,6 +148,7 @@ and says in one line which path to use for what. Data comes from /dev/zero and g
 	f.DurationVar(&maxTime, "max-time", 20*time.Second, "bound on each bulk transfer (throughput is what moved in that time)")
 	f.DurationVar(&budget, "direct-budget", 0, "how long auto waits for the direct path (default 300ms)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&bucket, "bucket", "", "S3 bucket of the S3 relay row, as cp --via s3 (default $DEVGATE_BUCKET, else devgate's config; none: no relay row)")
 	f.StringVar(&user, "user", "", "OS user (default $DEVGATE_USER, else devgate's config, else "+config.DefaultUser+")")
 	f.StringVar(&key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519)")
 	addPrefixFlag(cmd, &prefix)
@@ -189,6 +208,25 @@ func writeBench(io IO, r *bench.Report) {
 		tw.Flush()
 		for _, e := range p.Errors {
 			fmt.Fprintf(io.Out, "  error: %s\n", e)
+		}
+		fmt.Fprintln(io.Out)
+	}
+	if rr := r.Relay; rr != nil {
+		fmt.Fprintf(io.Out, "s3 relay (bucket %s, over %s)\n", rr.Bucket, rr.Path)
+		if rr.Err != "" {
+			fmt.Fprintf(io.Out, "  error: %s\n", rr.Err)
+		}
+		if c := rr.Check; c != nil {
+			mark := "✓"
+			if !c.OK {
+				mark = "✗"
+			}
+			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "  %s\t%s\ttarget %s\t%s\n", c.Name, c.Value, c.Target, mark)
+			tw.Flush()
+		}
+		if rr.Note != "" {
+			fmt.Fprintf(io.Out, "  %s\n", rr.Note)
 		}
 		fmt.Fprintln(io.Out)
 	}

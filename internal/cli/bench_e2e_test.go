@@ -2,11 +2,16 @@ package cli_test
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/devgate/devgate/internal/lab"
+	"github.com/devgate/devgate/internal/lab/labs3"
 )
 
 // TestE2EBench: devgate bench on the lab with the VPN up measures every row
@@ -76,4 +81,66 @@ type throughput struct {
 	Bytes    int64   `json:"bytes"`
 	MBps     float64 `json:"mb_per_s"`
 	Sessions int     `json:"sessions"`
+}
+
+// TestE2EBenchS3Relay: with a bucket configured (DEVGATE_BUCKET, the one cp
+// --via s3 uses), bench adds the S3 relay row: --size relayed from a sparse
+// file on the instance through the lab's S3, beside its target, in JSON and
+// text, and leaves nothing behind: no object in the bucket, no source file
+// on the instance, no copy here.
+func TestE2EBenchS3Relay(t *testing.T) {
+	s3 := labs3.New("relay")
+	e := newE2E(t, lab.Options{Services: []lab.Service{s3}})
+	e.vpn(t, lab.VPNUp)
+	tmp := t.TempDir()
+	e.environ = append(e.environ, patientBudget, "DEVGATE_BUCKET=relay", "TMPDIR="+tmp)
+	ctx := ctxFor(t, 5*time.Minute)
+	in, _ := e.l.Instance("gpu1")
+	args := []string{"bench", "gpu1", "--user", in.User, "--path", "direct", "--runs", "1", "--size", "3MiB", "-j", "2"}
+	out, stderr, code := e.devgate(ctx, nil, nil, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s", code, stderr)
+	}
+	var rep struct {
+		Relay *struct {
+			Bucket, Path, Error, Note string
+			Down                      *throughput
+			Check                     *struct {
+				Name, Target string
+			}
+		} `json:"s3_relay"`
+		Verdict string
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := rep.Relay
+	if r == nil || r.Error != "" || r.Bucket != "relay" || r.Path != "direct" || r.Down == nil || r.Down.Bytes != 3<<20 ||
+		r.Down.MBps <= 0 || r.Check == nil || r.Check.Target != "> 20 MB/s" || !strings.Contains(rep.Verdict, "S3 relay") {
+		t.Fatalf("relay row: %s", out)
+	}
+	src := regexp.MustCompile(`/\S*devgate-bench\.\w+`).FindString(r.Note)
+	if src == "" || !strings.Contains(r.Note, "removed") {
+		t.Fatalf("the note does not name the instance's source file and its removal: %q", r.Note)
+	}
+	// The lab's instance is this machine: its temporary file is visible here.
+	if _, err := os.Stat(src); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("source file %s left on the instance: %v", src, err)
+	}
+	if keys, err := s3.Objects("relay"); err != nil || len(keys) != 0 {
+		t.Fatalf("objects left in the bucket: %v %v", keys, err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("left in the local temporary directory: %v", left)
+	}
+	if s3.Requests() < 3 {
+		t.Fatalf("only %d S3 requests: the row did not go through the bucket", s3.Requests())
+	}
+	if !strings.Contains(stderr, "bench s3: download through the S3 relay") {
+		t.Fatalf("no progress line for the relay:\n%s", stderr)
+	}
+	out, stderr, code = e.devgate(ctx, nil, nil, args...)
+	if code != 0 || !strings.Contains(out, "s3 relay (bucket relay, over direct)") || !strings.Contains(out, "download, S3 relay") {
+		t.Fatalf("text report (exit %d):\n%s\n%s", code, out, stderr)
+	}
 }

@@ -227,6 +227,12 @@ func pushKey(path string, offered bool, say func(string, ...any)) (string, error
 // signal) until what was written reached the agent; stdout closed (EPIPE),
 // a signal (ssh sends SIGHUP) and the service ending the session go straight
 // to the clean end.
+//
+// A SIGHUP ends the session only when ssh is going away: ssh sends it to its
+// ProxyCommand just before it exits, so stdin ends within moments. A SIGHUP
+// while stdin stays open came from elsewhere — the terminal the first ssh
+// ran in closed, while the ControlPersist master it left (in a session of
+// its own) still uses this connection — and is ignored, with a log line.
 func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
 	outDone := make(chan error, 1)
 	go func() {
@@ -234,10 +240,21 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 		outDone <- err
 	}()
 	inDone := make(chan error, 1)
+	stdinEnded := make(chan struct{})
 	go func() {
 		_, err := copyFlush(conn, io.In)
+		close(stdinEnded)
 		inDone <- err
 	}()
+	defer withHangupGate(ctx, func() bool {
+		select {
+		case <-stdinEnded:
+			return true
+		case <-time.After(hangupGrace):
+			progress("SIGHUP while ssh still holds the connection (the terminal it started in has closed?): carrying on")
+			return false
+		}
+	})()
 	defer func() { _ = conn.Terminate(ctx) }()
 	select {
 	case err := <-inDone:
@@ -256,6 +273,10 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 		return nil
 	}
 }
+
+// hangupGrace is how long a SIGHUP waits for stdin to end before it is
+// taken as not coming from ssh.
+const hangupGrace = time.Second
 
 // sessionEnd reports how the session ended when the agent side closed it.
 func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {

@@ -75,7 +75,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f := cmd.Flags()
 	f.BoolVarP(&o.recursive, "recursive", "r", false, "copy directories (symbolic links as links, modes and mtimes kept)")
 	f.BoolVarP(&o.follow, "copy-links", "L", false, "with -r, copy what symbolic links point to instead of the links (rsync -L)")
-	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions")
+	f.IntVarP(&o.sessions, "jobs", "j", defaultSessions, "parallel sessions (on the direct path at most: one per 64 MiB of a file)")
 	f.StringVar(&o.via, "via", "auto", "tunnel, s3, or auto (s3 when --bucket or DEVGATE_BUCKET is set and a file is large)")
 	f.StringVar(&o.bucket, "bucket", "", "S3 bucket for --via s3 (default $DEVGATE_BUCKET, else devgate's config)")
 	f.BoolVar(&o.keep, "keep", false, "keep the S3 object after an S3-relayed copy")
@@ -85,7 +85,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
 	f.StringVar(&o.reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
 	addPrefixFlag(cmd, &o.prefix)
-	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB)")
+	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB; with --via s3 the part size, at least 5 MiB, default 16 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
 	f.DurationVar(&o.resume, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this (the same command again resumes the copy)")
 	return cmd
@@ -122,6 +122,9 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	}
 	if o.chunk != 0 && o.chunk < 4096 {
 		return exitcode.New(exitcode.Usage, "", "--chunk-size %d is too small", o.chunk)
+	}
+	if o.via == "s3" && o.chunk != 0 && o.chunk < minPartSize {
+		return exitcode.New(exitcode.Usage, "use --chunk-size 5242880 or more, or leave it out (16 MiB)", "--chunk-size %d is smaller than S3's minimum part size (5 MiB) for --via s3", o.chunk)
 	}
 	switch o.via {
 	case "auto", "tunnel", "s3":
@@ -210,18 +213,23 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		if bucket == "" {
 			return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
 		}
-		if o.recursive {
-			return exitcode.New(exitcode.Usage, "use --via tunnel for folders", "the S3 relay copies single files")
-		}
 		rep, done := newProgress()
 		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
+		if o.chunk >= minPartSize {
+			ro.PartSize = o.chunk
+		}
 		if state := stateDir(); state != "" {
 			ro.JournalDir = filepath.Join(state, "cp")
 		}
 		var st transfer.Stats
-		if dir == transfer.Download {
+		switch {
+		case o.recursive && dir == transfer.Download:
+			st, err = s3relay.CopyTree(ctx, cfg, clients[0], dir, rs.path, localPath, o.follow, ro)
+		case o.recursive:
+			st, err = s3relay.CopyTree(ctx, cfg, clients[0], dir, localPath, rs.path, o.follow, ro)
+		case dir == transfer.Download:
 			st, err = s3relay.Download(ctx, cfg, clients[0], rs.path, localPath, ro)
-		} else {
+		default:
 			st, err = s3relay.Upload(ctx, cfg, clients[0], localPath, rs.path, ro)
 		}
 		done()
@@ -230,16 +238,20 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		return cpDone(io, o, st, "s3", say)
 	}
-	if o.sessions > 1 {
+	sessions := o.sessions
+	if clients[0].Path == tunnel.PathDirect && !o.recursive {
+		sessions = directSessions(o.sessions, cpSize(clients[0], dir, rs.path, localPath))
+	}
+	if sessions > 1 {
 		// The other sessions take the path the first one took.
 		topts.Target, topts.Progress, topts.Path = clients[0].InstanceID, nil, clients[0].Path
-		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, o.sessions-1)
+		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, sessions-1)
 		if err != nil {
 			dialErrs = append(dialErrs, err)
 		}
 		clients = append(clients, more...)
 		if len(dialErrs) > 0 {
-			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), o.sessions, dialErrs[0], len(clients))
+			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), sessions, dialErrs[0], len(clients))
 		}
 	}
 	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
@@ -264,6 +276,25 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		return cpDone(io, o, st, "direct", say)
 	}
 	return cpDone(io, o, st, "tunnel", say)
+}
+
+// minPartSize is S3's smallest part of a multipart upload but the last
+// (Amazon S3 User Guide, "Amazon S3 multipart upload limits": 5 MiB).
+const minPartSize = 5 << 20
+
+// directPerSession is how many bytes of a file one direct session carries
+// before another one pays for its SSH handshake: a direct connection is not
+// paced (one SSH stream runs at line rate or at its CPU's crypto speed), so
+// -j is a maximum there and a file gets one session per directPerSession.
+const directPerSession = 64 << 20
+
+// directSessions is the number of direct sessions for a file of size bytes
+// (0: unknown, then max) with at most max.
+func directSessions(max int, size int64) int {
+	if size <= 0 {
+		return max
+	}
+	return int(min(int64(max), (size+directPerSession-1)/directPerSession))
 }
 
 // s3Threshold is the size from which --via auto relays through S3.

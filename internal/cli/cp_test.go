@@ -269,7 +269,6 @@ func waitQuiet(t *testing.T, p string) {
 // is byte-exact.
 func TestCpResumeAfterKill(t *testing.T) {
 	e := slowLab(t, 4<<20)
-	ctx := ctxFor(t, 2*time.Minute)
 	const size, chunk, j = 24 << 20, 1 << 20, 3
 	src, _ := randFile(t, size)
 	os.Chmod(src, 0o644)
@@ -279,6 +278,7 @@ func TestCpResumeAfterKill(t *testing.T) {
 		up   bool
 	}{{"download-kill9", os.Kill, false}, {"download-sigint", os.Interrupt, false}, {"upload-kill9", os.Kill, true}} {
 		t.Run(c.name, func(t *testing.T) {
+			ctx := ctxFor(t, 2*time.Minute) // each subtest its own bound (one shared bound ran out under load)
 			dir := t.TempDir()
 			dst := filepath.Join(dir, "out.bin")
 			args := []string{"-j", "3", "--chunk-size", "1048576"}
@@ -728,6 +728,41 @@ func TestCpS3RelayURLsOffCommandLines(t *testing.T) {
 	}
 	if st, _ := os.Stat(up); st.Mode().Perm() != 0o640 {
 		t.Errorf("the source's mode was not applied at the end: %v", st.Mode())
+	}
+
+	// -r: a folder of small files and one of three parts, both ways, in
+	// one command on the instance for the whole tree.
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.MkdirAll(tree, 0o755)
+	for i := range 12 {
+		os.WriteFile(filepath.Join(tree, fmt.Sprintf("f%02d", i)), bytes.Repeat([]byte{byte(i)}, 1000*i+1), 0o640)
+	}
+	os.Link(src, filepath.Join(tree, "big.bin")) // 40 MiB: 3 parts of 16 MiB
+	remote := t.TempDir()
+	downTree := t.TempDir()
+	stop = make(chan struct{})
+	watch = watchCmdlines("/"+bucket+"/", remote, filepath.Join(remote, "tree", "*.devgate-part*"), stop)
+	watchDown := watchCmdlines("/"+bucket+"/", "tree", filepath.Join(downTree, "tree", "*.devgate-part*"), stop)
+	e.cp(t, ctx, nil, "-r", "--via", "s3", "--bucket", bucket, "-j", "4", tree, "gpu1:"+remote)
+	e.cp(t, ctx, nil, "-r", "--via", "s3", "--bucket", bucket, "-j", "4", "gpu1:"+filepath.Join(remote, "tree"), downTree)
+	close(stop)
+	w, wd := <-watch, <-watchDown
+	sameFile(t, src, filepath.Join(remote, "tree", "big.bin"))
+	sameFile(t, src, filepath.Join(downTree, "tree", "big.bin"))
+	if w.marked == 0 {
+		t.Fatal("-r: the watcher saw none of the copy's commands on the instance: it watched nothing")
+	}
+	for _, h := range append(w.hits, wd.hits...) {
+		if len(h) > 300 {
+			h = h[:300] + "…"
+		}
+		t.Errorf("-r: presigned URL on a command line: %s", h)
+	}
+	if w.files == 0 || wd.files == 0 {
+		t.Errorf("-r: the watcher never saw a partial file (instance %d, here %d)", w.files, wd.files)
+	}
+	for _, f := range append(w.open, wd.open...) {
+		t.Errorf("-r: relay file readable by others: %s", f)
 	}
 }
 

@@ -101,6 +101,11 @@ func TestE2ECredentialsRejected(t *testing.T) {
 		if code != 10 || !strings.Contains(stderr, "AWS rejected the credentials") || !strings.Contains(stderr, "hint:") {
 			t.Fatalf("%s: exit %d\n%s", tc.name, code, stderr)
 		}
+		// The lab's credentials are in the environment: the hint says so
+		// (no profile to sign in again, no "<profile>" placeholder).
+		if !strings.Contains(stderr, "they come from the environment") || strings.Contains(stderr, "<profile>") {
+			t.Fatalf("%s: the hint does not name the credentials' origin:\n%s", tc.name, stderr)
+		}
 	}
 }
 

@@ -83,6 +83,12 @@ func TestE2EDirectPathWithVPN(t *testing.T) {
 	if n := e.l.Mgs().Attached(); n != 0 {
 		t.Fatalf("cp attached %d data channels", n)
 	}
+	// A small file gets one direct session per 64 MiB, -j being the maximum.
+	small, smallSum := randFile(t, 3<<20)
+	s = e.cp(t, ctx, nil, "-j", "16", "gpu1:"+small, dst)
+	if s.Via != "direct" || s.Sessions != 1 || fileSum(t, dst) != smallSum {
+		t.Fatalf("cp -j 16 of 3 MiB direct: via %q over %d sessions (want 1), sum ok %v", s.Via, s.Sessions, fileSum(t, dst) == smallSum)
+	}
 
 	// --path ssm is obeyed with the VPN up.
 	out.Reset()
@@ -318,5 +324,59 @@ func TestE2EForwardDirect(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("forward after SIGINT: %v\n%s", err, stderr.String())
+	}
+}
+
+// TestE2EDirectPathHeadStart: once the direct path has answered, the next
+// auto connect gives it a head start and calls no StartSession at all (the
+// lab counts none); when the VPN then goes down, by silence or by refusal,
+// the connect still falls back to Session Manager.
+func TestE2EDirectPathHeadStart(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	e.vpn(t, lab.VPNUp)
+	// Head start 2 s: loopback answers long before, even on a loaded machine.
+	e.environ = append(e.environ, "DEVGATE_DIRECT_BUDGET=4s")
+	ctx := ctxFor(t, 3*time.Minute)
+	connect := func(want string, args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		stderr, err := e.ssh(ctx, nil, &out, append(args, "gpu1", "echo", "hi")...)
+		if err != nil || out.String() != "hi\n" {
+			t.Fatalf("ssh: %v %q\n%s", err, out.String(), stderr)
+		}
+		if want == "direct" && !viaDirect.MatchString(stderr) || want != "direct" && !strings.Contains(stderr, want) {
+			t.Fatalf("stderr does not say %q:\n%s", want, stderr)
+		}
+		return stderr
+	}
+	connect("direct") // nothing remembered: raced against StartSession
+	waitNoSessions(t, e)
+	started := e.l.Calls("StartSession")
+	second := connect("direct")
+	if !strings.Contains(second, "Trying the direct path (it answered") {
+		t.Fatalf("second connect did not give direct a head start:\n%s", second)
+	}
+	if n := e.l.Calls("StartSession"); n != started {
+		t.Fatalf("%d StartSession calls for a connect that went direct with a head start, want 0", n-started)
+	}
+
+	e.vpn(t, lab.VPNSilence)
+	connect("direct did not answer in 4000 ms; Session Manager")
+	if n := e.l.Calls("StartSession"); n != started+1 {
+		t.Fatalf("%d StartSession calls for the fallback, want 1", n-started)
+	}
+
+	e.vpn(t, lab.VPNUp)
+	// A direct answer clears the failure (auto, which does not wait for direct
+	// for a while after a failure, may take Session Manager here).
+	connect("direct", "-o", "ProxyCommand=devgate connect %h %p --user %r --path direct")
+	e.vpn(t, lab.VPNRefuse)
+	third := connect("refused the connection; Session Manager")
+	if !strings.Contains(third, "Trying the direct path (it answered") {
+		t.Fatalf("the connect after a direct answer did not give direct a head start:\n%s", third)
+	}
+	waitNoSessions(t, e)
+	if e.l.Mgs().Attached() != 2 {
+		t.Fatalf("%d data channels attached, want 2 (the two fallbacks)", e.l.Mgs().Attached())
 	}
 }

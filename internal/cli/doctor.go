@@ -34,7 +34,9 @@ AWS credentials and identity, region, clock skew against AWS, the permissions
 devgate needs (probed with harmless calls), and with a target: the instance,
 its SSM agent, a test EC2 Instance Connect key push; locally: the ssh client
 version, ssh -G <alias> resolving through the Include, ControlPath length,
-key permissions, VS Code settings. Exits non-zero when any check fails.`,
+key permissions, VS Code settings. Exits non-zero when any check fails.
+Then the last failures recorded in the event log (in --json: entries named
+"recent failure" with "info": true; they never make doctor fail).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := ""
@@ -46,9 +48,15 @@ key permissions, VS Code settings. Exits non-zero when any check fails.`,
 			}
 			results := runDoctor(cmd.Context(), af, target, osUser, key, prefix, directOptions{pf, vpnProfile})
 			if asJSON {
+				// The event log's recent failures ride along as info entries
+				// (an unreadable log is one too).
+				history, err := recentFailures(io.Events, target, time.Now())
+				if err != nil {
+					history = []doctor.Result{{Name: recentFailureName, Info: true, Detail: fmt.Sprintf("cannot read %s: %v", io.Events.Path(), err)}}
+				}
 				enc := json.NewEncoder(io.Out)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(results); err != nil {
+				if err := enc.Encode(append(results, history...)); err != nil {
 					return err
 				}
 			} else {

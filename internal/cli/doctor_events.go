@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/devgate/devgate/internal/doctor"
 	"github.com/devgate/devgate/internal/eventlog"
 	"github.com/devgate/devgate/internal/sshconfig"
 )
@@ -13,13 +14,17 @@ import (
 // recentFailureWindow is how far back doctor looks in the event log.
 const recentFailureWindow = 7 * 24 * time.Hour
 
-// printRecentFailures prints the last failures recorded in the event log
-// (of target's, when given): "last connect to devbox-gpu1 failed 3 min ago
-// (exit 10): … — fix: …". They are history, not checks: they do not make
-// doctor fail.
-func printRecentFailures(w io.Writer, log *eventlog.Log, target string, now time.Time) {
+// recentFailureName is the name of doctor's history entries in --json.
+const recentFailureName = "recent failure"
+
+// recentFailures is the last three failures recorded in the event log in
+// the past week (of target's, when given), as doctor results: Name
+// "recent failure", Info (history, not a check: they never make doctor
+// fail), Detail "last connect to devbox-gpu1 (i-…) failed 3 min ago (exit
+// 10): …", Fix the hint recorded with it.
+func recentFailures(log *eventlog.Log, target string, now time.Time) ([]doctor.Result, error) {
 	if log == nil || log.Path() == "" {
-		return
+		return nil, nil
 	}
 	// ssh gives connect the HostName (%h: the instance id); say the alias too.
 	alias := map[string]string{}
@@ -33,16 +38,12 @@ func printRecentFailures(w io.Writer, log *eventlog.Log, target string, now time
 	}
 	evs, err := log.Last(eventlog.KindFailure, 50)
 	if err != nil {
-		fmt.Fprintf(w, "– recent failures: cannot read %s: %v\n", log.Path(), err)
-		return
+		return nil, err
 	}
-	n := 0
+	var rs []doctor.Result
 	for _, e := range evs {
 		if now.Sub(e.Time) > recentFailureWindow || target != "" && e.Target != target && alias[e.Target] != target {
 			continue
-		}
-		if n == 0 {
-			fmt.Fprintf(w, "Recent failures (from %s):\n", log.Path())
 		}
 		what := e.Command
 		if a := alias[e.Target]; a != "" {
@@ -50,16 +51,36 @@ func printRecentFailures(w io.Writer, log *eventlog.Log, target string, now time
 		} else if e.Target != "" {
 			what += " to " + e.Target
 		}
-		line := fmt.Sprintf("  last %s failed %s (exit %d): %s", what, eventlog.Ago(now, e.Time), e.Code, e.Message)
-		if e.Hint != "" {
-			line += " — fix: " + e.Hint
-		}
-		fmt.Fprintln(w, line)
-		if n++; n == 3 {
+		rs = append(rs, doctor.Result{Name: recentFailureName, Info: true, Fix: e.Hint,
+			Detail: fmt.Sprintf("last %s failed %s (exit %d): %s", what, eventlog.Ago(now, e.Time), e.Code, e.Message)})
+		if len(rs) == 3 {
 			break
 		}
 	}
-	if n == 0 {
+	return rs, nil
+}
+
+// printRecentFailures prints recentFailures after doctor's checks:
+// "  last connect to devbox-gpu1 failed 3 min ago (exit 10): … — fix: …".
+func printRecentFailures(w io.Writer, log *eventlog.Log, target string, now time.Time) {
+	if log == nil || log.Path() == "" {
+		return
+	}
+	rs, err := recentFailures(log, target, now)
+	if err != nil {
+		fmt.Fprintf(w, "– recent failures: cannot read %s: %v\n", log.Path(), err)
+		return
+	}
+	if len(rs) == 0 {
 		fmt.Fprintf(w, "– recent failures: none recorded in %s\n", log.Path())
+		return
+	}
+	fmt.Fprintf(w, "Recent failures (from %s):\n", log.Path())
+	for _, r := range rs {
+		line := "  " + r.Detail
+		if r.Fix != "" {
+			line += " — fix: " + r.Fix
+		}
+		fmt.Fprintln(w, line)
 	}
 }

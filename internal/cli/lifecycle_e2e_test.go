@@ -269,13 +269,16 @@ func TestE2EStdoutClosedEndsSession(t *testing.T) {
 func TestE2ETerminateIsBounded(t *testing.T) {
 	e := newE2E(t, lab.Options{})
 	ctx := ctxFor(t, 2*time.Minute)
-	cmd, _, stdout, stderr := e.startConnect(t, ctx)
+	cmd, stdin, stdout, stderr := e.startConnect(t, ctx)
 	go io.Copy(io.Discard, stdout)
 	slow := e.l.Faults()
 	slow.APILatency = time.Minute
 	e.l.SetFaults(slow)
 	start := time.Now()
+	// As ssh ends its ProxyCommand: SIGHUP, then its end of the pipes closes
+	// as it exits (OpenSSH sshconnect.c kill_proxy_command, then exit).
 	cmd.Process.Signal(syscall.SIGHUP)
+	stdin.Close()
 	err := cmd.Wait()
 	took := time.Since(start)
 	if code := exitCode(err); code != 0 || took > 20*time.Second {
@@ -319,4 +322,66 @@ func TestE2ESighupToCpEndsSessions(t *testing.T) {
 		t.Fatalf("after cp exited: %v; want every session terminated by the client", c)
 	}
 	t.Logf("lab counts: %v", c)
+}
+
+// TestE2ESighupWhileSSHHoldsTheConnection: a SIGHUP while stdin stays open
+// did not come from an exiting ssh (the terminal that started a
+// ControlPersist master closed, and the master, in a session of its own,
+// still uses the connection): connect carries on, the session still carries
+// data, and the end of stdin later still ends the session on the service.
+func TestE2ESighupWhileSSHHoldsTheConnection(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	ctx := ctxFor(t, time.Minute)
+	cmd, stdin, stdout, stderr := e.startConnect(t, ctx)
+	br := bufio.NewReader(stdout)
+	if _, err := br.ReadString('\n'); err != nil { // the rest of sshd's banner line
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(2 * time.Second) // past the grace
+	// Still a live session (had connect ended, stdout would be at EOF): our
+	// identification line gets sshd's KEXINIT.
+	io.WriteString(stdin, "SSH-2.0-OpenSSH_9.2\r\n")
+	head := make([]byte, 6)
+	if _, err := io.ReadFull(br, head); err != nil || head[5] != 20 { // packet length, padding length, SSH_MSG_KEXINIT
+		t.Fatalf("no KEXINIT after the SIGHUP: %v %v\n%s", head, err, stderr())
+	}
+	if !strings.Contains(stderr(), "SIGHUP while ssh still holds the connection") {
+		t.Errorf("the ignored SIGHUP was not said:\n%s", stderr())
+	}
+	stdin.Close()
+	go io.Copy(io.Discard, br)
+	if code := exitCode(cmd.Wait()); code != 0 {
+		t.Fatalf("exit %d after stdin closed\n%s", code, stderr())
+	}
+	e.waitEnded(t, 1)
+}
+
+// TestE2EControlPersistOutlivesTheTerminal: through the config setup writes
+// (ControlMaster auto, ControlPersist), three ssh each run in a terminal
+// that closes when it ends (script -c, as tmux or an IDE task runs them):
+// the master the first one left behind serves the next two, so one session
+// serves all three. The terminal's hangup reaches devgate connect (it is in
+// the first ssh's process group, the master is not): before the SIGHUP gate,
+// each closing terminal ended the master's session and the next ssh paid a
+// new one (3 sessions for 3 ssh). `ssh -O exit` then ends it on the service.
+func TestE2EControlPersistOutlivesTheTerminal(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	shortHome(t, e)
+	ctx := ctxFor(t, 2*time.Minute)
+	if out, errs, code := e.devgate(ctx, nil, nil, "setup", "--yes", "--user", e.user(t)); code != 0 {
+		t.Fatalf("setup: %d\n%s\n%s", code, out, errs)
+	}
+	defer e.exitMasters(t, "devbox-gpu1")
+	for i := range 3 {
+		term, err := e.sshInPty(t, ctx, nil, "devbox-gpu1", "echo", "shared-master")
+		if err != nil || !strings.Contains(term, "shared-master") {
+			t.Fatalf("ssh %d: %v\n%s", i, err, term)
+		}
+	}
+	if c := e.l.Mgs().Counts(); c.Started != 1 || c.Open != 1 {
+		t.Fatalf("lab counts %v after three ssh: want one session, still open", c)
+	}
+	e.exitMasters(t, "devbox-gpu1")
+	e.waitEnded(t, 1)
 }

@@ -131,3 +131,26 @@ func TestE2ELoginSSO(t *testing.T) {
 		t.Fatalf("cache files %v: want one per sso_session/start URL", files)
 	}
 }
+
+// devgate login with nothing to sign in says why: credentials from the
+// environment and no profile named, or no profile at all; a named profile
+// that does not exist is named.
+func TestE2ELoginWithoutProfile(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	base := append(envWithout(e.environ, "AWS_PROFILE"), "AWS_CONFIG_FILE="+e.home+"/none", "AWS_SHARED_CREDENTIALS_FILE="+e.home+"/none")
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"environment credentials", base, nil, "nothing to sign in: the credentials come from the environment"},
+		{"no profile at all", envWithout(base, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), nil, "no profile named and no default profile"},
+		{"named profile missing", base, []string{"--profile", "nope"}, "there is no profile nope"},
+	} {
+		stderr, code := runEnv(t, tc.env, append([]string{"login"}, tc.args...)...)
+		if code != 10 || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "hint:") || strings.Contains(stderr, "cannot read profile") {
+			t.Fatalf("%s: exit %d\n%s", tc.name, code, stderr)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devgate/devgate/internal/doctor"
 	"github.com/devgate/devgate/internal/eventlog"
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/labtest"
@@ -128,6 +129,22 @@ func TestE2EMessagesReachTheTerminal(t *testing.T) {
 	out, _, _ := e.devgate(ctx, nil, nil, "doctor")
 	if !regexp.MustCompile(`last connect to devbox-gpu1( \(i-[0-9a-f]+\))? failed`).MatchString(out) || !strings.Contains(out, "(exit 10)") || !strings.Contains(out, "— fix: ") {
 		t.Fatalf("doctor does not show the failure:\n%s", out)
+	}
+	// … and in doctor --json, as an info entry that does not fail doctor.
+	out, _, _ = e.devgate(ctx, nil, nil, "doctor", "--json")
+	var rs []doctor.Result
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, out)
+	}
+	found := false
+	for _, r := range rs {
+		if r.Name == "recent failure" && r.Info && !r.OK && strings.Contains(r.Detail, "(exit 10)") && r.Fix != "" &&
+			regexp.MustCompile(`^last connect to devbox-gpu1( \(i-[0-9a-f]+\))? failed`).MatchString(r.Detail) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("doctor --json lacks the failure:\n%s", out)
 	}
 }
 

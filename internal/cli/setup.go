@@ -281,18 +281,8 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 			return exitcode.Wrap(err, exitcode.Config, "remove it (or fix its owner and mode), then run setup again", "unsafe ControlMaster directory")
 		}
 	}
-	now := time.Now()
-	for _, c := range changes {
-		bak, err := c.Apply(now)
-		if err != nil {
-			return err
-		}
-		if bak != "" {
-			fmt.Fprintf(io.ErrOut, "devgate: backed up %s to %s\n", c.Path, bak)
-		}
-		if c.Changed() {
-			fmt.Fprintf(io.ErrOut, "devgate: wrote %s\n", c.Path)
-		}
+	if err := applyChanges(io.ErrOut, changes, time.Now()); err != nil {
+		return err
 	}
 	try := "ssh"
 	if !tilde {
@@ -360,4 +350,22 @@ func confirm(io IO, q string) (bool, error) {
 	}
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes", nil
+}
+
+// applyChanges writes the planned file changes (setup's, vscode's), saying
+// on w what was backed up and written.
+func applyChanges(w stdio.Writer, changes []sshconfig.Change, now time.Time) error {
+	for _, c := range changes {
+		bak, err := c.Apply(now)
+		if err != nil {
+			return err
+		}
+		if bak != "" {
+			fmt.Fprintf(w, "devgate: backed up %s to %s\n", c.Path, bak)
+		}
+		if c.Changed() {
+			fmt.Fprintf(w, "devgate: wrote %s\n", c.Path)
+		}
+	}
+	return nil
 }

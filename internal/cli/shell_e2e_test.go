@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -390,7 +391,15 @@ func TestE2EExec(t *testing.T) {
 // Instance Connect cannot, with exit 16 and a hint to use shell or --key.
 func TestE2EManagedNode(t *testing.T) {
 	const node = "mi-0123456789abcdef0"
-	e := newShellE2E(t, lab.Options{Instances: []lab.InstanceSpec{{Name: "gpu1"}, {ID: node, Name: "hybrid1"}}})
+	// The user installed this key on the node (ssh-copy-id): EC2 Instance
+	// Connect cannot push one to a managed node.
+	keyDir := t.TempDir()
+	key := filepath.Join(keyDir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	e := newShellE2E(t, lab.Options{Instances: []lab.InstanceSpec{{Name: "gpu1"}, {ID: node, Name: "hybrid1", AuthorizedKeys: []string{string(pub)}}}})
 	ctx := ctxFor(t, 2*time.Minute)
 	out, stderr, code := e.devgate(ctx, nil, nil, "exec", "-q", node, "--", "sh", "-c", "echo on the node; exit 4")
 	if out != "on the node\n" || code != 4 {
@@ -411,5 +420,23 @@ func TestE2EManagedNode(t *testing.T) {
 	if e.l.Calls("SendSSHPublicKey") != 0 || e.l.Calls("StartSession") != 2 {
 		t.Fatalf("connect to a managed node called SendSSHPublicKey %d times, StartSession %d (want 0, and only exec's and shell's)",
 			e.l.Calls("SendSSHPublicKey"), e.l.Calls("StartSession"))
+	}
+	// With --key (the key installed on the node), connect skips the push and
+	// real ssh logs in through Session Manager; the host key is pinned.
+	info, _ := e.l.Instance("hybrid1")
+	kh := filepath.Join(keyDir, "known_hosts")
+	ssh := exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key,
+		"-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=accept-new",
+		"-o", "ProxyCommand=devgate connect %h %p --user %r --key "+key, info.User+"@"+node, "echo", "node-via-key")
+	ssh.Env = e.environ
+	out2, err := ssh.CombinedOutput()
+	if err != nil || !strings.Contains(string(out2), "node-via-key") {
+		t.Fatalf("ssh to %s with --key: %v\n%s", node, err, out2)
+	}
+	if b, _ := os.ReadFile(kh); !strings.Contains(string(b), strings.TrimSpace(info.HostKey)) {
+		t.Fatalf("the node's host key was not pinned: %q", b)
+	}
+	if e.l.Calls("SendSSHPublicKey") != 0 || e.l.Calls("StartSession") != 3 {
+		t.Fatalf("ssh with --key: SendSSHPublicKey %d, StartSession %d (want 0 and 3)", e.l.Calls("SendSSHPublicKey"), e.l.Calls("StartSession"))
 	}
 }

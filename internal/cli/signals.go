@@ -23,31 +23,51 @@ func (e *SignalError) Unwrap() error { return context.Canceled }
 // ends its ProxyCommand with SIGHUP (OpenSSH sshconnect.c, kill_proxy_command)
 // and closing a terminal sends SIGHUP to `devgate forward`.
 //
-// A second signal while the clean end runs exits the process at once with
-// 128+signal. SIGPIPE is ignored: a write to a closed stdout (ssh has gone)
+// A second SIGINT or SIGTERM while the clean end runs exits the process at
+// once with 128+signal (a user pressing Ctrl-C again); a second SIGHUP does
+// not (a terminal's hangup and then ssh's own SIGHUP as it exits are one
+// event for us, and the clean end is bounded). SIGPIPE is ignored: a write to a closed stdout (ssh has gone)
 // returns EPIPE to the copier instead of killing the process before the
 // clean end. stop releases the signals.
+//
+// A command may gate SIGHUP (withHangupGate): connect takes it as ssh's
+// "go away" only when ssh is really going away.
 func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, cancel := context.WithCancelCause(parent)
+	gate := &hangupGate{}
+	ctx, cancel := context.WithCancelCause(context.WithValue(parent, hangupGateKey{}, gate))
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
-		select {
-		case sig := <-ch:
-			cancel(&SignalError{Signal: sig})
-		case <-done:
-			return
-		}
-		select {
-		case sig := <-ch:
-			code := 128 + 2
-			if s, ok := sig.(syscall.Signal); ok {
-				code = 128 + int(s)
+		for {
+			select {
+			case sig := <-ch:
+				if sig == syscall.SIGHUP && !gate.confirm() {
+					continue
+				}
+				cancel(&SignalError{Signal: sig})
+			case <-done:
+				return
 			}
-			os.Exit(code)
-		case <-done:
+			break
+		}
+		for {
+			select {
+			case sig := <-ch:
+				if sig == syscall.SIGHUP {
+					// Another "the other side went away" (ssh's SIGHUP after
+					// the terminal's): the clean end is bounded; let it run.
+					continue
+				}
+				code := 128 + 2
+				if s, ok := sig.(syscall.Signal); ok {
+					code = 128 + int(s)
+				}
+				os.Exit(code)
+			case <-done:
+			}
+			return
 		}
 	}()
 	var once sync.Once
@@ -57,5 +77,38 @@ func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
 			close(done)
 			cancel(nil)
 		})
+	}
+}
+
+// hangupGate decides whether a SIGHUP ends the command (nil check: it does).
+type hangupGate struct {
+	mu    sync.Mutex
+	check func() bool
+}
+
+type hangupGateKey struct{}
+
+func (g *hangupGate) confirm() bool {
+	g.mu.Lock()
+	check := g.check
+	g.mu.Unlock()
+	return check == nil || check()
+}
+
+// withHangupGate makes check decide, until restore, whether a SIGHUP
+// cancels ctx (a context from SignalContext; elsewhere it does nothing).
+// check runs on the signal goroutine and may block briefly.
+func withHangupGate(ctx context.Context, check func() bool) (restore func()) {
+	g, ok := ctx.Value(hangupGateKey{}).(*hangupGate)
+	if !ok {
+		return func() {}
+	}
+	g.mu.Lock()
+	g.check = check
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		g.check = nil
+		g.mu.Unlock()
 	}
 }

@@ -61,18 +61,8 @@ long enough for a cold start, and remote.SSH.remotePlatform "linux" for each ali
 				fmt.Fprintln(io.ErrOut, "devgate: run with --write to apply")
 				return nil
 			}
-			now := time.Now()
-			for _, c := range changes {
-				bak, err := c.Apply(now)
-				if err != nil {
-					return err
-				}
-				if bak != "" {
-					fmt.Fprintf(io.ErrOut, "devgate: backed up %s to %s\n", c.Path, bak)
-				}
-				if c.Changed() {
-					fmt.Fprintf(io.ErrOut, "devgate: wrote %s\n", c.Path)
-				}
+			if err := applyChanges(io.ErrOut, changes, time.Now()); err != nil {
+				return err
 			}
 			return nil
 		},

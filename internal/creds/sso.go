@@ -55,13 +55,29 @@ func LoadProfile(ctx context.Context, name string) (Profile, error) {
 	if name == "" {
 		name = os.Getenv("AWS_PROFILE")
 	}
+	named := name != ""
 	if name == "" {
 		name = "default"
 	}
-	sc, err := config.LoadSharedConfigProfile(ctx, name)
+	sc, err := config.LoadSharedConfigProfile(ctx, name, sharedFiles)
 	if err != nil {
-		return Profile{}, exitcode.Wrap(err, exitcode.Credentials, "check --profile against the profiles in ~/.aws/config (aws configure list-profiles)",
-			"cannot read profile %s", name)
+		var nx config.SharedConfigProfileNotExistError
+		switch {
+		case !errors.As(err, &nx):
+			return Profile{}, exitcode.Wrap(err, exitcode.Credentials, "check ~/.aws/config (AWS_CONFIG_FILE) and ~/.aws/credentials",
+				"cannot read profile %s", name)
+		case named:
+			return Profile{}, exitcode.Wrap(err, exitcode.Credentials, "check --profile / AWS_PROFILE against the profiles in ~/.aws/config (aws configure list-profiles)",
+				"there is no profile %s", name)
+		case os.Getenv("AWS_ACCESS_KEY_ID") != "":
+			return Profile{}, exitcode.Wrap(err, exitcode.Credentials,
+				"devgate login signs in IAM Identity Center profiles and roles with mfa_serial; to use one, name it with --profile",
+				"nothing to sign in: the credentials come from the environment (AWS_ACCESS_KEY_ID) and no profile is named")
+		default:
+			return Profile{}, exitcode.Wrap(err, exitcode.Credentials,
+				"name the profile to sign in with --profile or AWS_PROFILE, or create one with `aws configure sso`",
+				"no profile named and no default profile in ~/.aws/config")
+		}
 	}
 	p := Profile{Name: name, RoleARN: sc.RoleARN, MFASerial: sc.MFASerial, RoleSessionName: sc.RoleSessionName, ExternalID: sc.ExternalID}
 	if sc.RoleDurationSeconds != nil {
@@ -73,6 +89,19 @@ func LoadProfile(ctx context.Context, name string) (Profile, error) {
 		p.SSOStartURL, p.SSORegion = sc.SSOStartURL, sc.SSORegion
 	}
 	return p, nil
+}
+
+// sharedFiles points LoadSharedConfigProfile at the files the SDK's default
+// chain reads: AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE when set (the
+// SDK reads them only in LoadDefaultConfig's environment step), else
+// ~/.aws/config and ~/.aws/credentials.
+func sharedFiles(o *config.LoadSharedConfigOptions) {
+	if f := os.Getenv("AWS_CONFIG_FILE"); f != "" {
+		o.ConfigFiles = []string{f}
+	}
+	if f := os.Getenv("AWS_SHARED_CREDENTIALS_FILE"); f != "" {
+		o.CredentialsFiles = []string{f}
+	}
 }
 
 // SSOCacheFile is where the SDK and the AWS CLI look for the profile's token:

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,8 +273,12 @@ func TestRefusedPortClosesOnlyThatConnection(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, rerr := io.ReadAll(c)
 	c.Close()
-	if len(got) != 0 || rerr != nil {
-		t.Fatalf("refused connection: read %q, %v; want a clean close", got, rerr)
+	// Closed with nothing delivered: a FIN, or a reset when the forwarder
+	// closed the socket before reading the request the client had sent (the
+	// kernel answers a close with unread data by RST, RFC 2525 §2.17) — a
+	// race, both mean "refused". A timeout (a hang) or data is a failure.
+	if len(got) != 0 || rerr != nil && !errors.Is(rerr, syscall.ECONNRESET) {
+		t.Fatalf("refused connection: read %q, %v; want it closed with nothing delivered", got, rerr)
 	}
 	close(s.gate)
 	r := <-res
@@ -329,7 +334,7 @@ func TestSessionEndedByLabIsReplaced(t *testing.T) {
 	if err := l.Mgs().Terminate(act[0], "Your session timed out due to inactivity and has been terminated."); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.Deadline(5 * time.Second))
 	for !strings.Contains(w.notesText(), "lost") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no message about the lost session: %q", w.notesText())

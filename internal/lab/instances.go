@@ -29,7 +29,16 @@ type InstanceSpec struct {
 	Platform string `json:"platform,omitempty"`
 	// Tags are tags besides Name (e.g. "devgate:user").
 	Tags map[string]string `json:"tags,omitempty"`
+	// AuthorizedKeys are public keys (authorized_keys lines) installed for
+	// User on the machine itself, as ssh-copy-id leaves them on a server the
+	// user runs (a hybrid managed node, where EC2 Instance Connect cannot
+	// push): valid until the lab ends.
+	AuthorizedKeys []string `json:"authorizedKeys,omitempty"`
 }
+
+// installedKeyExpiry is the expiry of an InstanceSpec.AuthorizedKeys line in
+// the sshd's key file (never, for a lab).
+var installedKeyExpiry = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // DefaultImage is the AMI name of instances whose spec names none.
 const DefaultImage = "al2023-ami-2023.6.20241121.0-kernel-6.1-x86_64"

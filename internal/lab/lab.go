@@ -23,6 +23,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,13 @@ type Options struct {
 	// TLS serves the endpoint (API and data channel) over HTTPS/WSS with a
 	// certificate from the lab's own CA, written to Dir/ca.pem.
 	TLS bool
+	// Hostname, when set, is the name the lab puts in its URLs (Endpoint,
+	// StartSession's StreamUrl) and in its TLS certificate instead of
+	// 127.0.0.1: a name no resolver knows (e.g. "lab.devgate.test", RFC 2606
+	// reserves .test), so that only a proxy that maps it to the listener can
+	// reach the lab, as a corporate HTTPS_PROXY reaches AWS's endpoints for
+	// clients without direct DNS or routes.
+	Hostname string
 	// SessionMinute is how long one minute of the preferences'
 	// idleSessionTimeout and maxSessionDuration lasts (default a minute;
 	// tests shrink it).
@@ -236,7 +244,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, fmt.Errorf("lab: listen %s: %w", opts.Addr, err)
 	}
 	if opts.TLS {
-		tcfg, caPEM, err := labTLS(opts.Dir, opts.Now())
+		tcfg, caPEM, err := labTLS(opts.Dir, opts.Hostname, opts.Now())
 		if err != nil {
 			ln.Close()
 			l.stopSSHDs()
@@ -271,14 +279,28 @@ func (l *Lab) SetFaults(c faults.Config) {
 
 func (l *Lab) now() time.Time { return l.opts.Now() }
 
-func (l *Lab) host(context.Context) string { return l.addr }
+func (l *Lab) host(context.Context) string { return l.urlHost() }
+
+// urlHost is host:port as the lab's URLs name it (Options.Hostname, else
+// the listener's address).
+func (l *Lab) urlHost() string {
+	if l.opts.Hostname == "" {
+		return l.addr
+	}
+	_, port, _ := net.SplitHostPort(l.addr)
+	return net.JoinHostPort(l.opts.Hostname, port)
+}
+
+// Addr is the listener's own address (host:port), which a proxy maps
+// Options.Hostname to.
+func (l *Lab) Addr() string { return l.addr }
 
 // Endpoint is the URL to use as AWS_ENDPOINT_URL.
 func (l *Lab) Endpoint() string {
 	if l.caPEM != nil {
-		return "https://" + l.addr
+		return "https://" + l.urlHost()
 	}
-	return "http://" + l.addr
+	return "http://" + l.urlHost()
 }
 
 // CAFile is the CA certificate of a TLS lab (for AWS_CA_BUNDLE); "" without TLS.
@@ -318,12 +340,17 @@ func (l *Lab) Env() []string {
 	return env
 }
 
-// AWSConfig is an SDK configuration that reaches the lab with its credentials.
+// AWSConfig is an SDK configuration that reaches the lab with its
+// credentials, at its listener's address (no proxy needed with a Hostname).
 func (l *Lab) AWSConfig() aws.Config {
+	endpoint := "http://" + l.addr
+	if l.caPEM != nil {
+		endpoint = "https://" + l.addr
+	}
 	cfg := aws.Config{
 		Region:       l.region,
 		Credentials:  credentials.NewStaticCredentialsProvider(l.opts.AccessKey, l.opts.Secret, ""),
-		BaseEndpoint: aws.String(l.Endpoint()),
+		BaseEndpoint: aws.String(endpoint),
 	}
 	if l.caPEM != nil {
 		pool := x509.NewCertPool()
@@ -383,6 +410,9 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 	}
 	now := l.opts.Now()
 	inst := &instance{spec: spec, state: spec.State, launch: now.Add(-time.Hour)}
+	for _, k := range spec.AuthorizedKeys {
+		inst.keys = append(inst.keys, pushedKey{user: spec.User, key: strings.TrimSpace(k), expires: installedKeyExpiry})
+	}
 	if spec.State == "running" {
 		inst.agentAt = now.Add(-time.Hour)
 		inst.lastPing = now
@@ -411,6 +441,11 @@ func (l *Lab) startInstanceSSHD(ctx context.Context, inst *instance) error {
 	l.fleet.mu.Lock()
 	inst.sshd = s
 	l.fleet.mu.Unlock()
+	if len(inst.spec.AuthorizedKeys) > 0 {
+		if err := s.writeKeys(inst.spec.User, l.fleet.keysOf(inst)); err != nil {
+			return fmt.Errorf("lab: instance %s: %w", inst.spec.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -421,15 +456,17 @@ func (l *Lab) Launch(ctx context.Context, spec InstanceSpec) (InstanceInfo, erro
 	if spec.ID == "" {
 		spec.ID = fmt.Sprintf("i-0%016x", 0xfeed0000+uint64(n)*0x1011)
 	}
-	if spec.PrivateIP == "" {
-		spec.PrivateIP = fmt.Sprintf("10.0.2.%d", 10+n)
-	}
-	spec.State = "running"
+	spec.State = "running" // spec.PrivateIP "": the next 127.10.x.y of the lab's VPN model
 	inst, err := l.addInstance(spec, n)
 	if err != nil {
 		return InstanceInfo{}, err
 	}
 	if err := l.startInstanceSSHD(ctx, inst); err != nil {
+		return InstanceInfo{}, err
+	}
+	// With the VPN up (or silent), the new address is covered at once, as a
+	// Client VPN routes the whole VPC, instances launched later included.
+	if err := l.vpn.added(inst); err != nil {
 		return InstanceInfo{}, err
 	}
 	return l.fleet.info(inst), nil

@@ -20,9 +20,9 @@ import (
 const CAFile = "ca.pem"
 
 // labTLS makes the lab's own CA (written to dir/ca.pem) and a server
-// certificate for 127.0.0.1, ::1 and localhost signed by it, as a corporate
+// certificate for 127.0.0.1, ::1, localhost and hostname (when set) signed by it, as a corporate
 // TLS-inspecting proxy's CA would sign what clients see.
-func labTLS(dir string, now time.Time) (*tls.Config, []byte, error) {
+func labTLS(dir, hostname string, now time.Time) (*tls.Config, []byte, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -43,9 +43,13 @@ func labTLS(dir string, now time.Time) (*tls.Config, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	names := []string{"localhost"}
+	if hostname != "" {
+		names = append(names, hostname)
+	}
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "localhost"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {

@@ -179,16 +179,9 @@ func (l *Lab) shellSpec(inst *instance, name string, d sessionDoc, in map[string
 
 // startShellSession is StartSession for a shell-type document.
 func (l *Lab) startShellSession(ctx context.Context, in startSessionInput, doc string, d sessionDoc) (any, error) {
-	inst, ok := l.fleet.get(in.Target)
-	if !ok {
-		return nil, labapi.Errorf(400, "TargetNotConnected", "%s is not connected.", in.Target)
-	}
-	l.fleet.mu.Lock()
-	l.fleet.advance(inst)
-	connectable := l.fleet.connectable(inst)
-	l.fleet.mu.Unlock()
-	if !connectable {
-		return nil, labapi.Errorf(400, "TargetNotConnected", "%s is not connected.", in.Target)
+	inst, err := l.connectableTarget(in.Target)
+	if err != nil {
+		return nil, err
 	}
 	spec, err := l.shellSpec(inst, doc, d, in.Parameters)
 	if err != nil {

@@ -157,16 +157,9 @@ func (l *Lab) startSession(ctx context.Context, body []byte) (any, error) {
 	if doc == "AWS-StartPortForwardingSessionToRemoteHost" && props["host"] == "" {
 		return nil, labapi.Errorf(400, "InvalidParameters", "host is required by %s", doc)
 	}
-	inst, ok := l.fleet.get(in.Target)
-	if !ok {
-		return nil, labapi.Errorf(400, "TargetNotConnected", "%s is not connected.", in.Target)
-	}
-	l.fleet.mu.Lock()
-	l.fleet.advance(inst)
-	connectable := l.fleet.connectable(inst)
-	l.fleet.mu.Unlock()
-	if !connectable {
-		return nil, labapi.Errorf(400, "TargetNotConnected", "%s is not connected.", in.Target)
+	inst, err := l.connectableTarget(in.Target)
+	if err != nil {
+		return nil, err
 	}
 	// The agent hands the document's properties to the client; SSH has no "type".
 	hsProps := map[string]string{"portNumber": props["portNumber"]}
@@ -368,4 +361,22 @@ func resourceType(inst *instance) string {
 		return "ManagedInstance"
 	}
 	return "EC2Instance"
+}
+
+// connectableTarget is StartSession's target when its agent is connected (the
+// service answers TargetNotConnected otherwise: SSM API reference,
+// StartSession "Errors").
+func (l *Lab) connectableTarget(id string) (*instance, error) {
+	inst, ok := l.fleet.get(id)
+	if !ok {
+		return nil, labapi.Errorf(400, "TargetNotConnected", "%s is not connected.", id)
+	}
+	l.fleet.mu.Lock()
+	l.fleet.advance(inst)
+	connectable := l.fleet.connectable(inst)
+	l.fleet.mu.Unlock()
+	if !connectable {
+		return nil, labapi.Errorf(400, "TargetNotConnected", "%s is not connected.", id)
+	}
+	return inst, nil
 }

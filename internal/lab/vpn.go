@@ -65,6 +65,11 @@ func (v *vpn) targets() []vpnTarget {
 	v.l.fleet.mu.Lock()
 	list := append([]*instance(nil), v.l.fleet.list...)
 	v.l.fleet.mu.Unlock()
+	return v.targetsOf(list)
+}
+
+// targetsOf is targets for the instances of list.
+func (v *vpn) targetsOf(list []*instance) []vpnTarget {
 	var out []vpnTarget
 	for _, inst := range list {
 		ip, err := netip.ParseAddr(inst.spec.PrivateIP)
@@ -115,8 +120,25 @@ func listenErr(addr string, err error) error {
 	return fmt.Errorf("lab: listen %s: %w", addr, err)
 }
 
-func (v *vpn) upLocked() error {
-	for _, t := range v.targets() {
+// added covers a newly launched instance's private address in the VPN's
+// current state: relayed when up, silent when silent (refuse needs nothing).
+func (v *vpn) added(inst *instance) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ts := v.targetsOf([]*instance{inst})
+	switch v.state {
+	case VPNUp:
+		return v.listenLocked(ts)
+	case VPNSilence:
+		return v.silenceTargetsLocked(ts)
+	}
+	return nil
+}
+
+func (v *vpn) upLocked() error { return v.listenLocked(v.targets()) }
+
+func (v *vpn) listenLocked(ts []vpnTarget) error {
+	for _, t := range ts {
 		ln, err := net.Listen("tcp", t.addr)
 		if err != nil {
 			return listenErr(t.addr, err)
@@ -189,8 +211,10 @@ func (v *vpn) relay(c net.Conn, t vpnTarget) {
 // silenceLocked binds every target with a listen backlog of 0, never
 // accepts, and fills the accept queue until a connection attempt goes
 // unanswered: from then on the kernel drops every SYN to that address.
-func (v *vpn) silenceLocked() error {
-	for _, t := range v.targets() {
+func (v *vpn) silenceLocked() error { return v.silenceTargetsLocked(v.targets()) }
+
+func (v *vpn) silenceTargetsLocked(ts []vpnTarget) error {
+	for _, t := range ts {
 		ap, err := netip.ParseAddrPort(t.addr)
 		if err != nil {
 			return err

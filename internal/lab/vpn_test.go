@@ -2,10 +2,12 @@ package lab_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,5 +86,61 @@ func TestVPNModel(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || l.VPN().State != lab.VPNUp {
 		t.Fatalf("admin call: %d, VPN %s", resp.StatusCode, l.VPN().State)
+	}
+}
+
+// TestVPNLaunchedInstance: an instance launched while the VPN is up gets a
+// 127.10.x.y address that relays to its sshd at once (no VPN state change
+// needed); one launched while it is silent does not answer; refusal covers both.
+func TestVPNLaunchedInstance(t *testing.T) {
+	l := labtest.Start(t, lab.Options{})
+	if err := l.SetVPN(lab.VPNUp); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	up, err := l.Launch(ctx, lab.InstanceSpec{Name: "late-up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(up.PrivateIP, "127.10.") {
+		t.Fatalf("launched instance's private address %q is not in 127.10/16", up.PrivateIP)
+	}
+	upAddr := net.JoinHostPort(up.PrivateIP, "22")
+	c, err := net.DialTimeout("tcp", upAddr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("VPN up, instance launched after: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	banner, err := bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if err != nil || !strings.HasPrefix(banner, "SSH-2.0-") {
+		t.Fatalf("banner %q %v", banner, err)
+	}
+	if st := l.VPN(); !slices.Contains(st.Addresses, upAddr) || st.Relayed != 1 {
+		t.Fatalf("status %+v", st)
+	}
+
+	if err := l.SetVPN(lab.VPNSilence); err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := l.Launch(ctx, lab.InstanceSpec{Name: "late-silent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quietAddr := net.JoinHostPort(quiet.PrivateIP, "22")
+	_, err = net.DialTimeout("tcp", quietAddr, 500*time.Millisecond)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("silence, instance launched after: dial %s: %v, want a timeout", quietAddr, err)
+	}
+
+	if err := l.SetVPN(lab.VPNRefuse); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{upAddr, quietAddr} {
+		if _, err := net.DialTimeout("tcp", a, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("refuse: dial %s: %v", a, err)
+		}
 	}
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
@@ -258,10 +259,19 @@ echo "$n $len $etag"`
 // upload (ListParts), or starts one (CreateMultipartUpload) when there is
 // none or S3 no longer knows it (NoSuchUpload).
 func resumeUpload(ctx context.Context, s3c *s3.Client, j *journal, o Options) (map[int32]s3types.CompletedPart, error) {
-	done := map[int32]s3types.CompletedPart{}
 	js := j.get()
-	if js.UploadID != "" {
-		p := s3.NewListPartsPaginator(s3c, &s3.ListPartsInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key), UploadId: aws.String(js.UploadID)})
+	return resumeMultipart(ctx, s3c, o.Bucket, js.Key, js.UploadID, js.Size, js.PartSize, func(id string) error {
+		return j.update(func(s *state) { s.UploadID = id })
+	})
+}
+
+// resumeMultipart is resumeUpload for the object key of size bytes in parts
+// of partSize: uploadID is the journaled upload ("" for none) and setID
+// journals a new one.
+func resumeMultipart(ctx context.Context, s3c *s3.Client, bucket, key, uploadID string, size, partSize int64, setID func(string) error) (map[int32]s3types.CompletedPart, error) {
+	done := map[int32]s3types.CompletedPart{}
+	if uploadID != "" {
+		p := s3.NewListPartsPaginator(s3c, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: aws.String(uploadID)})
 		var err error
 		for p.HasMorePages() {
 			var page *s3.ListPartsOutput
@@ -269,33 +279,51 @@ func resumeUpload(ctx context.Context, s3c *s3.Client, j *journal, o Options) (m
 				break
 			}
 			for _, part := range page.Parts {
-				if n := aws.ToInt32(part.PartNumber); aws.ToInt64(part.Size) == partLen(n, js.Size, js.PartSize) {
+				if n := aws.ToInt32(part.PartNumber); aws.ToInt64(part.Size) == partLen(n, size, partSize) {
 					done[n] = s3types.CompletedPart{PartNumber: part.PartNumber, ETag: part.ETag}
 				}
 			}
 		}
-		var nsu *s3types.NoSuchUpload
 		switch {
 		case err == nil:
 			return done, nil
-		case errors.As(err, &nsu):
+		case noSuchUpload(err):
 			done = map[int32]s3types.CompletedPart{} // gone (aborted, expired): start over
 		default:
 			return nil, s3Err(err, "s3:ListParts")
 		}
 	}
-	cu, err := s3c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key)})
+	cu, err := s3c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return nil, bucketErr(s3Err(err, "s3:CreateMultipartUpload"), o.Bucket)
+		return nil, bucketErr(s3Err(err, "s3:CreateMultipartUpload"), bucket)
 	}
-	if err := j.update(func(s *state) { s.UploadID = aws.ToString(cu.UploadId) }); err != nil {
+	if err := setID(aws.ToString(cu.UploadId)); err != nil {
 		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
 	}
 	return done, nil
 }
 
+// noSuchUpload reports whether S3 answered that the multipart upload does
+// not exist (aborted, expired, completed). ListParts models no errors in the
+// SDK, so the answer is a generic API error with the code NoSuchUpload
+// (S3 API Reference, ListParts and "Error responses"), not the typed one.
+func noSuchUpload(err error) bool {
+	var nsu *s3types.NoSuchUpload
+	var ae smithy.APIError
+	return errors.As(err, &nsu) || errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
+}
+
 // completeUpload completes the multipart upload once all n parts are in.
 func completeUpload(ctx context.Context, s3c *s3.Client, j *journal, done map[int32]s3types.CompletedPart, n int64, o Options) error {
+	js := j.get()
+	return completeMultipart(ctx, s3c, o.Bucket, js.Key, js.UploadID, done, n, func() error {
+		return j.update(func(s *state) { s.Complete = true })
+	})
+}
+
+// completeMultipart is completeUpload for the upload uploadID of key;
+// setComplete journals that the object is whole.
+func completeMultipart(ctx context.Context, s3c *s3.Client, bucket, key, uploadID string, done map[int32]s3types.CompletedPart, n int64, setComplete func() error) error {
 	if int64(len(done)) != n {
 		return exitcode.New(exitcode.RemoteIO, "run the same command again: it resumes", "%d of %d parts reached S3", len(done), n)
 	}
@@ -304,13 +332,12 @@ func completeUpload(ctx context.Context, s3c *s3.Client, j *journal, done map[in
 		parts = append(parts, p)
 	}
 	sort.Slice(parts, func(i, k int) bool { return *parts[i].PartNumber < *parts[k].PartNumber })
-	js := j.get()
-	_, err := s3c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(o.Bucket), Key: aws.String(js.Key),
-		UploadId: aws.String(js.UploadID), MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
+	_, err := s3c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		UploadId: aws.String(uploadID), MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
 	if err != nil {
 		return s3Err(err, "s3:CompleteMultipartUpload")
 	}
-	if err := j.update(func(s *state) { s.Complete = true }); err != nil {
+	if err := setComplete(); err != nil {
 		return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the relay journal")
 	}
 	return nil
@@ -620,6 +647,7 @@ func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, j 
 	}
 	js := j.get()
 	n := (size + o.PartSize - 1) / o.PartSize
+	have := partsIn(done) // the parts goroutines below add to done are not looked up
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
@@ -627,7 +655,7 @@ func putFromHere(ctx context.Context, s3c *s3.Client, src string, size int64, j 
 		num := int32(i + 1)
 		off := i * o.PartSize
 		ln := min(o.PartSize, size-off)
-		if _, ok := done[num]; ok {
+		if have[num] {
 			if o.Progress != nil {
 				o.Progress.Add(name, ln)
 			}
@@ -660,8 +688,21 @@ func deleteObject(s3c *s3.Client, bucket, key string) {
 	s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 }
 
+// partsIn is the set of part numbers in done, taken before parts are
+// uploaded concurrently into it.
+func partsIn(done map[int32]s3types.CompletedPart) map[int32]bool {
+	have := make(map[int32]bool, len(done))
+	for n := range done {
+		have[n] = true
+	}
+	return have
+}
+
+// bucketErr names the bucket when S3 says it does not exist (the NoSuchBucket
+// error code: S3 API reference, Error responses).
 func bucketErr(err error, bucket string) error {
-	if strings.Contains(err.Error(), "NoSuchBucket") {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
 		return exitcode.Wrap(err, exitcode.NotFound, "create the bucket or pass another --bucket", "bucket %s does not exist", bucket)
 	}
 	return err

@@ -299,15 +299,25 @@ func (remoteSide) MkdirAll(c *sshconn.Client, p string, mode fs.FileMode) error 
 	return nil
 }
 
-// Sum runs sha256sum on the instance.
+// Sum returns the sha256 of p on the instance, as lowercase hex.
+//
+// It runs `openssl dgst -sha256` when the instance has it (OpenSSL uses the
+// CPU's SHA extensions: about 3× coreutils' sha256sum on the same core, which
+// matters because the hash of a large source runs while its chunks move), and
+// sha256sum otherwise or when openssl fails (whose error is then the one
+// reported).
 func (remoteSide) Sum(ctx context.Context, c *sshconn.Client, p string) (string, error) {
-	out, err := c.Output(ctx, "sha256sum -- "+shquote.Quote(p), nil)
+	q := shquote.Quote(p)
+	out, err := c.Output(ctx, "openssl dgst -sha256 -r -- "+q+" 2>/dev/null || sha256sum -- "+q, nil)
 	if err != nil {
 		return "", err
 	}
 	s := strings.TrimPrefix(string(out), "\\")
 	if len(s) < 64 {
-		return "", fmt.Errorf("unexpected sha256sum output %q", out)
+		return "", fmt.Errorf("unexpected sha256 output %q", out)
+	}
+	if _, err := hex.DecodeString(s[:64]); err != nil {
+		return "", fmt.Errorf("unexpected sha256 output %q", out)
 	}
 	return s[:64], nil
 }

@@ -53,6 +53,9 @@ const (
 	// addrTTL is how long a private address from DescribeInstances is reused
 	// (an instance keeps its primary private address for its life).
 	addrTTL = time.Hour
+	// okRefresh: a direct answer is written to the state file only when the
+	// one recorded is older than this.
+	okRefresh = time.Minute
 )
 
 // ParsePath checks a --path value ("" is auto).
@@ -82,6 +85,13 @@ type DirectState struct {
 // FailedRecently says whether auto should not wait for the direct path at now.
 func (s DirectState) FailedRecently(now time.Time) bool {
 	return !s.FailedAt.IsZero() && now.Sub(s.FailedAt) < DirectMemory && now.Sub(s.FailedAt) >= 0
+}
+
+// AnsweredRecently says whether the direct path answered less than
+// DirectMemory before now and has not failed since: auto then gives it a
+// head start before it calls StartSession at all.
+func (s DirectState) AnsweredRecently(now time.Time) bool {
+	return s.FailedAt.IsZero() && !s.OKAt.IsZero() && now.Sub(s.OKAt) < DirectMemory && now.Sub(s.OKAt) >= 0
 }
 
 // DirectStatePath is where the direct-path state of instance id lives for the
@@ -340,7 +350,11 @@ func (d *dialer) pushAsync(ctx context.Context, id string) <-chan error {
 }
 
 func (d *dialer) directWon(id string, dc *directConn, addr string, took time.Duration, bg *sync.WaitGroup) *Conn {
-	d.updateState(id, func(s *DirectState) { s.FailedAt, s.Why, s.OKAt = time.Time{}, "", time.Now() })
+	// The state file is rewritten (fsync'd) only when it says something
+	// else than "answered in the last minute": not on every connect.
+	if s := LoadDirectState(d.statePath(id)); !s.FailedAt.IsZero() || time.Since(s.OKAt) >= okRefresh || time.Since(s.OKAt) < 0 {
+		d.updateState(id, func(s *DirectState) { s.FailedAt, s.Why, s.OKAt = time.Time{}, "", time.Now() })
+	}
 	d.progress("direct %s in %s", addr, ms(took))
 	d.progress("Connected in %s (direct %s)", d.elapsed(), addr)
 	return &Conn{InstanceID: id, Path: PathDirect, Addr: addr, nc: dc, stream: dc, bg: bg, closed: make(chan struct{})}
@@ -364,6 +378,12 @@ type directResult struct {
 // opened only once direct failed or the budget ran out, so that a winning
 // direct path leaves no data-channel session behind, and a StartSession
 // that lost is terminated.
+//
+// When the direct path answered recently (DirectState.AnsweredRecently),
+// StartSession waits for a head start of half the budget, or until direct
+// fails: the usual connect on the VPN then calls neither StartSession nor
+// TerminateSession, and a direct path that stopped answering still falls
+// back within the budget (Session Manager is started halfway through it).
 func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 	start := time.Now()
 	budget := d.o.DirectBudget
@@ -372,6 +392,10 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 	}
 	mem := LoadDirectState(d.statePath(id))
 	waitBudget := !mem.FailedRecently(time.Now())
+	var headStart time.Duration
+	if waitBudget && mem.AnsweredRecently(time.Now()) {
+		headStart = budget / 2
+	}
 	pushCh := d.pushAsync(ctx, id)
 
 	dctx, dcancel := context.WithTimeout(ctx, DirectTimeout)
@@ -383,12 +407,17 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 	}()
 
 	if !d.saidSession {
-		d.progress("Starting session (%s, port %d) and trying the direct path…", d.o.Document, d.o.Port)
+		if headStart > 0 {
+			d.progress("Trying the direct path (it answered %s ago; Session Manager after %s)…", time.Since(mem.OKAt).Round(time.Second), ms(headStart))
+		} else {
+			d.progress("Starting session (%s, port %d) and trying the direct path…", d.o.Document, d.o.Port)
+		}
 		d.saidSession = true
 	}
-	gate, abandon := make(chan struct{}), make(chan struct{})
-	var gateOnce sync.Once
+	gate, abandon, kick := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var gateOnce, kickOnce sync.Once
 	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	kickSSM := func() { kickOnce.Do(func() { close(kick) }) }
 	bg := &sync.WaitGroup{}
 	ssmCh := make(chan ssmResult, 1)
 	// The session's own context: it must outlive ctx when direct wins, so
@@ -398,6 +427,19 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 	go func() {
 		defer bg.Done()
 		defer scancel()
+		if headStart > 0 {
+			t := time.NewTimer(headStart)
+			select {
+			case <-t.C:
+				d.log.Info("tunnel: direct path slower than its head start; starting Session Manager", "head_start", headStart)
+			case <-kick:
+				t.Stop()
+			case <-abandon: // direct won: no session was ever started
+				t.Stop()
+				ssmCh <- ssmResult{err: context.Canceled}
+				return
+			}
+		}
 		out, err := d.startSession(sctx, id)
 		if err != nil {
 			ssmCh <- ssmResult{err: err}
@@ -455,6 +497,7 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 			}
 			dres = &r
 			d.log.Info("tunnel: direct path failed", "addr", r.addr, "err", r.err)
+			kickSSM()
 			openGate()
 			if ssmDone {
 				return nil, ssmErr
@@ -462,6 +505,7 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 		case <-budgetC:
 			budgetC = nil
 			budgetSpent = true
+			kickSSM()
 			openGate()
 			if ssmDone {
 				return nil, ssmErr

@@ -109,6 +109,12 @@ func TestDirectState(t *testing.T) {
 		(DirectState{}).FailedRecently(now) || (DirectState{FailedAt: now.Add(time.Hour)}).FailedRecently(now) {
 		t.Fatal("FailedRecently")
 	}
+	if !(DirectState{OKAt: now.Add(-time.Minute)}).AnsweredRecently(now) ||
+		(DirectState{OKAt: now.Add(-time.Minute), FailedAt: now}).AnsweredRecently(now) ||
+		(DirectState{OKAt: now.Add(-DirectMemory - time.Second)}).AnsweredRecently(now) ||
+		(DirectState{}).AnsweredRecently(now) || (DirectState{OKAt: now.Add(time.Hour)}).AnsweredRecently(now) {
+		t.Fatal("AnsweredRecently")
+	}
 	p := filepath.Join(t.TempDir(), "s.json")
 	os.WriteFile(p, []byte("{not json"), 0o600)
 	if s := LoadDirectState(p); s != (DirectState{}) {
@@ -129,5 +135,6 @@ func FuzzLoadDirectState(f *testing.F) {
 		}
 		s := LoadDirectState(p)
 		_ = s.FailedRecently(time.Now())
+		_ = s.AnsweredRecently(time.Now())
 	})
 }
