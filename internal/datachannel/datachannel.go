@@ -576,9 +576,14 @@ type wsConn struct {
 
 	qmu     sync.Mutex
 	queue   [][]byte      // frames for the writer, in order
+	left    [][]byte      // frames the reader wrote that may not be on the socket yet (the writer flushes them)
 	kick    chan struct{} // wakes the writer (capacity 1)
 	inBatch atomic.Bool   // the reader is processing received frames: its acks wait
 	held    int           // acks queued and not announced (reader goroutine only)
+	// wmu makes one goroutine at a time write data messages (gorilla's
+	// rule): the writer, or the reader when it sends its acks itself.
+	wmu sync.Mutex
+	rq  [][]byte // the reader's batch (reader goroutine only)
 	// lastRecv is when a frame or a pong last arrived (unix ns).
 	lastRecv atomic.Int64
 	// silent is set when the liveness check closed the socket.
@@ -602,6 +607,7 @@ var errSendQueueFull = errors.New("datachannel: send queue full")
 func newWSConn(ws *websocket.Conn, bc *batchConn, sent func([]byte)) *wsConn {
 	c := &wsConn{ws: ws, bc: bc, stop: make(chan struct{}), kick: make(chan struct{}, 1), sent: sent}
 	c.lastRecv.Store(time.Now().UnixNano())
+	bc.start(c.wake)
 	return c
 }
 
@@ -669,13 +675,52 @@ func (c *wsConn) wake() {
 func (c *wsConn) beginBatch() { c.inBatch.Store(true) }
 
 // flushAcks is called by the reader when it is about to wait for the
-// network (or to block): the acks it held go to the writer.
+// network (or to block): the acks it held go on the socket. When the writer
+// is idle the reader writes them itself, with whatever else is queued, in
+// one system call that does not wait for the network (one goroutine hand-off
+// less per message); what the socket does not take at once, and everything
+// while the writer is busy, goes to the writer.
 func (c *wsConn) flushAcks() {
 	c.inBatch.Store(false)
-	if c.held > 0 {
-		c.held = 0
-		c.wake()
+	if c.held == 0 {
+		return
 	}
+	c.held = 0
+	if !c.wmu.TryLock() {
+		c.wake() // the writer is busy: it takes them along
+		return
+	}
+	c.qmu.Lock()
+	batch := c.queue
+	c.queue = c.rq[:0]
+	c.qmu.Unlock()
+	c.bc.Hold()
+	var err error
+	for _, b := range batch {
+		if err = c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			break
+		}
+	}
+	flushed, ferr := c.bc.tryRelease()
+	c.wmu.Unlock()
+	if err != nil || ferr != nil {
+		c.close()
+		return
+	}
+	if flushed {
+		for i, b := range batch {
+			c.sent(b)
+			batch[i] = nil
+		}
+		c.rq = batch[:0]
+		return
+	}
+	// The writer finishes the write, then reports the departures.
+	c.qmu.Lock()
+	c.left = append(c.left, batch...)
+	c.qmu.Unlock()
+	c.rq = nil
+	c.wake()
 }
 
 func isAck(frame []byte) bool {
@@ -702,24 +747,38 @@ func (c *wsConn) writeLoop() {
 			continue
 		case <-c.kick:
 		}
+		c.wmu.Lock()
 		c.qmu.Lock()
+		left := c.left
+		c.left = nil
 		batch, c.queue = c.queue, batch[:0]
 		c.qmu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(left) == 0 {
+			err := c.bc.Flush() // what another goroutine's write left behind
+			c.wmu.Unlock()
+			if err != nil {
+				c.close()
+				return
+			}
 			continue
 		}
-		_ = c.ws.SetWriteDeadline(time.Now().Add(time.Minute))
 		c.bc.Hold()
 		for _, b := range batch {
 			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
 				c.bc.Release()
+				c.wmu.Unlock()
 				c.close()
 				return
 			}
 		}
-		if err := c.bc.Release(); err != nil {
+		err := c.bc.Release() // also what the reader's write left behind
+		c.wmu.Unlock()
+		if err != nil {
 			c.close()
 			return
+		}
+		for _, b := range left {
+			c.sent(b)
 		}
 		for i, b := range batch {
 			c.sent(b)
