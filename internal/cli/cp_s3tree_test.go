@@ -155,9 +155,14 @@ func TestCpS3RelayRecursiveBadInput(t *testing.T) {
 		{"remote source missing", []string{"gpu1:/nonexistent/dir", t.TempDir()}, 25, "does not exist on the instance"},
 		{"local source missing", []string{"/nonexistent/dir", "gpu1:/tmp/"}, 22, "does not exist here"},
 		{"part size below S3's minimum", []string{"--chunk-size", "1048576", src, "gpu1:" + t.TempDir()}, 2, "minimum part size"},
+		{"directory without -r", []string{"gpu1:" + src, t.TempDir()}, 2, "add -r"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			stderr, code := e.cpFail(t, ctx, append(relay, c.args...)...)
+			args := append(relay, c.args...)
+			if c.name == "directory without -r" {
+				args = append([]string{"--via", "s3", "--bucket", "relay"}, c.args...)
+			}
+			stderr, code := e.cpFail(t, ctx, args...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.want, stderr)
 			}

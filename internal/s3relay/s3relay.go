@@ -18,8 +18,9 @@
 // missing ranges; the sha256 check at the end is the same. An interrupted
 // copy leaves its multipart upload or object in the bucket for the next run
 // (a bucket lifecycle rule that aborts incomplete multipart uploads cleans
-// up after copies never run again). It copies single files; folders are the
-// tunnel mode's (package transfer).
+// up after copies never run again). Download and Upload copy one file;
+// CopyTree copies a folder over one session (tree.go, stream.go). Listing a
+// folder and making its directories and links are package transfer's.
 package s3relay
 
 import (
@@ -113,7 +114,7 @@ func Download(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst s
 		return st, fsErr(err, "source", src, "on the instance", exitcode.RemoteIO)
 	}
 	if fi.IsDir() {
-		return st, exitcode.New(exitcode.Usage, "use --via tunnel -r for folders", "source %s is a directory (the S3 relay copies single files)", src)
+		return st, exitcode.New(exitcode.Usage, "add -r to copy a directory", "source %s is a directory", src)
 	}
 	if di, err := os.Stat(dst); err == nil && di.IsDir() {
 		dst = filepath.Join(dst, path.Base(src))
@@ -514,7 +515,7 @@ func Upload(ctx context.Context, cfg aws.Config, c *sshconn.Client, src, dst str
 		return st, fsErr(err, "source", src, "here", exitcode.LocalIO)
 	}
 	if fi.IsDir() {
-		return st, exitcode.New(exitcode.Usage, "use --via tunnel -r for folders", "source %s is a directory (the S3 relay copies single files)", src)
+		return st, exitcode.New(exitcode.Usage, "add -r to copy a directory", "source %s is a directory", src)
 	}
 	if di, err := c.SFTP.Stat(dst); err == nil && di.IsDir() {
 		dst = path.Join(dst, filepath.Base(src))

@@ -204,12 +204,8 @@ func (st *stream) read(ctx context.Context, out io.Reader) {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		id, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
+		id, f, ok := parseAnswer(sc.Text())
+		if !ok {
 			continue
 		}
 		st.mu.Lock()
@@ -217,7 +213,7 @@ func (st *stream) read(ctx context.Context, out io.Reader) {
 		delete(st.waiting, id)
 		st.mu.Unlock()
 		if ch != nil {
-			ch <- f[1:]
+			ch <- f
 		}
 	}
 	err := st.sess.Wait()
@@ -245,6 +241,20 @@ func (st *stream) read(ctx context.Context, out io.Reader) {
 	close(st.done)
 }
 
+// parseAnswer splits a job's answer line "ID STATUS [FIELD...]"; ok is
+// false for anything else (the line is ignored).
+func parseAnswer(line string) (id int64, fields []string, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0, nil, false
+	}
+	id, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, nil, false
+	}
+	return id, f[1:], true
+}
+
 // do runs one job and returns its answer (the fields after the ID). url is
 // a presigned URL or "".
 func (st *stream) do(ctx context.Context, url, kind, p string, args ...string) ([]string, error) {
@@ -266,16 +276,19 @@ func (st *stream) do(ctx context.Context, url, kind, p string, args ...string) (
 	case st.wake <- struct{}{}:
 	default:
 	}
-	select {
-	case f := <-ch:
+	answer := func(f []string) ([]string, error) {
 		if f[0] == "err" {
 			return nil, &jobError{strings.Join(f[1:], " ")}
 		}
 		return f, nil
+	}
+	select {
+	case f := <-ch:
+		return answer(f)
 	case <-st.done:
 		select {
 		case f := <-ch: // answered just before the end
-			return f, nil
+			return answer(f)
 		default:
 		}
 		if st.err == nil {
