@@ -89,7 +89,9 @@ once() { # name, env, ssh args...: one connect, its time
 }
 SSHC=(-F "$W/lab/ssh_config" -i "$KEY" -o BatchMode=yes gpu1) # -i: ssh expands the config's ~ to the passwd home, not $HOME
 conn "plain ssh straight to sshd" "" "${PLAIN[@]}" "$USER_ON@$IP"
+ss0=$(grep -c "msg=StartSession" "$W/lab/lab.log" || true)
 conn "auto, VPN up" "" "${SSHC[@]}"
+echo "StartSession calls during those $RUNS connects: $(( $(grep -c "msg=StartSession" "$W/lab/lab.log" || true) - ss0 )) (a direct path that answered recently gets a head start)"
 conn "--path ssm" "DEVGATE_PATH=ssm" "${SSHC[@]}"
 printf 'auto (VPN up) / plain ssh: %.3f (target ≤ 1.10)\n' "$(echo "${CONN["auto, VPN up"]} / ${CONN["plain ssh straight to sshd"]}" | bc -l)"
 for mode in refuse silence; do
@@ -100,11 +102,17 @@ for mode in refuse silence; do
 	printf 'first - ssm: %+.3f s (budget 0.300 s); later / ssm: %.3f\n' \
 		"$(echo "${CONN["auto, VPN down ($mode), first"]} - ${CONN["--path ssm"]}" | bc -l)" \
 		"$(echo "${CONN["auto, VPN down ($mode), later"]} / ${CONN["--path ssm"]}" | bc -l)"
+	# The VPN drops right after direct answered: auto gives direct its head start first.
+	devgate-lab vpn connect --dir "$W/lab" >/dev/null
+	ssh -o ProxyCommand="devgate connect %h %p --user %r --path direct" "${SSHC[@]}" true 2>/dev/null
+	if [ $mode = refuse ]; then devgate-lab vpn disconnect --dir "$W/lab" >/dev/null; else devgate-lab vpn disconnect --silence --dir "$W/lab" >/dev/null; fi
+	once "auto, VPN down ($mode), just after direct" "" "${SSHC[@]}"
+	printf 'just after direct - ssm: %+.3f s (budget 0.300 s)\n' "$(echo "${CONN["auto, VPN down ($mode), just after direct"]} - ${CONN["--path ssm"]}" | bc -l)"
 done
 devgate-lab vpn connect --dir "$W/lab" >/dev/null
 echo
-echo "== devgate bench gpu1 --path all --json --size ${BENCH_SIZE:-64MiB} --runs 3 -j 8"
-devgate bench gpu1 --user "$USER_ON" --path all --json --size "${BENCH_SIZE:-64MiB}" --runs 3 -j 8 >"$W/bench.json" 2>"$W/bench.err" ||
+echo "== devgate bench gpu1 --path all --json --size ${BENCH_SIZE:-64MiB} --runs 3 -j 8 --bucket devgate-lab-relay"
+devgate bench gpu1 --user "$USER_ON" --path all --json --size "${BENCH_SIZE:-64MiB}" --runs 3 -j 8 --bucket devgate-lab-relay >"$W/bench.json" 2>"$W/bench.err" ||
 	{ cat "$W/bench.err" >&2; exit 1; }
 cat "$W/bench.json"
 if [ -n "${BENCH_JSON_OUT:-}" ]; then cp "$W/bench.json" "$BENCH_JSON_OUT"; fi

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,7 +89,11 @@ Then the last failures recorded in the event log (in --json: entries named
 						n++
 					}
 				}
-				return exitcode.New(exitcode.Generic, "fix the ✗ lines above, then run `devgate doctor` again", "%d check(s) failed", n)
+				hint := "fix the ✗ lines above, then run `devgate doctor` again"
+				if asJSON { // no ✗ lines on stdout: the failures are entries
+					hint = "fix the entries with \"ok\": false (each says its \"fix\"), then run `devgate doctor` again"
+				}
+				return exitcode.New(exitcode.Generic, hint, "%d check(s) failed", n)
 			}
 			return nil
 		},
@@ -156,8 +161,10 @@ func runDoctor(ctx context.Context, af awsFlags, target, osUser, key, prefix str
 		alias = t.Prefix + "-example"
 	}
 	// DEVGATE_SSH_CONFIG names the ssh config to check (the lab's D/env sets it); default ~/.ssh/config.
+	// An alias `devgate setup` wrote is checked where `ssh <alias>` finds it, ~/.ssh/config: the lab's
+	// env stays set in the shell where a user then runs setup and `devgate doctor devbox-gpu1`.
 	sshCfg := os.Getenv("DEVGATE_SSH_CONFIG")
-	if sshCfg == "" {
+	if sshCfg == "" || slices.Contains(aliases, alias) {
 		sshCfg = sshconfig.UserConfigPath(home)
 	}
 	sc := &doctor.SSHConfig{Alias: alias, GOOS: runtime.GOOS, ConfigFile: sshCfg}

@@ -84,16 +84,27 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	t.Setenv("DEVGATE_USER", "")
 	// DEVGATE_SSH_CONFIG names the ssh config doctor checks (the lab's D/env sets it): one without
-	// devgate's Include fails the ssh -G check.
+	// devgate's Include fails the ssh -G check, which names the file.
 	bare := filepath.Join(t.TempDir(), "ssh_config")
 	os.WriteFile(bare, []byte("Host *\n    User nobody\n"), 0o600)
 	t.Setenv("DEVGATE_SSH_CONFIG", bare)
-	if _, m = doctorResults(t, "devbox-gpu1"); m["ssh -G devbox-gpu1"].OK {
-		t.Fatalf("DEVGATE_SSH_CONFIG ignored: %+v", m["ssh -G devbox-gpu1"])
+	if _, m = doctorResults(t, "gpu1"); m["ssh -G gpu1"].OK || !strings.Contains(m["ssh -G gpu1"].Detail, bare) {
+		t.Fatalf("DEVGATE_SSH_CONFIG ignored: %+v", m["ssh -G gpu1"])
+	}
+	// An alias setup wrote is checked in ~/.ssh/config, the file `ssh devbox-gpu1` reads: the lab's
+	// env (DEVGATE_SSH_CONFIG=D/ssh_config, where devbox-gpu1 is not) stays set in the shell where
+	// a new user then runs setup and doctor, which said "✗ … run devgate setup" after setup.
+	if _, m = doctorResults(t, "devbox-gpu1"); !m["ssh -G devbox-gpu1"].OK {
+		t.Fatalf("a setup alias checked in DEVGATE_SSH_CONFIG: %+v", m["ssh -G devbox-gpu1"])
 	}
 	t.Setenv("DEVGATE_SSH_CONFIG", "")
 
 	code, m = doctorResults(t, "devbox-gpu2") // stopped
+	// With --json there are no ✗ lines: the hint names the entries instead.
+	if _, _, errs := runCLI(t, "", "doctor", "--json", "devbox-gpu2"); strings.Contains(errs, "✗ lines") ||
+		!strings.Contains(errs, `devgate: hint: fix the entries with "ok": false`) {
+		t.Errorf("doctor --json's hint: %s", errs)
+	}
 	if code == 0 || m["instance devbox-gpu2"].OK || !strings.Contains(m["instance devbox-gpu2"].Fix, "devgate start") ||
 		!m["SSM agent"].Skipped || !m["SSM session to port 22"].Skipped {
 		t.Fatalf("stopped: exit %d %+v", code, m)
@@ -187,6 +198,17 @@ func TestDoctorDirect(t *testing.T) {
 	// The lab's private DNS names do not resolve (not modelled): informational with auto.
 	if r := m["direct: private DNS name resolves"]; r.OK || !r.Info || !strings.Contains(r.Detail, "does not resolve") {
 		t.Fatalf("DNS: %+v", r)
+	}
+
+	// --path direct with the VPN up passes: devgate dials the private address, so the name that does
+	// not resolve is information (it failed doctor), and without a profile there is no certificate to
+	// check (it failed too).
+	for _, extra := range [][]string{{"--vpn-profile", good}, nil} {
+		code, m = doctorResults(t, append([]string{"devbox-gpu1", "--path", "direct", "--direct-budget", "30s"}, extra...)...)
+		if code != 0 || !m[probe].OK || !m[summary].OK || !m["direct: private DNS name resolves"].Info ||
+			(extra == nil && (m[certCheck].OK || !m[certCheck].Info)) {
+			t.Fatalf("VPN up, --path direct %v: exit %d\n%+v", extra, code, m)
+		}
 	}
 
 	if err := l.SetVPN(lab.VPNRefuse); err != nil {

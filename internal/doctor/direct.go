@@ -65,7 +65,15 @@ func DirectChecks(path string, lookup func(ctx context.Context) (DirectTarget, e
 			}
 			return pass(fmt.Sprintf("%s answered with an SSH banner in %d ms", p.Addr, p.Took.Milliseconds()))
 		}},
-		{Name: "direct: private DNS name resolves", Run: func(ctx context.Context) Result {
+		{Name: "direct: private DNS name resolves", Run: func(ctx context.Context) (r Result) {
+			// devgate dials the address EC2 reports, never the name: a name that does not
+			// resolve troubles other tools, not the direct path, so this is information even
+			// with --path direct.
+			defer func() {
+				if !r.OK && !r.Skipped {
+					r.Info = true
+				}
+			}()
 			if lookupErr != nil {
 				return skipped("instance not found")
 			}
@@ -85,8 +93,9 @@ func DirectChecks(path string, lookup func(ctx context.Context) (DirectTarget, e
 			return pass(fmt.Sprintf("%s → %v", t.PrivateDNS, addrs))
 		}},
 		{Name: "direct: VPN client certificate", Run: func(context.Context) Result {
-			if profile == "" {
-				return bad("no VPN profile given", "pass --vpn-profile FILE.ovpn or set DEVGATE_VPN_PROFILE (from `devgate vpn profile NAME`)")
+			if profile == "" { // nothing to check: the VPN may well be connected with a profile devgate was not told of
+				return Result{Info: true, Detail: "no VPN profile given: its certificate is not checked",
+					Fix: "pass --vpn-profile FILE.ovpn or set DEVGATE_VPN_PROFILE (from `devgate vpn profile NAME`)"}
 			}
 			cert, err := profileCert(profile)
 			if err != nil {

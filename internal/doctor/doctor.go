@@ -174,8 +174,12 @@ func (s *SSHConfig) Resolves() Check {
 		}
 		pc := o["proxycommand"]
 		if !strings.Contains(pc, " connect ") {
-			return fail(fmt.Sprintf("%s has no devgate ProxyCommand (got %q): the Include is missing, or a Host block above it wins", s.Alias, pc),
-				"run `devgate setup`; make sure `Include …/.ssh/devgate/config` is above every Host/Match in ~/.ssh/config")
+			file := "~/.ssh/config"
+			if s.ConfigFile != "" {
+				file = s.ConfigFile
+			}
+			return fail(fmt.Sprintf("%s has no devgate ProxyCommand in %s (got %q): the Include is missing, or a Host block above it wins", s.Alias, file, pc),
+				"run `devgate setup`; make sure `Include …/.ssh/devgate/config` is above every Host/Match in "+file)
 		}
 		if o["stricthostkeychecking"] == "false" {
 			return fail("StrictHostKeyChecking is off for "+s.Alias, "remove `StrictHostKeyChecking no` from ~/.ssh/config; devgate pins host keys (accept-new)")

@@ -30,8 +30,21 @@ the VPN are closed, as when a VPN drops in the middle of a session.`,
 	}
 	var dir string
 	var silence bool
+	// --dir on vpn itself too, so that a typo in the subcommand (`vpn conect --dir D`) is said as
+	// such, not as an unknown --dir.
+	c.PersistentFlags().StringVar(&dir, "dir", "", "the lab's state directory")
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErr(fmt.Sprintf("unknown vpn command %q", args[0]), "devgate-lab vpn connect|disconnect [--silence]|status --dir D")
+		}
+		return usageErr("name a vpn command", "devgate-lab vpn connect|disconnect [--silence]|status --dir D")
+	}
 	run := func(state string) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return usageErr("--dir is required", cmd.CommandPath()+" --dir /tmp/devgate-lab")
+			}
 			if state == lab.VPNRefuse && silence {
 				state = lab.VPNSilence
 			}
@@ -52,7 +65,6 @@ the VPN are closed, as when a VPN drops in the middle of a session.`,
 		{"status", "Print the VPN state", ""},
 	} {
 		sc := &cobra.Command{Use: sub.name + " --dir D", Short: sub.short, Args: cobra.NoArgs, RunE: run(sub.state)}
-		sc.Flags().StringVar(&dir, "dir", "", "the lab's state directory")
 		if sub.name == "disconnect" {
 			sc.Flags().BoolVar(&silence, "silence", false, "drop SYNs instead of refusing (a connection attempt sees no answer)")
 		}
@@ -94,7 +106,11 @@ func adminVPN(dir, state string) (lab.VPNStatus, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("lab: %s", strings.TrimSpace(string(b)))
+		msg := strings.TrimSpace(string(b))
+		if !strings.HasPrefix(msg, "lab: ") { // the lab's own errors say "lab: " already
+			msg = "lab: " + msg
+		}
+		return st, errors.New(msg)
 	}
 	return st, json.Unmarshal(b, &st)
 }
