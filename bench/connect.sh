@@ -6,19 +6,33 @@
 #
 #   bash bench/connect.sh            # SIZE_MB=64 RUNS=10 RTT=200 by default
 #   SIZE_MB=256 bash bench/connect.sh
+#   BASELINE=f476a8e bash bench/connect.sh   # also that commit's devgate, on the same labs, right after
+#   PARTS=cd bash bench/connect.sh           # only some of connectbench's parts (a b c d)
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-64}
 RUNS=${RUNS:-10}
 RTT=${RTT:-200}
+PARTS=${PARTS:-abcd}
 DATA_DELAY=${DATA_DELAY:-20ms}
 API_LATENCY=${API_LATENCY:-50ms}
 
 bin=$(mktemp -d)
 lab=$(mktemp -d)
-trap '"$bin/devgate-lab" down --dir "$lab" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab"' EXIT
+lab0=$(mktemp -d)
+src=$(mktemp -d)
+trap '"$bin/devgate-lab" down --dir "$lab" >/dev/null 2>&1 || true; "$bin/devgate-lab" down --dir "$lab0" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab" "$lab0" "$src"' EXIT
 go build -o "$bin/" ./cmd/devgate ./cmd/devgate-lab ./bench/connectbench
+bins=("$bin")
+if [ -n "${BASELINE:-}" ]; then
+  # The baseline's devgate client only: the lab and connectbench are this tree's, so both run the same cases.
+  git archive "$BASELINE" | tar -x -C "$src"
+  mkdir -p "$bin/base"
+  (cd "$src" && go build -o "$bin/base/" ./cmd/devgate)
+  bins+=("$bin/base")
+fi
+label() { if [ "$1" = "$bin" ]; then echo "this tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+changes'))"; else echo "baseline $BASELINE"; fi; }
 
 "$bin/devgate-lab" up --dir "$lab" --devgate "$bin/devgate" \
   --api-latency "$API_LATENCY" --data-delay "$DATA_DELAY" --pacing=true --key-ttl 1h >"$lab/up.out" 2>&1 &
@@ -26,17 +40,21 @@ for _ in $(seq 100); do [ -f "$lab/lab.pid" ] && break; sleep 0.1; done
 [ -f "$lab/lab.pid" ] || { cat "$lab/up.out"; exit 1; }
 echo "$DATA_DELAY" >"$lab/bench-data-delay"
 
-echo "devgate connect benchmark — $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr)"
+echo "devgate connect benchmark — $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "lab: api-latency $API_LATENCY, data-delay $DATA_DELAY each way, agent pacing on"
-"$bin/connectbench" -lab "$lab" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT"
+for b in "${bins[@]}"; do
+  echo "== devgate client: $(label "$b")"
+  "$bin/connectbench" -lab "$lab" -bin "$b" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT" -parts "$PARTS"
+done
 
 # The same client on a lab with no modeled latency: what devgate itself adds.
 "$bin/devgate-lab" down --dir "$lab" >/dev/null
-lab0=$(mktemp -d)
-trap '"$bin/devgate-lab" down --dir "$lab0" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab" "$lab0"' EXIT
 "$bin/devgate-lab" up --dir "$lab0" --devgate "$bin/devgate" --pacing=false --key-ttl 1h >"$lab0/up.out" 2>&1 &
 for _ in $(seq 100); do [ -f "$lab0/lab.pid" ] && break; sleep 0.1; done
 echo 0s >"$lab0/bench-data-delay"
 echo
-echo "lab without modeled latency (api-latency 0, data-delay 0, no pacing): devgate's own overhead"
-"$bin/connectbench" -lab "$lab0" -bin "$bin" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT" -parts abcd
+echo "lab without modeled latency (api-latency 0, data-delay 0, no pacing): devgate's own overhead; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for b in "${bins[@]}"; do
+  echo "== devgate client: $(label "$b")"
+  "$bin/connectbench" -lab "$lab0" -bin "$b" -runs "$RUNS" -size "$SIZE_MB" -rtt "$RTT" -parts "$PARTS"
+done

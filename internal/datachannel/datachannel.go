@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -151,15 +152,20 @@ type Session struct {
 	flags  chan ssmmsg.Flag
 	kms    kmsState
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	chunks   [][]byte
+	mu   sync.Mutex
+	cond *sync.Cond
+	// out[outOff:] is the agent's output not yet Read (buffered bytes).
+	out      []byte
+	outOff   int
 	buffered int
-	ended    bool
-	endErr   error // *ClosedError, a TunnelLost error, or ErrClosed
-	done     chan struct{}
-	conn     *wsConn
-	closing  bool
+	// unread is set by the reader when it buffered output that Read has not
+	// been woken for (flushReader wakes it once per batch of frames).
+	unread  atomic.Bool
+	ended   bool
+	endErr  error // *ClosedError, a TunnelLost error, or ErrClosed
+	done    chan struct{}
+	conn    *wsConn
+	closing bool
 	// outage is when the current outage began (zero: none): lost sockets
 	// and silent redials until a socket is heard share its resume deadline.
 	outage time.Time
@@ -361,21 +367,32 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 			default:
 			}
 		}
-		payload, ok := s.decrypt(m)
+		payload, ok := s.decryptView(m)
 		if !ok {
 			return true
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for s.buffered >= s.cfg.ReadBuffer && !s.closing && !s.ended {
-			s.cond.Wait() // backpressure: the reader stops reading the socket
+			// Backpressure: the reader stops reading the socket. What it
+			// held (acks, Read's wake-up) goes on first.
+			if c := s.conn; c != nil {
+				c.flushAcks()
+			}
+			s.unread.Store(false)
+			s.cond.Broadcast()
+			s.cond.Wait()
 		}
 		if s.closing || s.ended {
 			return true
 		}
-		s.chunks = append(s.chunks, payload)
+		if s.outOff > 0 && len(s.out)+len(payload) > cap(s.out) {
+			n := copy(s.out, s.out[s.outOff:])
+			s.out, s.outOff = s.out[:n], 0
+		}
+		s.out = append(s.out, payload...)
 		s.buffered += len(payload)
-		s.cond.Broadcast()
+		s.unread.Store(true) // Read is woken by flushReader
 	case ssmmsg.PayloadFlag:
 		f, err := ssmmsg.ParseFlag(m.Payload)
 		if err != nil {
@@ -406,31 +423,33 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 func (s *Session) Read(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.chunks) == 0 && !s.ended {
+	for s.buffered == 0 && !s.ended {
 		s.cond.Wait()
 	}
-	if len(s.chunks) == 0 {
+	if s.buffered == 0 {
 		var ce *ClosedError
 		if errors.As(s.endErr, &ce) {
 			return 0, io.EOF
 		}
 		return 0, s.endErr
 	}
-	n := 0
-	for n < len(p) && len(s.chunks) > 0 {
-		c := copy(p[n:], s.chunks[0])
-		n += c
-		if c == len(s.chunks[0]) {
-			s.chunks[0] = nil
-			s.chunks = s.chunks[1:]
+	n := copy(p, s.out[s.outOff:])
+	s.outOff += n
+	s.buffered -= n
+	if s.buffered == 0 {
+		s.outOff = 0
+		if cap(s.out) > maxKeptOutput {
+			s.out = nil
 		} else {
-			s.chunks[0] = s.chunks[0][c:]
+			s.out = s.out[:0]
 		}
 	}
-	s.buffered -= n
-	s.cond.Broadcast()
+	s.cond.Broadcast() // the reader may wait for room
 	return n, nil
 }
+
+// maxKeptOutput bounds the output buffer kept for reuse once it is empty.
+const maxKeptOutput = 1 << 20
 
 // Write sends p as Output messages of at most MaxPayload bytes. It blocks
 // while the window is full, including during a reconnect.
@@ -542,10 +561,29 @@ func (s *Session) isClosing() bool {
 // a reader that blocks on a write can deadlock both ends when both sockets
 // are full. A frame that does not fit in the queue is dropped and recovered
 // by retransmission (data) or by the peer's retransmission (acks).
+//
+// The writer takes every frame queued when it wakes and puts them on the
+// socket with one write (batchConn). Acks, which only the reader writes,
+// are not announced to the writer one by one: while the reader processes
+// frames already received (inBatch), their acks wait in the queue and are
+// handed on when it is about to wait for the network (flushAcks), or after
+// ackBatch frames, whichever comes first. A data frame wakes the writer at
+// once and takes the waiting acks along.
 type wsConn struct {
 	ws   *websocket.Conn
-	out  chan []byte
+	bc   *batchConn
 	stop chan struct{}
+
+	qmu     sync.Mutex
+	queue   [][]byte      // frames for the writer, in order
+	left    [][]byte      // frames the reader wrote that may not be on the socket yet (the writer flushes them)
+	kick    chan struct{} // wakes the writer (capacity 1)
+	inBatch atomic.Bool   // the reader is processing received frames: its acks wait
+	held    int           // acks queued and not announced (reader goroutine only)
+	// wmu makes one goroutine at a time write data messages (gorilla's
+	// rule): the writer, or the reader when it sends its acks itself.
+	wmu sync.Mutex
+	rq  [][]byte // the reader's batch (reader goroutine only)
 	// lastRecv is when a frame or a pong last arrived (unix ns).
 	lastRecv atomic.Int64
 	// silent is set when the liveness check closed the socket.
@@ -558,11 +596,18 @@ type wsConn struct {
 
 const sendQueue = 16384
 
+// ackBatch bounds how many acks the reader holds before it hands them to
+// the writer even while more frames are buffered: an ack is never later
+// than the processing of ackBatch frames already received (well under a
+// millisecond, far below the peer's RTO floor of SRTT + 10 ms, §5.1).
+const ackBatch = 64
+
 var errSendQueueFull = errors.New("datachannel: send queue full")
 
-func newWSConn(ws *websocket.Conn, sent func([]byte)) *wsConn {
-	c := &wsConn{ws: ws, out: make(chan []byte, sendQueue), stop: make(chan struct{}), sent: sent}
+func newWSConn(ws *websocket.Conn, bc *batchConn, sent func([]byte)) *wsConn {
+	c := &wsConn{ws: ws, bc: bc, stop: make(chan struct{}), kick: make(chan struct{}, 1), sent: sent}
 	c.lastRecv.Store(time.Now().UnixNano())
+	bc.start(c.wake)
 	return c
 }
 
@@ -599,12 +644,88 @@ func (c *wsConn) write(b []byte) error {
 		return errors.New("datachannel: socket closed")
 	default:
 	}
-	select {
-	case c.out <- b:
-		return nil
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= sendQueue {
+		c.qmu.Unlock()
 		return errSendQueueFull
 	}
+	c.queue = append(c.queue, b)
+	c.qmu.Unlock()
+	if c.inBatch.Load() && isAck(b) {
+		// Only the reader writes acks: it announces them (flushAcks).
+		c.held++
+		if c.held < ackBatch {
+			return nil
+		}
+		c.held = 0
+	}
+	c.wake()
+	return nil
+}
+
+// wake tells the writer that frames are queued.
+func (c *wsConn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// beginBatch is called by the reader when a frame has arrived: acks wait.
+func (c *wsConn) beginBatch() { c.inBatch.Store(true) }
+
+// flushAcks is called by the reader when it is about to wait for the
+// network (or to block): the acks it held go on the socket. When the writer
+// is idle the reader writes them itself, with whatever else is queued, in
+// one system call that does not wait for the network (one goroutine hand-off
+// less per message); what the socket does not take at once, and everything
+// while the writer is busy, goes to the writer.
+func (c *wsConn) flushAcks() {
+	c.inBatch.Store(false)
+	if c.held == 0 {
+		return
+	}
+	c.held = 0
+	if !c.wmu.TryLock() {
+		c.wake() // the writer is busy: it takes them along
+		return
+	}
+	c.qmu.Lock()
+	batch := c.queue
+	c.queue = c.rq[:0]
+	c.qmu.Unlock()
+	c.bc.Hold()
+	var err error
+	for _, b := range batch {
+		if err = c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			break
+		}
+	}
+	flushed, ferr := c.bc.tryRelease()
+	c.wmu.Unlock()
+	if err != nil || ferr != nil {
+		c.close()
+		return
+	}
+	if flushed {
+		for i, b := range batch {
+			c.sent(b)
+			batch[i] = nil
+		}
+		c.rq = batch[:0]
+		return
+	}
+	// The writer finishes the write, then reports the departures.
+	c.qmu.Lock()
+	c.left = append(c.left, batch...)
+	c.qmu.Unlock()
+	c.rq = nil
+	c.wake()
+}
+
+func isAck(frame []byte) bool {
+	const t = ssmmsg.Acknowledge
+	return len(frame) > 4+len(t) && string(frame[4:4+len(t)]) == t && frame[4+len(t)] == ' '
 }
 
 // writeLoop is the socket's only data writer; it also sends the plugin's
@@ -616,19 +737,52 @@ func (c *wsConn) writeLoop() {
 	ping()
 	t := time.NewTicker(pingInterval)
 	defer t.Stop()
+	var batch [][]byte
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
 			ping()
-		case b := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Minute))
-			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			continue
+		case <-c.kick:
+		}
+		c.wmu.Lock()
+		c.qmu.Lock()
+		left := c.left
+		c.left = nil
+		batch, c.queue = c.queue, batch[:0]
+		c.qmu.Unlock()
+		if len(batch) == 0 && len(left) == 0 {
+			err := c.bc.Flush() // what another goroutine's write left behind
+			c.wmu.Unlock()
+			if err != nil {
 				c.close()
 				return
 			}
+			continue
+		}
+		c.bc.Hold()
+		for _, b := range batch {
+			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+				c.bc.Release()
+				c.wmu.Unlock()
+				c.close()
+				return
+			}
+		}
+		err := c.bc.Release() // also what the reader's write left behind
+		c.wmu.Unlock()
+		if err != nil {
+			c.close()
+			return
+		}
+		for _, b := range left {
 			c.sent(b)
+		}
+		for i, b := range batch {
+			c.sent(b)
+			batch[i] = nil
 		}
 	}
 }
@@ -661,7 +815,31 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 			d.Proxy = s.cfg.Proxy
 		}
 	}
-	ws, resp, err := d.DialContext(ctx, s.cfg.StreamURL, hdr)
+	// The connection under the WebSocket (and TLS) is a batchConn: see wsConn.
+	var bc *batchConn
+	dd := *d
+	netDial := d.NetDialContext
+	if netDial == nil && d.NetDial != nil {
+		netDial = func(_ context.Context, network, addr string) (net.Conn, error) { return d.NetDial(network, addr) }
+	}
+	if netDial == nil {
+		var nd net.Dialer
+		netDial = nd.DialContext
+	}
+	dd.NetDial = nil
+	dd.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := netDial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		bc = newBatchConn(nc)
+		return bc, nil
+	}
+	ws, resp, err := dd.DialContext(ctx, s.cfg.StreamURL, hdr)
+	if err == nil && bc == nil {
+		ws.Close()
+		err = errors.New("datachannel: the dialer did not use NetDialContext")
+	}
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("WebSocket upgrade refused: HTTP %s", resp.Status)
@@ -678,7 +856,7 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		ws.Close()
 		return nil, err
 	}
-	c := newWSConn(ws, s.ep.Departed)
+	c := newWSConn(ws, bc, s.ep.Departed)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
 	if s.cfg.Liveness > 0 {
@@ -696,9 +874,9 @@ func (s *Session) attach(c *wsConn) {
 	c.ws.SetPongHandler(func(string) error {
 		c.lastRecv.Store(time.Now().UnixNano())
 		s.heard(c)
-		s.heard(c)
 		return nil
 	})
+	c.bc.beforeRead = func() { s.flushReader(c) }
 	s.ep.Attach(c.write)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.readLoop(c) }()
@@ -723,14 +901,23 @@ func (s *Session) heard(c *wsConn) {
 }
 
 // readLoop reads c until it fails, then reconnects or ends the session.
+// One frame buffer and one Message are reused for every frame: nothing
+// keeps a reference to a frame after handleFrame (payloads are copied).
 func (s *Session) readLoop(c *wsConn) {
+	var m ssmmsg.Message
+	buf := make([]byte, 0, 2*ssmmsg.MaxPayload)
 	for {
-		mt, data, err := c.ws.ReadMessage()
+		mt, r, err := c.ws.NextReader()
+		if err == nil {
+			c.beginBatch()
+			buf, err = readFrame(r, buf[:0])
+		}
 		if err != nil {
 			c.close()
 			if c.silent.Load() {
 				err = fmt.Errorf("%w for %s", ErrSilent, s.cfg.Liveness)
 			}
+			s.flushReader(c)
 			s.lost(c, err)
 			return
 		}
@@ -740,17 +927,54 @@ func (s *Session) readLoop(c *wsConn) {
 			s.log.Debug("datachannel: non-binary frame dropped")
 			continue
 		}
-		if s.handleFrame(data) {
+		if s.handleFrame(&m, buf) {
+			s.flushReader(c)
 			c.close()
 			return
+		}
+		if cap(buf) > maxKeptFrame {
+			buf = make([]byte, 0, 2*ssmmsg.MaxPayload)
 		}
 	}
 }
 
-// handleFrame processes one frame from the service; it reports whether the
-// session ended (channel_closed).
-func (s *Session) handleFrame(data []byte) (ended bool) {
-	m, err := ssmmsg.Decode(data)
+// maxKeptFrame bounds the frame buffer the reader keeps between frames.
+const maxKeptFrame = 1 << 20
+
+// readFrame reads one WebSocket message from r into buf (reused).
+func readFrame(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// flushReader is called on the reader goroutine when it has processed every
+// frame received so far and is about to wait for more (batchConn.Read), and
+// before it blocks: the acks it queued go to the writer, and Read is woken
+// for the payloads it buffered.
+func (s *Session) flushReader(c *wsConn) {
+	c.flushAcks()
+	if s.unread.Swap(false) {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// handleFrame processes one frame from the service into m (reused); it
+// reports whether the session ended (channel_closed).
+func (s *Session) handleFrame(m *ssmmsg.Message, data []byte) (ended bool) {
+	err := ssmmsg.DecodeInto(m, data)
 	if err != nil {
 		// Neither acked nor delivered: the agent retransmits a good copy.
 		s.log.Warn("datachannel: malformed frame dropped", "err", err)

@@ -39,21 +39,21 @@ func FuzzIncoming(f *testing.F) {
 		s := newSession(Config{SessionID: "s", MaxPayload: 1024, ReadBuffer: 1 << 20, Logger: slog.New(slog.DiscardHandler),
 			OnPayload: func(ssmmsg.PayloadType, []byte) {}})
 		defer s.shutdown()
-		s.handleFrame(frame(0, ssmmsg.OutputStreamData, ssmmsg.PayloadHandshakeRequest, hs))
-		s.handleFrame(frame(1, ssmmsg.OutputStreamData, ssmmsg.PayloadOutput, []byte("a")))
+		s.handleFrame(new(ssmmsg.Message), frame(0, ssmmsg.OutputStreamData, ssmmsg.PayloadHandshakeRequest, hs))
+		s.handleFrame(new(ssmmsg.Message), frame(1, ssmmsg.OutputStreamData, ssmmsg.PayloadOutput, []byte("a")))
 		if _, err := ssmmsg.Decode(data); err != nil {
 			before := s.ep.Expected()
-			s.handleFrame(data)
+			s.handleFrame(new(ssmmsg.Message), data)
 			if s.ep.Expected() != before {
 				t.Fatalf("a frame that does not decode moved the sequence (%v)", err)
 			}
 		} else {
-			s.handleFrame(data)
+			s.handleFrame(new(ssmmsg.Message), data)
 		}
 		if s.Err() != nil { // channel_closed
 			return
 		}
-		s.handleFrame(frame(s.ep.Expected(), ssmmsg.OutputStreamData, ssmmsg.PayloadOutput, []byte("z")))
+		s.handleFrame(new(ssmmsg.Message), frame(s.ep.Expected(), ssmmsg.OutputStreamData, ssmmsg.PayloadOutput, []byte("z")))
 		s.finish(&ClosedError{})
 		got, _ := io.ReadAll(s)
 		if len(got) < 2 || got[0] != 'a' || got[len(got)-1] != 'z' {

@@ -110,7 +110,7 @@ func TestHandshakeMatchesOfficialPlugin(t *testing.T) {
 			defer cancel()
 			go func() { errc <- s.handshake(ctx) }()
 			reqFrame, _ := req.Encode()
-			s.handleFrame(reqFrame)
+			s.handleFrame(new(ssmmsg.Message), reqFrame)
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				mu.Lock()
@@ -122,7 +122,7 @@ func TestHandshakeMatchesOfficialPlugin(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			doneFrame, _ := done.Encode()
-			s.handleFrame(doneFrame)
+			s.handleFrame(new(ssmmsg.Message), doneFrame)
 			if err := <-errc; err != nil {
 				t.Fatalf("handshake: %v", err)
 			}

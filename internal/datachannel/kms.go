@@ -167,6 +167,15 @@ func (s *Session) decrypt(m *ssmmsg.Message) ([]byte, bool) {
 	return p, true
 }
 
+// decryptView is decrypt without the copy: the payload aliases m's frame
+// when it is not encrypted (the caller copies it before the frame is reused).
+func (s *Session) decryptView(m *ssmmsg.Message) ([]byte, bool) {
+	if c := s.kms.get(); c == nil || !ssmmsg.Encrypted(m.PayloadType, true) {
+		return m.Payload, true
+	}
+	return s.decrypt(m)
+}
+
 // encrypt returns a copy of p to send as Output, encrypted in a KMS session.
 func (s *Session) encrypt(p []byte) ([]byte, error) {
 	c := s.kms.get()

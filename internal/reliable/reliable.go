@@ -558,15 +558,12 @@ func (e *Endpoint) deliver(m *ssmmsg.Message) bool {
 	return true
 }
 
+// ackFrameCap fits the frame of any ack of a stream message (header and a JSON body of at most 224 bytes).
+const ackFrameCap = ssmmsg.HeaderSize + 224
+
 func (e *Endpoint) ack(m *ssmmsg.Message) {
-	a, err := ssmmsg.NewAck(m, e.millis(), NewID())
-	if err != nil {
-		return
-	}
-	frame, err := a.Encode()
-	if err != nil {
-		return
-	}
+	// One allocation per ack: the frame belongs to the write function until it has left.
+	frame := ssmmsg.AppendAck(make([]byte, 0, ackFrameCap), m, e.millis(), NewID())
 	e.mu.Lock()
 	w := e.write
 	e.stats.acksSent.Add(1)

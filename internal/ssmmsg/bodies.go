@@ -125,15 +125,7 @@ func (c *ChannelClosedContent) UnmarshalJSON(b []byte) error {
 
 // NewAck returns the acknowledge message for m: seq 0, Flags 3, no payload type.
 func NewAck(m *Message, createdDate uint64, id UUID) (*Message, error) {
-	body, err := json.Marshal(AcknowledgeContent{
-		AcknowledgedMessageType:           m.Type,
-		AcknowledgedMessageId:             m.MessageID.String(),
-		AcknowledgedMessageSequenceNumber: m.SequenceNumber,
-		IsSequentialMessage:               true,
-	})
-	if err != nil {
-		return nil, err
-	}
+	body := AppendAckPayload(nil, m)
 	return &Message{
 		Type:        Acknowledge,
 		CreatedDate: createdDate,
@@ -142,6 +134,47 @@ func NewAck(m *Message, createdDate uint64, id UUID) (*Message, error) {
 		PayloadType: PayloadNone,
 		Payload:     body,
 	}, nil
+}
+
+// AppendAckPayload appends the JSON payload of the acknowledge of m (§5.3):
+// byte for byte what encoding/json makes of the AcknowledgeContent with
+// m's type, id and sequence number and IsSequentialMessage true, without
+// reflection or allocation (the ack is on every message's path).
+func AppendAckPayload(dst []byte, m *Message) []byte {
+	if !plainJSON(m.Type) {
+		body, _ := json.Marshal(AcknowledgeContent{AcknowledgedMessageType: m.Type,
+			AcknowledgedMessageId: m.MessageID.String(), AcknowledgedMessageSequenceNumber: m.SequenceNumber,
+			IsSequentialMessage: true})
+		return append(dst, body...)
+	}
+	dst = append(dst, `{"AcknowledgedMessageType":"`...)
+	dst = append(dst, m.Type...)
+	dst = append(dst, `","AcknowledgedMessageId":"`...)
+	dst = m.MessageID.appendString(dst)
+	dst = append(dst, `","AcknowledgedMessageSequenceNumber":`...)
+	dst = strconv.AppendInt(dst, m.SequenceNumber, 10)
+	return append(dst, `,"IsSequentialMessage":true}`...)
+}
+
+// plainJSON reports whether encoding/json writes s inside quotes unchanged
+// (no quote, backslash, control byte, non-ASCII, or the HTML characters it escapes).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendAck appends the frame of the acknowledge of m (NewAck, encoded) to
+// dst: no allocation beyond dst's growth.
+func AppendAck(dst []byte, m *Message, createdDate uint64, id UUID) []byte {
+	var body [192]byte
+	a := Message{Type: Acknowledge, CreatedDate: createdDate, Flags: FlagsAck, MessageID: id,
+		PayloadType: PayloadNone, Payload: AppendAckPayload(body[:0], m)}
+	return a.appendFrame(dst) // a valid type and a small payload: nothing to validate
 }
 
 // ParseAck decodes an acknowledge message's payload.

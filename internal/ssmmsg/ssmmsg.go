@@ -114,6 +114,14 @@ type UUID [16]byte
 // String returns the canonical lowercase hyphenated form used in acks.
 func (u UUID) String() string {
 	var b [36]byte
+	return string(u.appendString(b[:0]))
+}
+
+// appendString appends the String form to dst.
+func (u UUID) appendString(dst []byte) []byte {
+	n := len(dst)
+	dst = append(dst, make([]byte, 36)...)
+	b := dst[n:]
 	hex.Encode(b[0:8], u[0:4])
 	b[8] = '-'
 	hex.Encode(b[9:13], u[4:6])
@@ -123,7 +131,7 @@ func (u UUID) String() string {
 	hex.Encode(b[19:23], u[8:10])
 	b[23] = '-'
 	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
+	return dst
 }
 
 // ParseUUID parses the canonical hyphenated form (either case).
@@ -162,6 +170,12 @@ func (m *Message) AppendEncode(dst []byte) ([]byte, error) {
 	if uint64(len(m.Payload)) > 0xFFFFFFFF {
 		return dst, errors.New("ssmmsg: payload too large")
 	}
+	return m.appendFrame(dst), nil
+}
+
+// appendFrame is AppendEncode of a message already validated; m does not
+// escape (the ack path builds its message on the stack).
+func (m *Message) appendFrame(dst []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	h := dst[start:]
@@ -184,7 +198,7 @@ func (m *Message) AppendEncode(dst []byte) ([]byte, error) {
 	copy(h[80:112], sum[:])
 	binary.BigEndian.PutUint32(h[112:116], uint32(m.PayloadType))
 	binary.BigEndian.PutUint32(h[116:120], uint32(len(m.Payload)))
-	return append(dst, m.Payload...), nil
+	return append(dst, m.Payload...)
 }
 
 // Decode parses one frame. It honours HeaderLength (116, or 112 without a
