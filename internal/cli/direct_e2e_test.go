@@ -380,3 +380,36 @@ func TestE2EDirectPathHeadStart(t *testing.T) {
 		t.Fatalf("%d data channels attached, want 2 (the two fallbacks)", e.l.Mgs().Attached())
 	}
 }
+
+// TestE2EDirectPathFailureClearedWhenSessionManagerWins: after a remembered
+// direct failure auto does not wait for direct, so Session Manager may win
+// the race once the VPN is back; the direct attempt it raced still runs to
+// its answer in the background, and that answer clears the failure: the
+// next connect goes direct (README: "A direct answer clears it").
+func TestE2EDirectPathFailureClearedWhenSessionManagerWins(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	e.environ = append(e.environ, patientBudget)
+	ctx := ctxFor(t, 3*time.Minute)
+	connect := func(cmd string) string {
+		t.Helper()
+		var out bytes.Buffer
+		stderr, err := e.ssh(ctx, nil, &out, "gpu1", cmd)
+		if err != nil || out.String() != "hi\n" {
+			t.Fatalf("ssh: %v %q\n%s", err, out.String(), stderr)
+		}
+		return stderr
+	}
+	if first := connect("echo hi"); !strings.Contains(first, "refused the connection; Session Manager") {
+		t.Fatalf("first connect (VPN down):\n%s", first)
+	}
+	e.vpn(t, lab.VPNUp)
+	// The session lasts a second: time for the raced direct attempt to answer.
+	second := connect("echo hi; sleep 1")
+	if !viaDirect.MatchString(second) && !strings.Contains(second, "not waiting for it; Session Manager") {
+		t.Fatalf("second connect:\n%s", second)
+	}
+	if third := connect("echo hi"); !viaDirect.MatchString(third) {
+		t.Fatalf("the connect after a direct answer did not go direct (second connect:\n%s)\nthird:\n%s", second, third)
+	}
+	waitNoSessions(t, e)
+}
