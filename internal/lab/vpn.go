@@ -43,10 +43,10 @@ type vpn struct {
 	mu        sync.Mutex
 	state     string
 	listeners []net.Listener
-	silent    []int      // raw listening sockets of VPNSilence
-	fillers   []net.Conn // connections that fill the silent accept queues
+	silent    []int                  // raw listening sockets of VPNSilence
+	fillers   []net.Conn             // connections that fill the silent accept queues
 	relayed   map[net.Conn]*instance // both ends of each relayed connection, and the instance behind it
-	accepted  int64 // connections relayed so far
+	accepted  int64                  // connections relayed so far
 	wg        sync.WaitGroup
 }
 
