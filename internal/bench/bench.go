@@ -42,6 +42,11 @@ const (
 	TargetRTT       = 100 * time.Millisecond // interactive round trip, p50
 	TargetMBps      = 20.0                   // model transfers, MB/s (10^6 bytes)
 	TargetStability = 99.0                   // % of sessions that complete
+	// MinStabilitySessions is the fewest sessions that can show "> 99 %
+	// complete" (100 of 100); from fewer, all completing is no proof.
+	MinStabilitySessions = 100
+	// stableSessionsPerRun is how many short sessions each run opens.
+	stableSessionsPerRun = 4
 )
 
 // Options configure one run.
@@ -121,7 +126,12 @@ type PathReport struct {
 	Checks         []Check     `json:"checks"`
 	Errors         []string    `json:"errors,omitempty"`
 	connectSamples []time.Duration
+	err            error // why the path could not be used (Err)
 }
+
+// Unusable is why the path could not be used at all (nil when it could),
+// as the dial returned it (classified: exitcode).
+func (p PathReport) Unusable() error { return p.err }
 
 // Millis is a duration printed and encoded in milliseconds.
 type Millis float64
@@ -142,6 +152,10 @@ type Check struct {
 	Value  string `json:"value"`
 	Target string `json:"target"`
 	OK     bool   `json:"ok"`
+	// Undecided: too few samples to show the target either way (OK is
+	// false; the text report marks it neither ✓ nor ✗, with Why).
+	Undecided bool   `json:"undecided,omitempty"`
+	Why       string `json:"why,omitempty"`
 }
 
 // Run measures every path of o and returns the report; a path that fails is
@@ -256,7 +270,7 @@ func runPath(ctx context.Context, path string, o Options) PathReport {
 	say("warming up")
 	first, err := o.Dial(ctx, path, 1)
 	if err != nil {
-		pr.Err = err.Error()
+		pr.Err, pr.err = err.Error(), err
 		pr.Checks = checks(&pr)
 		return pr
 	}
@@ -322,7 +336,7 @@ func runPath(ctx context.Context, path string, o Options) PathReport {
 		closeAll(many)
 	}
 
-	pr.StableTotal = 4 * o.Runs
+	pr.StableTotal = stableSessionsPerRun * o.Runs
 	for i := range pr.StableTotal {
 		say("stability %d/%d", i+1, pr.StableTotal)
 		if err := shortSession(ctx, path, o); err != nil {
@@ -529,7 +543,12 @@ func checks(pr *PathReport) []Check {
 		}
 	}
 	if pr.StableTotal > 0 {
-		cs = append(cs, Check{Name: "sessions completed", Value: fmt.Sprintf("%d/%d (%.0f %%)", pr.StableDone, pr.StableTotal, pr.StablePct), Target: "> 99 %", OK: pr.StablePct > TargetStability})
+		c := Check{Name: "sessions completed", Value: fmt.Sprintf("%d/%d (%.0f %%)", pr.StableDone, pr.StableTotal, pr.StablePct), Target: "> 99 %", OK: pr.StablePct > TargetStability}
+		if c.OK && pr.StableTotal < MinStabilitySessions {
+			c.OK, c.Undecided = false, true
+			c.Why = fmt.Sprintf("too few sessions to show > 99 %% (%d needed: --runs %d)", MinStabilitySessions, (MinStabilitySessions+stableSessionsPerRun-1)/stableSessionsPerRun)
+		}
+		cs = append(cs, c)
 	}
 	return cs
 }
@@ -551,11 +570,14 @@ func verdict(ps []PathReport) string {
 	}
 	allOK := func(p *PathReport) bool {
 		for _, c := range p.Checks {
-			if !c.OK {
+			if !c.OK && !c.Undecided {
 				return false
 			}
 		}
 		return len(p.Checks) > 0
+	}
+	undecided := func(p *PathReport) bool {
+		return slices.ContainsFunc(p.Checks, func(c Check) bool { return c.Undecided })
 	}
 	interactiveOK := func(p *PathReport) bool {
 		return p.RTTSamples > 0 && float64(p.RTTp50) < float64(TargetRTT.Milliseconds())
@@ -565,6 +587,8 @@ func verdict(ps []PathReport) string {
 	}
 	var b bytes.Buffer
 	switch {
+	case direct != nil && allOK(direct) && undecided(direct):
+		b.WriteString("use direct (the VPN) for everything: it meets every target it ran enough to show")
 	case direct != nil && allOK(direct):
 		b.WriteString("use direct (the VPN) for everything: it meets every target")
 	case direct != nil && bulkOK(direct):

@@ -33,7 +33,7 @@ func TestChecksAndVerdict(t *testing.T) {
 	fast := &Throughput{MBps: 300}
 	slow := &Throughput{MBps: 0.8}
 	direct := PathReport{Path: "direct", Took: "direct", RTTSamples: 20, RTTp50: 2, DownOne: fast, UpOne: fast,
-		DownParallel: fast, UpParallel: fast, StableDone: 20, StableTotal: 20, StablePct: 100}
+		DownParallel: fast, UpParallel: fast, StableDone: 100, StableTotal: 100, StablePct: 100}
 	direct.Checks = checks(&direct)
 	ssm := PathReport{Path: "ssm", Took: "ssm", RTTSamples: 20, RTTp50: 45, DownOne: slow, UpOne: slow,
 		DownParallel: &Throughput{MBps: 9}, UpParallel: &Throughput{MBps: 9}, StableDone: 19, StableTotal: 20, StablePct: 95}
@@ -56,6 +56,16 @@ func TestChecksAndVerdict(t *testing.T) {
 	v := verdict([]PathReport{direct, ssm})
 	if !strings.HasPrefix(v, "use direct (the VPN) for everything") || !strings.Contains(v, "Session Manager is fine for interactive work; move big files") {
 		t.Fatalf("verdict %q", v)
+	}
+	// 20 of 20 cannot show > 99 %: undecided, neither met nor missed.
+	few := direct
+	few.StableDone, few.StableTotal = 20, 20
+	few.Checks = checks(&few)
+	if c := few.Checks[5]; c.OK || !c.Undecided || !strings.Contains(c.Why, "too few sessions") {
+		t.Fatalf("stability from 20 sessions: %+v", c)
+	}
+	if v := verdict([]PathReport{few, ssm}); !strings.HasPrefix(v, "use direct (the VPN) for everything: it meets every target it ran enough to show") {
+		t.Fatalf("verdict with an undecided check %q", v)
 	}
 	v = verdict([]PathReport{{Path: "direct", Took: "direct", Err: "refused"}, ssm})
 	if !strings.HasPrefix(v, "direct is not available") {

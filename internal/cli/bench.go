@@ -133,10 +133,13 @@ disk blocks); that file, the copy here and the object are removed.`,
 			if asJSON {
 				enc := json.NewEncoder(io.Out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				writeBench(io, rep)
 			}
-			writeBench(io, rep)
-			return nil
+			return benchDirectErr(path, rep)
 		},
 	}
 	af.add(cmd)
@@ -153,6 +156,22 @@ disk blocks); that file, the copy here and the object are removed.`,
 	f.StringVar(&key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519)")
 	addPrefixFlag(cmd, &prefix)
 	return cmd
+}
+
+// benchDirectErr is bench's error after the report: --path direct that
+// could not be used exits as connect --path direct does (26, its hint).
+func benchDirectErr(path string, rep *bench.Report) error {
+	if path != tunnel.PathDirect || len(rep.Paths) != 1 {
+		return nil
+	}
+	err := rep.Paths[0].Unusable()
+	if err == nil {
+		return nil
+	}
+	if exitcode.Code(err) == int(exitcode.Generic) {
+		return exitcode.Wrap(err, exitcode.DirectUnreachable, "connect the Client VPN (devgate vpn), or bench --path ssm", "the direct path is not available")
+	}
+	return err
 }
 
 func closeClients(cs []*sshconn.Client) {
@@ -200,7 +219,10 @@ func writeBench(io IO, r *bench.Report) {
 		}
 		for _, c := range p.Checks {
 			mark := "✓"
-			if !c.OK {
+			switch {
+			case c.Undecided:
+				mark = c.Why
+			case !c.OK:
 				mark = "✗"
 			}
 			fmt.Fprintf(tw, "  %s\t%s\ttarget %s\t%s\n", c.Name, c.Value, c.Target, mark)

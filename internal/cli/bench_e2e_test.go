@@ -40,8 +40,9 @@ func TestE2EBench(t *testing.T) {
 			StableDone        int         `json:"stability_completed"`
 			StableTotal       int         `json:"stability_sessions"`
 			Checks            []struct {
-				Name string
-				OK   bool
+				Name      string
+				OK        bool
+				Undecided bool
 			}
 			Errors []string
 		}
@@ -64,6 +65,10 @@ func TestE2EBench(t *testing.T) {
 		if len(p.Checks) != 6 {
 			t.Fatalf("path %s: %d checks, want 6: %+v", p.Path, len(p.Checks), p.Checks)
 		}
+		// 4 sessions cannot show > 99 %: neither met nor missed.
+		if c := p.Checks[5]; c.Name != "sessions completed" || c.OK || !c.Undecided {
+			t.Fatalf("path %s: stability check from 4 sessions: %+v", p.Path, c)
+		}
 	}
 	if !strings.Contains(stderr, "bench ssm: stability 4/4") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
@@ -74,6 +79,16 @@ func TestE2EBench(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "round trip p50") || !strings.Contains(out, "target > 20 MB/s") ||
 		!strings.Contains(out, "sessions completed") || !strings.Contains(out, "verdict: ") {
 		t.Fatalf("text report (exit %d):\n%s\n%s", code, out, stderr)
+	}
+	if !regexp.MustCompile(`sessions completed +4/4 \(100 %\) +target > 99 % +too few sessions to show > 99 %`).MatchString(out) {
+		t.Fatalf("the stability row of 4 sessions is not marked undecided:\n%s", out)
+	}
+
+	// --path direct without the VPN: what it could, then exit 26 as connect.
+	e.vpn(t, lab.VPNRefuse)
+	out, stderr, code = e.devgate(ctx, nil, nil, "bench", "gpu1", "--user", in.User, "--path", "direct", "--runs", "1", "--size", "1MiB", "-j", "2")
+	if code != 26 || !strings.Contains(out, "not available: ") || !strings.Contains(out, "verdict: ") || !strings.Contains(stderr, "refused the connection") {
+		t.Fatalf("bench --path direct, VPN down: exit %d, want 26\n%s\n%s", code, out, stderr)
 	}
 }
 
