@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -234,15 +235,16 @@ func pushKey(path string, offered bool, say func(string, ...any)) (string, error
 // ran in closed, while the ControlPersist master it left (in a session of
 // its own) still uses this connection — and is ignored, with a log line.
 func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
+	nc := &netSide{rw: conn}
 	outDone := make(chan error, 1)
 	go func() {
-		_, err := copyFlush(io.Out, conn)
+		_, err := copyFlush(io.Out, nc)
 		outDone <- err
 	}()
 	inDone := make(chan error, 1)
 	stdinEnded := make(chan struct{})
 	go func() {
-		_, err := copyFlush(conn, io.In)
+		_, err := copyFlush(nc, io.In)
 		close(stdinEnded)
 		inDone <- err
 	}()
@@ -263,8 +265,14 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 			_ = conn.CloseWrite(fctx)
 			cancel()
 		}
+		if err != nil && conn.Path == tunnel.PathDirect && nc.failed() != nil { // the write to the network failed
+			return directLost(conn, nc.failed())
+		}
 		return nil
 	case err := <-outDone:
+		if conn.Path == tunnel.PathDirect {
+			return directEnd(ctx, conn, nc.failed(), inDone)
+		}
 		return sessionEnd(conn, err, progress)
 	case <-ctx.Done():
 		if conn.SessionID != "" {
@@ -277,6 +285,82 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 // hangupGrace is how long a SIGHUP waits for stdin to end before it is
 // taken as not coming from ssh.
 const hangupGrace = time.Second
+
+// netSide is the tunnel as bridge copies through it; it remembers the
+// first error of the tunnel's own side (not stdin's or stdout's).
+type netSide struct {
+	rw  io.ReadWriter
+	mu  sync.Mutex
+	err error
+}
+
+func (n *netSide) Read(p []byte) (int, error) {
+	k, err := n.rw.Read(p)
+	n.fail(err)
+	return k, err
+}
+
+func (n *netSide) Write(p []byte) (int, error) {
+	k, err := n.rw.Write(p)
+	n.fail(err)
+	return k, err
+}
+
+func (n *netSide) fail(err error) {
+	if err == nil {
+		return
+	}
+	n.mu.Lock()
+	if n.err == nil {
+		n.err = err
+	}
+	n.mu.Unlock()
+}
+
+func (n *netSide) failed() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+// directEndGrace is how long a direct connection that the far side closed
+// (EOF) waits for ssh to end stdin: ssh that read the server's last bytes
+// exits at once; ssh whose connection was cut in the middle waits for more.
+const directEndGrace = 3 * time.Second
+
+// directEnd reports how a direct connection ended when its TCP side
+// stopped: stdout gone (ssh exited: netErr nil) or a clean end that ssh
+// follows by closing stdin is not an error; a connection reset, timed out or
+// closed under a running ssh (the VPN dropped) is a lost tunnel.
+func directEnd(ctx context.Context, conn *tunnel.Conn, netErr error, inDone <-chan error) error {
+	if netErr == nil {
+		return nil
+	}
+	if errors.Is(netErr, io.EOF) {
+		t := time.NewTimer(directEndGrace)
+		defer t.Stop()
+		select {
+		case err := <-inDone:
+			if err == nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	return directLost(conn, netErr)
+}
+
+// directLost is the error of a direct connection the network ended.
+func directLost(conn *tunnel.Conn, netErr error) error {
+	const hint = "connect again: auto falls back to Session Manager within the budget while the direct path does not answer"
+	const msg = "direct connection to %s closed by the network (the VPN dropped, or the instance stopped?): the session ended; the next connect falls back within the budget"
+	if errors.Is(netErr, io.EOF) {
+		return exitcode.New(exitcode.TunnelLost, hint, msg, conn.Addr)
+	}
+	return exitcode.Wrap(netErr, exitcode.TunnelLost, hint, msg, conn.Addr)
+}
 
 // sessionEnd reports how the session ended when the agent side closed it.
 func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {

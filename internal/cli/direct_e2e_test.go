@@ -217,6 +217,9 @@ func TestE2EDirectPathVPNDropsMidSession(t *testing.T) {
 		if err == nil {
 			t.Fatalf("ssh exited 0 after the VPN dropped\n%s", stderr1)
 		}
+		if !regexp.MustCompile(`direct connection to 127\.10\.\d+\.\d+:22 closed by the network \(the VPN dropped`).MatchString(stderr1) {
+			t.Fatalf("devgate did not say why the session ended:\n%s", stderr1)
+		}
 	case <-time.After(time.Minute):
 		pw.Close()
 		<-done
@@ -226,6 +229,44 @@ func TestE2EDirectPathVPNDropsMidSession(t *testing.T) {
 	stderr, err := e.ssh(ctx, nil, &out, "gpu1", "echo", "back")
 	if err != nil || out.String() != "back\n" || !strings.Contains(stderr, "refused the connection; Session Manager") {
 		t.Fatalf("after the drop: %v %q\n%s", err, out.String(), stderr)
+	}
+
+	// devgate connect itself exits 18 (tunnel lost) when the VPN drops under it.
+	e.vpn(t, lab.VPNUp)
+	cmd := exec.CommandContext(ctx, "devgate", "connect", e.inst(t, "gpu1"), "22", "--path", "direct")
+	cmd.Env = e.environ
+	stdin, err := cmd.StdinPipe() // kept open: ssh still running
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var connErr bytes.Buffer
+	cmd.Stderr = &connErr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Connected once the SSH banner came through.
+	banner, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(banner, "SSH-") {
+		cmd.Wait()
+		t.Fatalf("devgate connect --path direct: %q %v\n%s", banner, err, connErr.String())
+	}
+	e.vpn(t, lab.VPNRefuse)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case <-waited:
+		if code := cmd.ProcessState.ExitCode(); code != 18 || !strings.Contains(connErr.String(), "closed by the network") {
+			t.Fatalf("connect after the VPN dropped: exit %d\n%s", code, connErr.String())
+		}
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		<-waited
+		t.Fatal("devgate connect still running a minute after the VPN dropped")
 	}
 }
 
@@ -379,4 +420,37 @@ func TestE2EDirectPathHeadStart(t *testing.T) {
 	if e.l.Mgs().Attached() != 2 {
 		t.Fatalf("%d data channels attached, want 2 (the two fallbacks)", e.l.Mgs().Attached())
 	}
+}
+
+// TestE2EDirectPathFailureClearedWhenSessionManagerWins: after a remembered
+// direct failure auto does not wait for direct, so Session Manager may win
+// the race once the VPN is back; the direct attempt it raced still runs to
+// its answer in the background, and that answer clears the failure: the
+// next connect goes direct (README: "A direct answer clears it").
+func TestE2EDirectPathFailureClearedWhenSessionManagerWins(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	e.environ = append(e.environ, patientBudget)
+	ctx := ctxFor(t, 3*time.Minute)
+	connect := func(cmd string) string {
+		t.Helper()
+		var out bytes.Buffer
+		stderr, err := e.ssh(ctx, nil, &out, "gpu1", cmd)
+		if err != nil || out.String() != "hi\n" {
+			t.Fatalf("ssh: %v %q\n%s", err, out.String(), stderr)
+		}
+		return stderr
+	}
+	if first := connect("echo hi"); !strings.Contains(first, "refused the connection; Session Manager") {
+		t.Fatalf("first connect (VPN down):\n%s", first)
+	}
+	e.vpn(t, lab.VPNUp)
+	// The session lasts a second: time for the raced direct attempt to answer.
+	second := connect("echo hi; sleep 1")
+	if !viaDirect.MatchString(second) && !strings.Contains(second, "not waiting for it; Session Manager") {
+		t.Fatalf("second connect:\n%s", second)
+	}
+	if third := connect("echo hi"); !viaDirect.MatchString(third) {
+		t.Fatalf("the connect after a direct answer did not go direct (second connect:\n%s)\nthird:\n%s", second, third)
+	}
+	waitNoSessions(t, e)
 }

@@ -154,9 +154,11 @@ type Session struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond
-	// out[outOff:] is the agent's output not yet Read (buffered bytes).
-	out      []byte
+	// out holds the agent's output not yet Read (buffered bytes) in blocks
+	// of outBlock bytes, from out[0][outOff:]; spare is one emptied block.
+	out      [][]byte
 	outOff   int
+	spare    []byte
 	buffered int
 	// unread is set by the reader when it buffered output that Read has not
 	// been woken for (flushReader wakes it once per batch of frames).
@@ -386,12 +388,21 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		if s.closing || s.ended {
 			return true
 		}
-		if s.outOff > 0 && len(s.out)+len(payload) > cap(s.out) {
-			n := copy(s.out, s.out[s.outOff:])
-			s.out, s.outOff = s.out[:n], 0
-		}
-		s.out = append(s.out, payload...)
 		s.buffered += len(payload)
+		for len(payload) > 0 {
+			if len(s.out) == 0 || len(s.out[len(s.out)-1]) == outBlock {
+				b := s.spare
+				if b == nil {
+					b = make([]byte, 0, outBlock)
+				}
+				s.spare = nil
+				s.out = append(s.out, b)
+			}
+			last := &s.out[len(s.out)-1]
+			n := min(len(payload), outBlock-len(*last))
+			*last = append(*last, payload[:n]...)
+			payload = payload[n:]
+		}
 		s.unread.Store(true) // Read is woken by flushReader
 	case ssmmsg.PayloadFlag:
 		f, err := ssmmsg.ParseFlag(m.Payload)
@@ -433,23 +444,32 @@ func (s *Session) Read(p []byte) (int, error) {
 		}
 		return 0, s.endErr
 	}
-	n := copy(p, s.out[s.outOff:])
-	s.outOff += n
-	s.buffered -= n
-	if s.buffered == 0 {
-		s.outOff = 0
-		if cap(s.out) > maxKeptOutput {
-			s.out = nil
-		} else {
-			s.out = s.out[:0]
+	n := 0
+	for n < len(p) && len(s.out) > 0 {
+		c := copy(p[n:], s.out[0][s.outOff:])
+		n += c
+		s.outOff += c
+		if s.outOff < len(s.out[0]) {
+			break
 		}
+		// Block read: reuse it (the last one in place, an earlier one as spare).
+		s.outOff = 0
+		if len(s.out) == 1 {
+			s.out[0] = s.out[0][:0]
+			break
+		}
+		s.spare = s.out[0][:0]
+		s.out[0] = nil
+		s.out = s.out[1:]
 	}
+	s.buffered -= n
 	s.cond.Broadcast() // the reader may wait for room
 	return n, nil
 }
 
-// maxKeptOutput bounds the output buffer kept for reuse once it is empty.
-const maxKeptOutput = 1 << 20
+// outBlock is the size of the blocks that hold output not yet Read: memory
+// follows what is buffered, without the copies and doubling of one growing slice.
+const outBlock = 64 << 10
 
 // Write sends p as Output messages of at most MaxPayload bytes. It blocks
 // while the window is full, including during a reconnect.

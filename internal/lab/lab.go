@@ -168,8 +168,13 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		stopDelay: func() time.Duration { return l.faults().StopDelay },
 		agentDly:  func() time.Duration { return l.faults().AgentDelay },
 		tncWindow: func() time.Duration { return l.faults().TNCWindow },
-		onStop:    func(id string) { l.mgs.TerminateTarget(id, "instance stopped") },
-		byID:      map[string]*instance{},
+		onStop: func(id string) {
+			l.mgs.TerminateTarget(id, "instance stopped")
+			if l.vpn != nil {
+				l.vpn.stopped(id)
+			}
+		},
+		byID: map[string]*instance{},
 	}
 	// Private addresses: loopback standing in for the VPC's 10.x.y.z (see vpn.go),
 	// random per lab so that labs running at once do not share addresses.

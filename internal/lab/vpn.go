@@ -43,15 +43,15 @@ type vpn struct {
 	mu        sync.Mutex
 	state     string
 	listeners []net.Listener
-	silent    []int      // raw listening sockets of VPNSilence
-	fillers   []net.Conn // connections that fill the silent accept queues
-	relayed   map[net.Conn]struct{}
-	accepted  int64 // connections relayed so far
+	silent    []int                  // raw listening sockets of VPNSilence
+	fillers   []net.Conn             // connections that fill the silent accept queues
+	relayed   map[net.Conn]*instance // both ends of each relayed connection, and the instance behind it
+	accepted  int64                  // connections relayed so far
 	wg        sync.WaitGroup
 }
 
 func newVPN(l *Lab) *vpn {
-	return &vpn{l: l, state: VPNRefuse, relayed: map[net.Conn]struct{}{}}
+	return &vpn{l: l, state: VPNRefuse, relayed: map[net.Conn]*instance{}}
 }
 
 // vpnTarget is one private address:port and where the VPN relays it.
@@ -185,7 +185,7 @@ func (v *vpn) relay(c net.Conn, t vpnTarget) {
 		up.Close()
 		return
 	}
-	v.relayed[c], v.relayed[up] = struct{}{}, struct{}{}
+	v.relayed[c], v.relayed[up] = t.inst, t.inst
 	v.accepted++
 	v.mu.Unlock()
 	done := make(chan struct{}, 2)
@@ -267,6 +267,24 @@ func (v *vpn) teardownLocked() {
 		syscall.Close(fd)
 	}
 	v.silent = nil
+}
+
+// stopped ends the connections relayed to instance id: EC2 stopping an
+// instance shuts its OS down, which ends every TCP connection to it (the
+// Session Manager side ends its sessions the same way: mgs.TerminateTarget).
+func (v *vpn) stopped(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for c, inst := range v.relayed {
+		if inst.spec.ID == id {
+			c.Close()
+			n++
+		}
+	}
+	if n > 0 {
+		v.l.log.Info("lab: VPN: instance stopped; its relayed connections closed", "instance", id, "connections", n/2)
+	}
 }
 
 // VPNStatus is the VPN model's state.

@@ -144,3 +144,59 @@ func TestVPNLaunchedInstance(t *testing.T) {
 		}
 	}
 }
+
+// TestVPNStopClosesRelayed: stopping an instance (StopInstances) while the
+// VPN is up ends the connections relayed to it, as EC2 stopping the OS
+// would; another instance's connection stays open.
+func TestVPNStopClosesRelayed(t *testing.T) {
+	l := labtest.Start(t, lab.Options{Instances: []lab.InstanceSpec{
+		{Name: "gpu1", Type: "g5.xlarge", State: "running"},
+		{Name: "gpu2", Type: "g5.xlarge", State: "running"},
+	}})
+	if err := l.SetVPN(lab.VPNUp); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(name string) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		inst, _ := l.Instance(name)
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(inst.PrivateIP, "22"), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %s: %v", name, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		r := bufio.NewReader(c)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if banner, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(banner, "SSH-2.0-") {
+			t.Fatalf("%s: banner %q %v", name, banner, err)
+		}
+		return c, r
+	}
+	c1, r1 := dial("gpu1")
+	c2, r2 := dial("gpu2")
+	if st := l.VPN(); st.Open != 2 {
+		t.Fatalf("status %+v, want 2 open", st)
+	}
+	if err := l.StopInstance("gpu1"); err != nil {
+		t.Fatal(err)
+	}
+	c1.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := r1.ReadByte(); err == nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		t.Fatalf("gpu1's relayed connection after StopInstances: read %v, want it closed", err)
+	}
+	c2.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := r2.ReadByte(); !isTimeout(err) {
+		t.Fatalf("gpu2's relayed connection after gpu1 stopped: read %v, want it still open", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.VPN().Open != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v, want 1 open", l.VPN())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

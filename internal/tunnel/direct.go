@@ -398,8 +398,16 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 	}
 	pushCh := d.pushAsync(ctx, id)
 
-	dctx, dcancel := context.WithTimeout(ctx, DirectTimeout)
-	defer dcancel()
+	// The direct attempt's context ends with ctx while race runs, but not
+	// when Dial returns: a late answer is still recorded (lateAnswer).
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), DirectTimeout)
+	unlink := context.AfterFunc(ctx, dcancel)
+	lateDirect := false // the direct attempt goes on after race returns (lateAnswer)
+	defer func() {
+		if !lateDirect {
+			dcancel()
+		}
+	}()
 	directCh := make(chan directResult, 1)
 	go func() {
 		dc, addr, err := d.dialDirect(dctx, id)
@@ -520,7 +528,6 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 				}
 				continue // direct may still answer within the budget
 			}
-			dcancel()
 			var why string
 			switch {
 			case dres != nil:
@@ -537,11 +544,50 @@ func (d *dialer) race(ctx context.Context, id string) (*Conn, error) {
 				r.c.Close()
 				return nil, err
 			}
+			if dres == nil && !waitBudget {
+				// Not waited for: let it answer within the budget, so that
+				// an answer clears the remembered failure.
+				lateDirect = true
+				unlink()
+				r.c.lateStop = d.lateAnswer(id, directCh, dcancel, budget-time.Since(start))
+			} else {
+				dcancel()
+			}
 			d.progress("%s; Session Manager", why)
 			d.progress("Connected in %s (session %s)", d.elapsed(), r.c.SessionID)
 			return r.c, nil
 		}
 	}
+}
+
+// lateAnswer lets the direct attempt of a race that Session Manager won
+// while direct was not waited for (a remembered failure) run on for at most
+// left: a direct answer is recorded (the failure cleared, so the next
+// connect goes direct) and its connection closed at once; a failure changes
+// nothing. The returned func stops the attempt and waits for it; the
+// Session Manager connection calls it when it closes, so nothing outlives
+// the connection.
+func (d *dialer) lateAnswer(id string, directCh <-chan directResult, cancel context.CancelFunc, left time.Duration) (stop func()) {
+	if left <= 0 {
+		cancel()
+		return func() {}
+	}
+	t := time.AfterFunc(left, cancel)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		defer t.Stop()
+		r := <-directCh
+		if r.err != nil {
+			d.log.Info("tunnel: direct path still does not answer", "addr", r.addr, "err", r.err)
+			return
+		}
+		r.dc.Close()
+		d.updateState(id, func(s *DirectState) { s.FailedAt, s.Why, s.OKAt = time.Time{}, "", time.Now() })
+		d.log.Info("tunnel: direct path answered after Session Manager was taken; the next connect goes direct", "addr", r.addr, "took", r.took)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // bgWait waits for the abandoned attempts of a race, at most a few seconds.

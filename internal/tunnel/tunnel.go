@@ -125,6 +125,7 @@ type Conn struct {
 	ssm       *ssm.Client
 	nc        net.Conn        // the direct path's TCP connection
 	bg        *sync.WaitGroup // a race's abandoned Session Manager attempt
+	lateStop  func()          // Session Manager won a race: stops the direct attempt still running (lateAnswer)
 	closed    chan struct{}   // direct: closed by Close
 	closeOnce sync.Once
 	// resumeErr is the last ResumeSession failure whose class is Credentials.
@@ -219,6 +220,9 @@ func (c *Conn) Terminate(ctx context.Context) error {
 		c.sess.Close()
 		if err = <-api; err != nil {
 			err = awsapi.Classify(err, "ssm:TerminateSession")
+		}
+		if c.lateStop != nil {
+			c.lateStop()
 		}
 	})
 	return err
