@@ -149,7 +149,8 @@ func TestE2ELoginWithoutProfile(t *testing.T) {
 		{"named profile missing", base, []string{"--profile", "nope"}, "there is no profile nope"},
 	} {
 		stderr, code := runEnv(t, tc.env, append([]string{"login"}, tc.args...)...)
-		if code != 10 || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "hint:") || strings.Contains(stderr, "cannot read profile") {
+		if code != 10 || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "hint:") || strings.Contains(stderr, "cannot read profile") ||
+			strings.Contains(stderr, "failed to get shared config profile") {
 			t.Fatalf("%s: exit %d\n%s", tc.name, code, stderr)
 		}
 	}

@@ -66,15 +66,17 @@ func LoadProfile(ctx context.Context, name string) (Profile, error) {
 		case !errors.As(err, &nx):
 			return Profile{}, exitcode.Wrap(err, exitcode.Credentials, "check ~/.aws/config (AWS_CONFIG_FILE) and ~/.aws/credentials",
 				"cannot read profile %s", name)
+		// The SDK's text ("failed to get shared config profile, X") adds
+		// nothing to these: no cause is appended.
 		case named:
-			return Profile{}, exitcode.Wrap(err, exitcode.Credentials, "check --profile / AWS_PROFILE against the profiles in ~/.aws/config (aws configure list-profiles)",
+			return Profile{}, exitcode.New(exitcode.Credentials, "check --profile / AWS_PROFILE against the profiles in ~/.aws/config (aws configure list-profiles)",
 				"there is no profile %s", name)
 		case os.Getenv("AWS_ACCESS_KEY_ID") != "":
-			return Profile{}, exitcode.Wrap(err, exitcode.Credentials,
+			return Profile{}, exitcode.New(exitcode.Credentials,
 				"devgate login signs in IAM Identity Center profiles and roles with mfa_serial; to use one, name it with --profile",
 				"nothing to sign in: the credentials come from the environment (AWS_ACCESS_KEY_ID) and no profile is named")
 		default:
-			return Profile{}, exitcode.Wrap(err, exitcode.Credentials,
+			return Profile{}, exitcode.New(exitcode.Credentials,
 				"name the profile to sign in with --profile or AWS_PROFILE, or create one with `aws configure sso`",
 				"no profile named and no default profile in ~/.aws/config")
 		}

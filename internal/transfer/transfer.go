@@ -213,6 +213,7 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		}
 		c.stats.Links++
 	}
+	c.finished(sessions[0])
 	// Directories last, deepest first, so that writing files did not bump their mtimes.
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].Rel) > len(dirs[j].Rel) })
 	for _, d := range dirs {
@@ -284,6 +285,9 @@ type copier struct {
 	smu      sync.Mutex
 	stats    Stats
 	lost     error // why the last lost session's tunnel ended
+	// marker is the unfinished-copy marker of a folder copy that created
+	// its destination ("" when there is none): removed once it succeeds.
+	marker string
 }
 
 func (c *copier) chunkLen(t *fileTask, i int64) int64 {
@@ -333,7 +337,12 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 	}
 	dst := c.o.Dst
 	de, derr := c.dst.Stat(s0, dst)
-	if derr == nil && de.Dir {
+	if derr == nil && de.Dir && se.Dir && c.o.Recursive && c.unfinishedInto(s0, dst) {
+		// An earlier run of this copy created dst and did not finish: go on
+		// into dst itself, not into dst/<base> as for a directory that was
+		// there before (cp -r's rule would nest the rerun).
+		c.marker = c.dst.Join(dst, UnfinishedMarker)
+	} else if derr == nil && de.Dir {
 		dst = c.dst.Join(dst, c.src.Base(c.o.Src))
 		de, derr = c.dst.Stat(s0, dst)
 	} else if derr != nil && !errors.Is(derr, fs.ErrNotExist) {
@@ -373,6 +382,7 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 	var tasks []*fileTask
 	var dirs []dirTask
 	base := c.src.Base(c.o.Src)
+	created := derr != nil // the copy makes its destination folder
 	for _, e := range entries {
 		sp, dp := c.o.Src, dst
 		if e.Rel != "" {
@@ -386,6 +396,11 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if e.Dir {
 			if err := c.dst.MkdirAll(s0, dp, e.Mode.Perm()); err != nil {
 				return nil, nil, c.fsErr(err, c.dst, "destination directory", dp)
+			}
+			if e.Rel == "" && created {
+				if err := c.markUnfinished(ctx, s0, dp); err != nil {
+					return nil, nil, c.fsErr(err, c.dst, "destination directory", dp)
+				}
 			}
 			dirs = append(dirs, dirTask{e, dp})
 			continue
@@ -903,6 +918,67 @@ func (q *queue) pop(ctx context.Context) (job, bool) {
 		case <-wake:
 		case <-ctx.Done():
 			return job{}, false
+		}
+	}
+}
+
+// UnfinishedMarker is the file a folder copy leaves in the destination
+// folder it created until it succeeds. It holds the source, so that a rerun
+// of the same copy (the folder now exists) goes on into that folder instead
+// of nesting into <folder>/<source base> as for a folder that was there
+// before; any other copy into that folder nests as usual.
+const UnfinishedMarker = ".devgate-cp-unfinished"
+
+// markerText is what the marker of this copy holds.
+func (c *copier) markerText() string {
+	return fmt.Sprintf("devgate cp -r direction %d target %s source %s\n", c.o.Direction, c.o.Target, c.o.Src)
+}
+
+// markUnfinished writes the marker into dir, the destination folder this
+// copy has just created.
+func (c *copier) markUnfinished(ctx context.Context, s *sshconn.Client, dir string) error {
+	p := c.dst.Join(dir, UnfinishedMarker)
+	text := c.markerText()
+	if err := c.dst.Reset(ctx, s, p, 0); err != nil {
+		return err
+	}
+	w, cl, err := c.dst.OpenWrite(s, p)
+	if err != nil {
+		return err
+	}
+	_, err = w.WriteAt([]byte(text), 0)
+	if cerr := cl.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		c.marker = p
+	}
+	return err
+}
+
+// unfinishedInto reports whether dir holds this copy's marker.
+func (c *copier) unfinishedInto(s *sshconn.Client, dir string) bool {
+	return c.readMarker(s, c.dst.Join(dir, UnfinishedMarker)) == c.markerText()
+}
+
+// readMarker returns the marker file's text ("" when absent or unreadable).
+func (c *copier) readMarker(s *sshconn.Client, p string) string {
+	r, cl, err := c.dst.OpenRead(s, p)
+	if err != nil {
+		return ""
+	}
+	defer cl.Close()
+	buf := make([]byte, 4096)
+	n, _ := r.ReadAt(buf, 0)
+	return string(buf[:n])
+}
+
+// finished removes the marker of a folder copy that succeeded (before the
+// folders' mtimes are set, so that the removal does not change them).
+func (c *copier) finished(s *sshconn.Client) {
+	if c.marker != "" {
+		if err := c.dst.Remove(s, c.marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.o.Logger.Warn("transfer: could not remove the unfinished-copy marker", "path", c.marker, "err", err)
 		}
 	}
 }

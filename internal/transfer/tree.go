@@ -93,6 +93,7 @@ func (t *Tree) Finish(ctx context.Context) (int, error) {
 		}
 		n++
 	}
+	c.finished(s)
 	dirs := append([]dirTask(nil), t.dirs...)
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].Rel) > len(dirs[j].Rel) })
 	for _, d := range dirs {
