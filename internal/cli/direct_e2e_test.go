@@ -454,3 +454,56 @@ func TestE2EDirectPathFailureClearedWhenSessionManagerWins(t *testing.T) {
 	}
 	waitNoSessions(t, e)
 }
+
+// TestE2EDirectPathInstanceStopped: stopping the instance (StopInstances)
+// under a direct ssh session ends it, as EC2 shutting the OS down would,
+// and devgate says why.
+func TestE2EDirectPathInstanceStopped(t *testing.T) {
+	e := newE2E(t, lab.Options{})
+	e.vpn(t, lab.VPNUp)
+	e.environ = append(e.environ, patientBudget)
+	ctx := ctxFor(t, 3*time.Minute)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	defer pr.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outR.Close()
+	done := make(chan error, 1)
+	var stderr string
+	go func() {
+		var err error
+		stderr, err = e.ssh(ctx, pr, outW, "gpu1", "echo ready; cat")
+		outW.Close()
+		done <- err
+	}()
+	ready := make([]byte, 6)
+	if _, err := io.ReadFull(outR, ready); err != nil || string(ready) != "ready\n" {
+		t.Fatalf("no ready line: %q %v", ready, err)
+	}
+	go io.Copy(io.Discard, outR)
+	if e.l.VPN().Open != 1 {
+		t.Fatalf("the session did not go direct (VPN %+v)", e.l.VPN())
+	}
+	if err := e.l.StopInstance("gpu1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(stderr, "closed by the network") {
+			t.Fatalf("ssh after StopInstances: %v\n%s", err, stderr)
+		}
+	case <-time.After(time.Minute):
+		pw.Close()
+		<-done
+		t.Fatalf("ssh still running a minute after the instance was stopped\n%s", stderr)
+	}
+	if st := e.l.VPN(); st.Open != 0 {
+		t.Fatalf("VPN %+v after the stop, want nothing open", st)
+	}
+}
