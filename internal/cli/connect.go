@@ -269,11 +269,11 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 			return directLost(conn, nc.failed())
 		}
 		return nil
-	case err := <-outDone:
+	case <-outDone:
 		if conn.Path == tunnel.PathDirect {
 			return directEnd(ctx, conn, nc.failed(), inDone)
 		}
-		return sessionEnd(conn, err, progress)
+		return sessionEnd(conn, progress)
 	case <-ctx.Done():
 		if conn.SessionID != "" {
 			progress("terminating session %s (%v)", conn.SessionID, context.Cause(ctx))
@@ -362,23 +362,18 @@ func directLost(conn *tunnel.Conn, netErr error) error {
 	return exitcode.Wrap(netErr, exitcode.TunnelLost, hint, msg, conn.Addr)
 }
 
-// sessionEnd reports how the session ended when the agent side closed it.
-func sessionEnd(conn *tunnel.Conn, copyErr error, progress func(string, ...any)) error {
+// sessionEnd reports how the session ended when the agent side closed it
+// (a stdout that is gone, ssh having exited, is not an error of ours).
+func sessionEnd(conn *tunnel.Conn, progress func(string, ...any)) error {
 	err := conn.Err()
 	var ce *datachannel.ClosedError
-	switch {
-	case errors.As(err, &ce):
+	if errors.As(err, &ce) {
 		if ce.Output != "" {
 			progress("session ended: %s", ce.Output)
 		}
 		return nil
-	case err != nil:
-		return err
-	case copyErr != nil:
-		// stdout is gone (ssh exited): not an error of ours.
-		return nil
 	}
-	return nil
+	return err
 }
 
 // copyFlush is io.Copy with a buffer sized to the protocol's messages.
