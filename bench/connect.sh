@@ -23,13 +23,19 @@ lab=$(mktemp -d)
 lab0=$(mktemp -d)
 src=$(mktemp -d)
 trap '"$bin/devgate-lab" down --dir "$lab" >/dev/null 2>&1 || true; "$bin/devgate-lab" down --dir "$lab0" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab" "$lab0" "$src"' EXIT
-go build -o "$bin/" ./cmd/devgate ./cmd/devgate-lab ./bench/connectbench
+# devgate is measured as it ships (.goreleaser.yaml: static, -trimpath, stripped) and as
+# it is installed: copied into place (go install copies too). A binary fresh from the
+# linker maps more of itself per page fault (its page cache is laid out differently):
+# ~2 MiB more peak RSS for the same code (BENCHMARKS.md, "Peak RSS of devgate connect").
+release() { CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$1/devgate.new" ./cmd/devgate && cp "$1/devgate.new" "$1/devgate" && rm "$1/devgate.new"; }
+go build -o "$bin/" ./cmd/devgate-lab ./bench/connectbench
+release "$bin"
 bins=("$bin")
 if [ -n "${BASELINE:-}" ]; then
   # The baseline's devgate client only: the lab and connectbench are this tree's, so both run the same cases.
   git archive "$BASELINE" | tar -x -C "$src"
   mkdir -p "$bin/base"
-  (cd "$src" && go build -o "$bin/base/" ./cmd/devgate)
+  (cd "$src" && release "$bin/base")
   bins+=("$bin/base")
 fi
 label() { if [ "$1" = "$bin" ]; then echo "this tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+changes'))"; else echo "baseline $BASELINE"; fi; }
