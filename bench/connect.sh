@@ -8,9 +8,14 @@
 #   SIZE_MB=256 bash bench/connect.sh
 #   BASELINE=f476a8e bash bench/connect.sh   # also that commit's devgate, on the same labs, right after
 #   PARTS=cd bash bench/connect.sh           # only some of connectbench's parts (a b c d)
+#   OFFICIAL=1 bash bench/connect.sh         # also the official client, its plugin built by bench/official-plugin.sh
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
+if [ -n "${OFFICIAL:-}" ]; then
+  plugin=$(bash bench/official-plugin.sh)
+  export PATH="$(dirname "$plugin"):$PATH"
+fi
 SIZE_MB=${SIZE_MB:-64}
 RUNS=${RUNS:-10}
 RTT=${RTT:-200}
@@ -23,13 +28,19 @@ lab=$(mktemp -d)
 lab0=$(mktemp -d)
 src=$(mktemp -d)
 trap '"$bin/devgate-lab" down --dir "$lab" >/dev/null 2>&1 || true; "$bin/devgate-lab" down --dir "$lab0" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab" "$lab0" "$src"' EXIT
-go build -o "$bin/" ./cmd/devgate ./cmd/devgate-lab ./bench/connectbench
+# devgate is measured as it ships (.goreleaser.yaml: static, -trimpath, stripped) and as
+# it is installed: copied into place (go install copies too). A binary fresh from the
+# linker maps more of itself per page fault (its page cache is laid out differently):
+# ~2 MiB more peak RSS for the same code (BENCHMARKS.md, "Peak RSS of devgate connect").
+release() { CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$1/devgate.new" ./cmd/devgate && cp "$1/devgate.new" "$1/devgate" && rm "$1/devgate.new"; }
+go build -o "$bin/" ./cmd/devgate-lab ./bench/connectbench
+release "$bin"
 bins=("$bin")
 if [ -n "${BASELINE:-}" ]; then
   # The baseline's devgate client only: the lab and connectbench are this tree's, so both run the same cases.
   git archive "$BASELINE" | tar -x -C "$src"
   mkdir -p "$bin/base"
-  (cd "$src" && go build -o "$bin/base/" ./cmd/devgate)
+  (cd "$src" && release "$bin/base")
   bins+=("$bin/base")
 fi
 label() { if [ "$1" = "$bin" ]; then echo "this tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+changes'))"; else echo "baseline $BASELINE"; fi; }

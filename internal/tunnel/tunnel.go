@@ -123,6 +123,7 @@ type Conn struct {
 	stream    io.ReadWriteCloser // the smux stream in port-forwarding mux mode, else sess (or the TCP connection)
 	mux       *smux.Session
 	ssm       *ssm.Client
+	log       *slog.Logger
 	nc        net.Conn        // the direct path's TCP connection
 	bg        *sync.WaitGroup // a race's abandoned Session Manager attempt
 	lateStop  func()          // Session Manager won a race: stops the direct attempt still running (lateAnswer)
@@ -220,6 +221,9 @@ func (c *Conn) Terminate(ctx context.Context) error {
 		c.sess.Close()
 		if err = <-api; err != nil {
 			err = awsapi.Classify(err, "ssm:TerminateSession")
+			c.log.Warn("tunnel: TerminateSession failed", "session", c.SessionID, "err", err)
+		} else {
+			c.log.Debug("tunnel: session terminated", "session", c.SessionID)
 		}
 		if c.lateStop != nil {
 			c.lateStop()
@@ -446,7 +450,14 @@ func (d *dialer) cold(ctx context.Context, t awsapi.Target) (*Conn, error) {
 		}
 	}
 	awsapi.Remember(d.o.Resolve.CacheFile, d.o.Target, awsapi.Target{ID: id, Name: t.Name, State: "running"}, time.Now())
-	if d.o.Path != PathDirect { // the direct path needs no agent
+	switch {
+	case d.o.Path == PathDirect: // the direct path needs no agent
+	case d.o.Path == PathAuto && !LoadDirectState(d.statePath(id)).FailedRecently(time.Now()):
+		c, err := d.directOrAgent(ctx, id)
+		if err != nil || c != nil {
+			return c, err
+		}
+	default:
 		if err := d.waitAgent(ctx, id); err != nil {
 			return nil, err
 		}
@@ -626,7 +637,7 @@ func safeName(s string) string {
 // open connects the data channel of a started session.
 func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutput) (*Conn, error) {
 	sid := aws.ToString(out.SessionId)
-	c := &Conn{InstanceID: id, SessionID: sid, Path: PathSSM, ssm: d.ssm}
+	c := &Conn{InstanceID: id, SessionID: sid, Path: PathSSM, ssm: d.ssm, log: d.log}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
 		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Logger: d.log, OnReconnect: d.o.OnReconnect,

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -334,5 +335,34 @@ func TestBasicMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Flush(ctx)
+	}
+}
+
+// TestTallyLoggedOnLateTerminate: a client's TerminateSession that arrives
+// after the service ended the session (sshd closed first) is counted, and the
+// log's last tally says so — the log is what a person reads after a road test.
+func TestTallyLoggedOnLateTerminate(t *testing.T) {
+	var logged strings.Builder
+	s := mgs.New(mgs.Config{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	defer s.Close()
+	if _, err := s.Create(mgs.SessionSpec{SessionID: "s-1", Target: "i-1"}); err != nil {
+		t.Fatal(err)
+	}
+	s.TerminateTarget("i-1", "stopped")
+	if err := s.ClientTerminate("s-1"); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Counts()
+	if c.ClientTerminated != 1 || c.EndedByService != 1 || c.Open != 0 {
+		t.Fatalf("counts %v; want terminated by the client 1, by the service 1, open 0", c)
+	}
+	var last string
+	for _, line := range strings.Split(logged.String(), "\n") {
+		if strings.Contains(line, "mgs: sessions ") {
+			last = line
+		}
+	}
+	if !strings.Contains(last, c.String()) {
+		t.Fatalf("last tally logged %q; want %q", last, c.String())
 	}
 }

@@ -142,6 +142,9 @@ func (s *session) clientTerminated() {
 		s.srv.cmu.Lock()
 		s.srv.counts.ClientTerminated++
 		s.srv.cmu.Unlock()
+		// A terminate after the session ended (the service ended it first) changes
+		// the tally too: log it, so that the log's last tally is the current one.
+		s.srv.logCounts()
 	}
 }
 
