@@ -8,9 +8,14 @@
 #   SIZE_MB=256 bash bench/connect.sh
 #   BASELINE=f476a8e bash bench/connect.sh   # also that commit's devgate, on the same labs, right after
 #   PARTS=cd bash bench/connect.sh           # only some of connectbench's parts (a b c d)
+#   OFFICIAL=1 bash bench/connect.sh         # also the official client, its plugin built by bench/official-plugin.sh
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
+if [ -n "${OFFICIAL:-}" ]; then
+  plugin=$(bash bench/official-plugin.sh)
+  export PATH="$(dirname "$plugin"):$PATH"
+fi
 SIZE_MB=${SIZE_MB:-64}
 RUNS=${RUNS:-10}
 RTT=${RTT:-200}

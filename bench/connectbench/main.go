@@ -143,7 +143,19 @@ func main() {
 			args = append([]string{"-o", "ProxyCommand=" + proxy}, withoutProxy(args)...)
 		}
 		os.Remove(out)
-		ru := run(env, nil, io.Discard, append(args, fmt.Sprintf("head -c %d /dev/zero", size))...)
+		runEnv := env
+		pluginOut := ""
+		if proxy != "" && c.name != devgate.name {
+			// The plugin process alone (the AWS CLI's Python process is most of
+			// the tree's RSS): a wrapper named session-manager-plugin, first on
+			// PATH, runs the real one under -rusage.
+			pluginOut = out + "-plugin"
+			os.Remove(pluginOut)
+			var cleanup func()
+			runEnv, cleanup = pluginWrapper(env, self, pluginOut)
+			defer cleanup()
+		}
+		ru := run(runEnv, nil, io.Discard, append(args, fmt.Sprintf("head -c %d /dev/zero", size))...)
 		sshCPU := cpuSeconds(ru)
 		if proxy == "" {
 			fmt.Printf("  %-32s proxy: none                                         ssh %6.1f CPU ms/MiB\n",
@@ -164,7 +176,32 @@ func main() {
 		fmt.Sscan(string(b), &user, &sys, &rss)
 		fmt.Printf("  %-32s proxy: %6.2f CPU s = %6.1f CPU ms/MiB, peak RSS %5.1f MiB   ssh %6.1f CPU ms/MiB\n",
 			c.name, user+sys, (user+sys)*1000/float64(*sizeMiB), float64(rss)/1024, sshCPU*1000/float64(*sizeMiB))
+		if pluginOut != "" {
+			for range 100 {
+				if b, err = os.ReadFile(pluginOut); err == nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			must(err)
+			fmt.Sscan(string(b), &user, &sys, &rss)
+			fmt.Printf("  %-32s        %6.2f CPU s = %6.1f CPU ms/MiB, peak RSS %5.1f MiB   (session-manager-plugin alone)\n",
+				"", user+sys, (user+sys)*1000/float64(*sizeMiB), float64(rss)/1024)
+		}
 	}
+}
+
+// pluginWrapper returns env with a directory first on PATH that holds a
+// session-manager-plugin script running the real plugin under -rusage out.
+func pluginWrapper(env []string, self, out string) ([]string, func()) {
+	real, err := exec.LookPath("session-manager-plugin")
+	must(err)
+	dir, err := os.MkdirTemp("", "connectbench-plugin")
+	must(err)
+	script := fmt.Sprintf("#!/bin/sh\nexec %q -rusage %q %q \"$@\"\n", self, out, real)
+	must(os.WriteFile(filepath.Join(dir, "session-manager-plugin"), []byte(script), 0o700))
+	path := envValue(env, "PATH")
+	return append(append([]string(nil), env...), "PATH="+dir+":"+path), func() { os.RemoveAll(dir) }
 }
 
 // withoutProxy drops a "-o ProxyCommand=…" pair from ssh arguments.

@@ -184,7 +184,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if topts.Path, topts.DirectBudget, err = o.path.resolve(t.Path); err != nil {
 		return err
 	}
-	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}}
+	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}, AskLimits: true}
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {
 		return err
@@ -245,6 +245,7 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if sessions > 1 {
 		// The other sessions take the path the first one took.
 		topts.Target, topts.Progress, topts.Path = clients[0].InstanceID, nil, clients[0].Path
+		sc.Packet = clients[0].Packet // the server's limits, asked once
 		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, sessions-1)
 		if err != nil {
 			dialErrs = append(dialErrs, err)

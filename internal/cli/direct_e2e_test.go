@@ -507,3 +507,34 @@ func TestE2EDirectPathInstanceStopped(t *testing.T) {
 		t.Fatalf("VPN %+v after the stop, want nothing open", st)
 	}
 }
+
+// TestE2EDirectPathBeforeAgent: auto starts a stopped instance and, with the
+// VPN up, connects straight to it as soon as sshd answers, without waiting
+// for the SSM agent to report Online (here it never does within the test):
+// no StartSession at all.
+func TestE2EDirectPathBeforeAgent(t *testing.T) {
+	f := labtest.Fast()
+	f.BootDelay = 500 * time.Millisecond
+	f.AgentDelay = 10 * time.Minute
+	e := newE2E(t, lab.Options{Faults: f})
+	e.vpn(t, lab.VPNUp)
+	e.environ = append(e.environ, "DEVGATE_DIRECT_BUDGET=3s")
+	ctx := ctxFor(t, 2*time.Minute)
+	var out bytes.Buffer
+	stderr, err := e.ssh(ctx, nil, &out, "gpu2", "echo", "up")
+	if err != nil || out.String() != "up\n" {
+		t.Fatalf("ssh: %v %q\n%s", err, out.String(), stderr)
+	}
+	for _, want := range []string{"Starting instance " + e.inst(t, "gpu2") + " (stopped)", "answered before the SSM agent was online"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !viaDirect.MatchString(stderr) {
+		t.Errorf("stderr does not say the connection went direct:\n%s", stderr)
+	}
+	// The one StartSession is the warm attempt that found the instance stopped.
+	if n := e.l.Calls("StartSession"); n > 1 || e.l.Mgs().Attached() != 0 {
+		t.Errorf("%d StartSession calls, %d data channels attached; want at most the warm attempt's, none attached", n, e.l.Mgs().Attached())
+	}
+}

@@ -27,6 +27,7 @@ func DialN(ctx context.Context, awsCfg aws.Config, topts tunnel.Options, c Confi
 		return nil, nil, err
 	}
 	clients := []*Client{first}
+	c.Packet = first.Packet // the others need not ask the same sftp-server again
 	topts.Target = first.InstanceID
 	topts.Progress = nil
 	var mu sync.Mutex

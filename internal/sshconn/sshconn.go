@@ -9,6 +9,7 @@
 package sshconn
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -43,7 +44,9 @@ type Client struct {
 	// InstanceID is the host name the key was checked under.
 	InstanceID string
 	// Path is the path of the stream (tunnel.PathDirect or tunnel.PathSSM; "" when not from tunnel).
-	Path      string
+	Path string
+	// Packet is the length in bytes of each SFTP read and write request.
+	Packet    int
 	stream    Stream
 	closeOnce sync.Once
 }
@@ -57,6 +60,16 @@ type Config struct {
 	Lock *sync.Mutex
 	// Timeout bounds the SSH handshake (default 60 s).
 	Timeout time.Duration
+	// AskLimits asks the SFTP server its limits (limits@openssh.com, on a
+	// channel of its own: one more round trip and sftp-server process) and
+	// reads and writes in packets of up to 256 KiB instead of 32 KiB when it
+	// answers: an eighth of the requests for a large file, each of which
+	// costs a packet and system calls on both sides. A server without the
+	// extension gets 32 KiB.
+	AskLimits bool
+	// Packet, when > 0, is the SFTP read and write length to use without
+	// asking (a length an earlier connection to the same server learnt).
+	Packet int
 }
 
 // HostKeyError is a host key that differs from the pinned one.
@@ -115,7 +128,7 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 		HostKeyCallback: acceptNew(c.KnownHosts, c.Lock),
 		Timeout:         c.Timeout,
 	}
-	conn := &streamConn{s: s}
+	conn := newStreamConn(s)
 	type result struct {
 		cc    ssh.Conn
 		chans <-chan ssh.NewChannel
@@ -155,13 +168,63 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 		return nil, exitcode.Wrap(r.err, exitcode.SessionRefused, "check --user (the OS user must exist on the instance)", "ssh to %s failed", instanceID)
 	}
 	cl := &Client{SSH: ssh.NewClient(r.cc, r.chans, r.reqs), InstanceID: instanceID, stream: s}
-	sc, err := sftp.NewClient(cl.SSH, sftp.MaxConcurrentRequestsPerFile(64), sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
+	cl.Packet = c.Packet
+	if c.AskLimits && cl.Packet <= 0 {
+		cl.Packet = DefaultPacket
+		if l, err := AskLimits(ctx, cl.SSH); err == nil {
+			cl.Packet = l.Packet()
+		} else if ctx.Err() != nil {
+			cl.Close()
+			return nil, ctx.Err()
+		}
+	}
+	if cl.Packet <= 0 {
+		cl.Packet = DefaultPacket
+	}
+	sc, err := openSFTP(cl.SSH, cl.Packet)
 	if err != nil {
 		cl.Close()
 		return nil, exitcode.Wrap(err, exitcode.SessionRefused, "the instance's sshd needs the sftp subsystem", "cannot start sftp on %s", instanceID)
 	}
 	cl.SFTP = sc
 	return cl, nil
+}
+
+// sftpReadBuffer is the buffer between the SFTP subsystem's channel and
+// pkg/sftp. x/crypto/ssh sends a window adjustment (one SSH packet, one write
+// system call here and a wake-up of the instance's sshd) for every Read of a
+// channel, and pkg/sftp reads each SFTP packet in two or three small Reads
+// (its 4-byte length, then the body, which spans two SSH packets for a 32 KiB
+// read): reading the channel through this buffer makes that one adjustment
+// per Read of up to this many bytes of whatever has arrived.
+const sftpReadBuffer = 256 << 10
+
+// openSFTP starts the sftp subsystem on conn, as sftp.NewClient does, with
+// its channel read through a buffer (sftpReadBuffer), 64 concurrent requests
+// per file, concurrent reads and writes, and reads and writes of packet bytes
+// each (at most what the server accepts: pkg/sftp's concurrent ReadAt takes
+// a short answer for the end of the file).
+func openSFTP(conn *ssh.Client, packet int) (*sftp.Client, error) {
+	s, err := conn.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	pr, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.RequestSubsystem("sftp"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return sftp.NewClientPipe(bufio.NewReaderSize(pr, sftpReadBuffer), pw,
+		sftp.MaxConcurrentRequestsPerFile(64), sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxPacketUnchecked(packet))
 }
 
 // Err is why the tunnel under the connection ended, waiting up to wait for
@@ -289,11 +352,25 @@ func acceptNew(path string, mu *sync.Mutex) ssh.HostKeyCallback {
 	}
 }
 
-// streamConn adapts a tunnel stream to net.Conn (deadlines are not supported;
-// the tunnel has its own timeouts).
-type streamConn struct{ s Stream }
+// streamReadBuffer is the read buffer of streamConn. x/crypto/ssh reads the
+// stream through a 4 KiB bufio.Reader, which hands reads of a packet's body
+// (up to 32 KiB) straight to the stream: two or more read system calls per
+// packet on the direct path. Through this buffer one system call takes in
+// whatever the socket holds, up to this many bytes.
+const streamReadBuffer = 128 << 10
 
-func (c *streamConn) Read(p []byte) (int, error)         { return c.s.Read(p) }
+// streamConn adapts a tunnel stream to net.Conn (deadlines are not supported;
+// the tunnel has its own timeouts), its reads buffered (streamReadBuffer).
+type streamConn struct {
+	s Stream
+	r *bufio.Reader
+}
+
+func newStreamConn(s Stream) *streamConn {
+	return &streamConn{s: s, r: bufio.NewReaderSize(s, streamReadBuffer)}
+}
+
+func (c *streamConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
 func (c *streamConn) Write(p []byte) (int, error)        { return c.s.Write(p) }
 func (c *streamConn) Close() error                       { return c.s.Close() }
 func (c *streamConn) LocalAddr() net.Addr                { return tunnelAddr("local") }

@@ -4,6 +4,7 @@ package sshconn_test
 // data channel) to a real sshd.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -143,5 +144,68 @@ func TestOutputAndCreatePrivate(t *testing.T) {
 	}
 	if err := c.CreatePrivate(ctx, filepath.Join(dir, "no", "such", "dir", "f")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing directory: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestAskLimits: the lab's sshd (OpenSSH's sftp-server) states its limits;
+// a connection with AskLimits reads and writes in that packet length, and a
+// file whose size is no multiple of it comes back whole both ways (pkg/sftp
+// takes a short read for the end of the file only); without AskLimits, and
+// for the connections DialN adds, nothing is asked again.
+func TestAskLimits(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxFor(t)
+	c, err := f.dial(t, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sshconn.AskLimits(ctx, c.SSH)
+	if err != nil {
+		t.Fatalf("AskLimits from OpenSSH's sftp-server: %v", err)
+	}
+	if l.ReadLength < 64<<10 || l.Packet() <= sshconn.DefaultPacket || l.Packet() > sshconn.MaxPacket {
+		t.Fatalf("limits %+v, packet %d", l, l.Packet())
+	}
+	if c.Packet != sshconn.DefaultPacket {
+		t.Fatalf("without AskLimits: packet %d, want %d", c.Packet, sshconn.DefaultPacket)
+	}
+	f.cfg.AskLimits = true
+	cs, _, err := sshconn.DialN(ctx, f.l.AWSConfig(), f.topts, f.cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		t.Cleanup(func() { c.Close() })
+		if c.Packet != l.Packet() {
+			t.Fatalf("packet %d, want the server's %d", c.Packet, l.Packet())
+		}
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	data := make([]byte, 5*l.Packet()+12345)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	os.WriteFile(src, data, 0o600)
+	r, err := cs[1].SFTP.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data))
+	n, err := r.ReadAt(got, 0)
+	r.Close()
+	if err != nil || n != len(data) || !bytes.Equal(got, data) {
+		t.Fatalf("ReadAt of %d bytes: %d, %v, equal %v", len(data), n, err, bytes.Equal(got, data))
+	}
+	w, err := cs[2].SFTP.Create(filepath.Join(dir, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if b, _ := os.ReadFile(filepath.Join(dir, "dst")); !bytes.Equal(b, data) {
+		t.Fatalf("WriteAt: %d bytes back, differ", len(b))
 	}
 }

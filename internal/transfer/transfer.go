@@ -7,7 +7,9 @@
 // same copy again moves only the chunks that are missing. When every chunk of
 // a file is in, the source is checked for changes (size and mtime; a changed
 // source restarts the file), the sha256 of the partial file is compared with
-// the source's (sha256sum on the instance), chunks that differ are fetched
+// the source's (openssl or sha256sum on the instance, started while the
+// chunks move; a download's partial file is read back and hashed in order as
+// its chunks land, see prefixSum), chunks that differ are fetched
 // again, and the partial file takes the source's mode and mtime and is renamed
 // over the destination atomically.
 //
@@ -189,6 +191,9 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 		if t.j != nil {
 			t.j.close()
 		}
+		if t.prefix != nil {
+			t.prefix.close()
+		}
 	}
 	c.stats.Seconds = time.Since(start).Seconds()
 	if err := context.Cause(ctx); err != nil {
@@ -263,6 +268,8 @@ type fileTask struct {
 	j         *journal
 	// srcSum is the source's sha256, computed while the chunks move (nil: compute at the end).
 	srcSum chan sumResult
+	// prefix hashes a download's partial file while its chunks arrive (nil: uploads).
+	prefix *prefixSum
 }
 
 type sumResult struct {
@@ -462,6 +469,7 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 					c.stats.Resumed += c.chunkLen(t, i)
 				}
 				t.remaining = t.n - int64(len(done))
+				c.newPrefix(t)
 				c.startSum(ctx, t)
 				return nil
 			}
@@ -487,7 +495,20 @@ func (c *copier) fresh(ctx context.Context, t *fileTask) error {
 		return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)
 	}
 	t.j, t.done, t.remaining = j, map[int64]bool{}, t.n
+	c.newPrefix(t)
 	return nil
+}
+
+// newPrefix gives a download its prefix hasher for the partial file as it
+// is now (the chunks in t.done already written), closing any earlier one.
+func (c *copier) newPrefix(t *fileTask) {
+	if t.prefix != nil {
+		t.prefix.close()
+		t.prefix = nil
+	}
+	if _, local := c.dst.(localSide); local {
+		t.prefix = newPrefixSum(t.partial, t.e.Size, t.chunk, t.done)
+	}
 }
 
 // startSum hashes a large source while its chunks move.
@@ -643,6 +664,9 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	c.o.Progress.Add(t.e.Rel, n)
 	t.mu.Lock()
 	t.done[i] = true
+	if t.prefix != nil {
+		t.prefix.chunkDone(ctx, i)
+	}
 	t.mu.Unlock()
 	if err := t.j.done(i); err != nil {
 		return &fatalError{exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)}
@@ -679,6 +703,12 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	var srcSum sumResult
 	dstCh := make(chan sumResult, 1)
 	go func() {
+		if t.prefix != nil {
+			if sum, ok := t.prefix.sum(ctx); ok {
+				dstCh <- sumResult{sum, nil}
+				return
+			}
+		}
 		sum, err := c.sum(ctx, c.dst, s, t.partial, t.e.Size)
 		dstCh <- sumResult{sum, err}
 	}()

@@ -339,6 +339,57 @@ func (d *dialer) direct(ctx context.Context, id string) (*Conn, error) {
 	return d.directWon(id, dc, addr, time.Since(start), nil), nil
 }
 
+// directOrAgent is auto's wait on an instance that has just reached
+// running: the SSM agent reports Online some seconds after sshd answers (it
+// starts later in the boot and then registers with Systems Manager), so
+// while the agent is awaited the direct path is tried on every poll, each
+// attempt bounded by the budget. It returns a direct Conn when the private
+// address answers first, or nil once the agent is Online (the caller then
+// connects as usual: the race). A direct path that never answers here is not
+// remembered as failed: the race that follows decides that.
+func (d *dialer) directOrAgent(ctx context.Context, id string) (*Conn, error) {
+	budget := d.o.DirectBudget
+	if budget <= 0 {
+		budget = DefaultDirectBudget
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	agent := make(chan error, 1)
+	go func() { agent <- d.waitAgent(actx, id) }()
+	poll := newPoller()
+	for {
+		start := time.Now()
+		dctx, dcancel := context.WithTimeout(actx, budget)
+		dc, addr, err := d.dialDirect(dctx, id)
+		dcancel()
+		if err == nil {
+			cancel()
+			<-agent
+			if err := d.pushKey(ctx, id); err != nil {
+				dc.Close()
+				return nil, err
+			}
+			d.progress("direct %s answered before the SSM agent was online", addr)
+			return d.directWon(id, dc, addr, time.Since(start), nil), nil
+		}
+		d.log.Debug("tunnel: direct path not answering yet", "addr", addr, "err", err)
+		select {
+		case err := <-agent:
+			return nil, err
+		default:
+		}
+		wait := make(chan error, 1)
+		go func() { wait <- poll.wait(actx) }()
+		select {
+		case err := <-agent:
+			cancel()
+			<-wait
+			return nil, err
+		case <-wait:
+		}
+	}
+}
+
 func (d *dialer) pushAsync(ctx context.Context, id string) <-chan error {
 	ch := make(chan error, 1)
 	if d.o.PublicKey == "" {

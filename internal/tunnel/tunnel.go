@@ -450,7 +450,14 @@ func (d *dialer) cold(ctx context.Context, t awsapi.Target) (*Conn, error) {
 		}
 	}
 	awsapi.Remember(d.o.Resolve.CacheFile, d.o.Target, awsapi.Target{ID: id, Name: t.Name, State: "running"}, time.Now())
-	if d.o.Path != PathDirect { // the direct path needs no agent
+	switch {
+	case d.o.Path == PathDirect: // the direct path needs no agent
+	case d.o.Path == PathAuto && !LoadDirectState(d.statePath(id)).FailedRecently(time.Now()):
+		c, err := d.directOrAgent(ctx, id)
+		if err != nil || c != nil {
+			return c, err
+		}
+	default:
 		if err := d.waitAgent(ctx, id); err != nil {
 			return nil, err
 		}
