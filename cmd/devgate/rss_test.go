@@ -11,7 +11,7 @@ package main
 // The figure to reach is the benchmark's (bench/connect.sh, BENCHMARKS.md
 // "Peak RSS of devgate connect"); this test is the regression guard, with
 // headroom for a loaded machine and for how the page cache holds a binary
-// fresh from the linker (BENCHMARKS.md: ~2 MiB more than an installed copy).
+// fresh from the linker (BENCHMARKS.md: 0–2 MiB more than an installed copy).
 
 import (
 	"bytes"
