@@ -45,6 +45,7 @@ func main() {
 	sizeMiB := flag.Int("size", 64, "MiB moved each way per client")
 	samples := flag.Int("rtt", 200, "1-byte round trips per client")
 	parts := flag.String("parts", "abcd", "which measurements to run")
+	baseBin := flag.String("base", "", "directory with a baseline devgate binary: measured too in (c), interleaved")
 	flag.Parse()
 
 	env := readEnv(filepath.Join(*labDir, "env"))
@@ -60,7 +61,11 @@ func main() {
 	cfg := filepath.Join(*labDir, "ssh_config")
 
 	base := []string{"-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none"}
-	devgate := client{"devgate", append([]string{"-F", cfg}, append(base, gpu1.Name)...)}
+	// The lab's ssh config names the lab's own devgate: -bin's (this tree's or a baseline's) goes first.
+	proxyOf := func(dir string) []string {
+		return []string{"-o", "ProxyCommand=" + filepath.Join(dir, "devgate") + " connect %h %p --user %r"}
+	}
+	devgate := client{"devgate", append(proxyOf(*bin), append([]string{"-F", cfg}, append(base, gpu1.Name)...)...)}
 	direct := client{"direct ssh (floor)", append(base, "-p", strconv.Itoa(gpu1.SSHPort), "-i", key, "-o", "IdentitiesOnly=yes",
 		"-o", "UserKnownHostsFile="+filepath.Join(*labDir, "known_hosts"), "-o", "HostKeyAlias="+gpu1.ID,
 		"-o", "StrictHostKeyChecking=yes", gpu1.User+"@127.0.0.1")}
@@ -110,12 +115,21 @@ func main() {
 	}
 
 	if strings.Contains(*parts, "c") {
-		fmt.Printf("\n(c) 1-byte round trip through an interactive session (`ssh host cat`), %d samples\n", *samples)
+		fmt.Printf("\n(c) 1-byte round trip through an interactive session (`ssh host cat`), %d samples per client,\n", *samples)
+		fmt.Printf("    one session per client open at once, one sample of each in turn (rotating order): load drift hits all alike\n")
+		rc := clients
+		if *baseBin != "" {
+			base := client{"devgate baseline", append(proxyOf(*baseBin), withoutProxy(devgate.args)...)}
+			rc = append([]client{devgate, base}, clients[1:]...)
+		}
+		all := rttInterleaved(env, rc, *samples)
 		p50s := map[string]time.Duration{}
-		for _, c := range clients {
-			ds := rtt(env, c.args, *samples)
+		for i, c := range rc {
+			ds := all[i]
 			p50s[c.name] = percentile(ds, 50)
-			fmt.Printf("  %-32s p50 %7.2f ms   p99 %7.2f ms\n", c.name, ms(percentile(ds, 50)), ms(percentile(ds, 99)))
+			h := len(ds) / 2
+			fmt.Printf("  %-32s p50 %7.2f ms   p90 %7.2f ms   p99 %7.2f ms   (p50 of 1st / 2nd half %5.2f / %5.2f ms)\n", c.name,
+				ms(percentile(ds, 50)), ms(percentile(ds, 90)), ms(percentile(ds, 99)), ms(percentile(ds[:h], 50)), ms(percentile(ds[h:], 50)))
 		}
 		fmt.Printf("  devgate p50 − (floor p50 + modeled 2×data-delay): %.2f ms\n",
 			ms(p50s[devgate.name]-p50s[direct.name]-2*dataDelay(*labDir)))
@@ -237,29 +251,59 @@ func rusageWrap(out string, argv []string) {
 	os.Exit(cmd.ProcessState.ExitCode())
 }
 
-func rtt(env []string, args []string, n int) []time.Duration {
+// rttSession is one interactive `ssh host cat` that echoes single bytes.
+type rttSession struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	r   *bufio.Reader
+}
+
+func startRTT(env []string, args []string) *rttSession {
 	cmd := exec.Command("ssh", append(args, "cat")...)
 	cmd.Env = env
 	in, _ := cmd.StdinPipe()
 	outp, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
 	must(cmd.Start())
-	r := bufio.NewReader(outp)
-	var ds []time.Duration
-	b := []byte{'x'}
-	for i := range n + 5 {
-		t := time.Now()
-		_, err := in.Write(b)
-		must(err)
-		_, err = r.ReadByte()
-		must(err)
-		if i >= 5 { // the first few include session warm-up
-			ds = append(ds, time.Since(t))
+	return &rttSession{cmd: cmd, in: in, r: bufio.NewReader(outp)}
+}
+
+func (s *rttSession) sample() time.Duration {
+	t := time.Now()
+	_, err := s.in.Write([]byte{'x'})
+	must(err)
+	_, err = s.r.ReadByte()
+	must(err)
+	return time.Since(t)
+}
+
+func (s *rttSession) close() {
+	s.in.Close()
+	_ = s.cmd.Wait()
+}
+
+// rttInterleaved opens one session per client, then takes n samples of
+// each, one client after another in a rotating order, 5 ms apart (after 5
+// warm-up samples each: the first few include session warm-up).
+func rttInterleaved(env []string, clients []client, n int) [][]time.Duration {
+	ss := make([]*rttSession, len(clients))
+	for i, c := range clients {
+		ss[i] = startRTT(env, c.args)
+		for range 5 {
+			ss[i].sample()
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	in.Close()
-	_ = cmd.Wait()
+	ds := make([][]time.Duration, len(clients))
+	for k := range n {
+		for j := range clients {
+			i := (j + k) % len(clients)
+			ds[i] = append(ds[i], ss[i].sample())
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for _, s := range ss {
+		s.close()
+	}
 	return ds
 }
 

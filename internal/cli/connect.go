@@ -22,6 +22,7 @@ import (
 	"github.com/devgate/devgate/internal/hostpin"
 	"github.com/devgate/devgate/internal/sshconfig"
 	"github.com/devgate/devgate/internal/sshkey"
+	"github.com/devgate/devgate/internal/stdpipe"
 	"github.com/devgate/devgate/internal/tunnel"
 )
 
@@ -234,17 +235,29 @@ func pushKey(path string, offered bool, say func(string, ...any)) (string, error
 // while stdin stays open came from elsewhere — the terminal the first ssh
 // ran in closed, while the ControlPersist master it left (in a session of
 // its own) still uses this connection — and is ignored, with a log line.
+//
+// stdin and stdout are read and written through the runtime's poller when
+// they are pipes or sockets of their own (stdStreams); on the Session
+// Manager path the output goes through conn.WriteTo, and the data channel's
+// reader then writes it to stdout itself.
 func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
+	in, out, restore := stdStreams(io, conn.Path != tunnel.PathDirect)
+	defer restore() // last: after Terminate, when the data channel's reader has stopped
 	nc := &netSide{rw: conn}
 	outDone := make(chan error, 1)
 	go func() {
-		_, err := copyFlush(io.Out, nc)
+		var err error
+		if conn.Path == tunnel.PathDirect {
+			_, err = copyFlush(out, nc)
+		} else {
+			_, err = conn.WriteTo(out)
+		}
 		outDone <- err
 	}()
 	inDone := make(chan error, 1)
 	stdinEnded := make(chan struct{})
 	go func() {
-		_, err := copyFlush(nc, io.In)
+		_, err := copyFlush(nc, in)
 		close(stdinEnded)
 		inDone <- err
 	}()
@@ -374,6 +387,42 @@ func sessionEnd(conn *tunnel.Conn, progress func(string, ...any)) error {
 		return nil
 	}
 	return err
+}
+
+// stdStreams returns what bridge reads (stdin) and writes (stdout; only
+// with sink, the Session Manager path): each through internal/stdpipe when
+// it is a pipe or socket that is not also another standard stream (ssh's
+// ProxyCommand pipes), so that no thread waits in a blocking read(2) or
+// write(2) and the data channel's reader writes output without waking
+// another goroutine (datachannel.Session.WriteTo); otherwise std.In and
+// std.Out as they are. restore puts them back as they were.
+func stdStreams(std IO, sink bool) (in io.Reader, out io.Writer, restore func()) {
+	files := func(vs ...any) []*os.File {
+		fs := []*os.File{}
+		for _, v := range vs {
+			if f, ok := v.(*os.File); ok {
+				fs = append(fs, f)
+			}
+		}
+		return fs
+	}
+	in, out = std.In, std.Out
+	var opened []*stdpipe.File
+	if f, ok := std.In.(*os.File); ok {
+		if p, err := stdpipe.Open(f, files(os.Stdout, os.Stderr, std.Out, std.ErrOut)...); err == nil {
+			in, opened = p, append(opened, p)
+		}
+	}
+	if f, ok := std.Out.(*os.File); ok && sink {
+		if p, err := stdpipe.Open(f, files(os.Stdin, os.Stderr, std.In, std.ErrOut)...); err == nil {
+			out, opened = p, append(opened, p)
+		}
+	}
+	return in, out, func() {
+		for _, p := range opened {
+			_ = p.Close()
+		}
+	}
 }
 
 // copyFlush is io.Copy with a buffer sized to the protocol's messages.

@@ -28,7 +28,7 @@ func (e *SignalError) Unwrap() error { return context.Canceled }
 // not (a terminal's hangup and then ssh's own SIGHUP as it exits are one
 // event for us, and the clean end is bounded). SIGPIPE is ignored: a write to a closed stdout (ssh has gone)
 // returns EPIPE to the copier instead of killing the process before the
-// clean end. stop releases the signals.
+// clean end. stop releases the signals, and from then on ignores SIGHUP.
 //
 // A command may gate SIGHUP (withHangupGate): connect takes it as ssh's
 // "go away" only when ssh is really going away.
@@ -73,6 +73,10 @@ func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
 	var once sync.Once
 	return ctx, func() {
 		once.Do(func() {
+			// The command is done: a SIGHUP from now on (ssh's, sent as it
+			// exits after the last bytes) must not kill the exiting process
+			// and replace its exit code (default action once Stop restores it).
+			signal.Ignore(syscall.SIGHUP)
 			signal.Stop(ch)
 			close(done)
 			cancel(nil)

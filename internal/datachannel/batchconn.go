@@ -1,9 +1,13 @@
 package datachannel
 
 import (
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/devgate/devgate/internal/rawio"
 )
 
 // batchConn is the network connection under the WebSocket (and under TLS for
@@ -24,8 +28,15 @@ import (
 // reordered). Reads pass through, after calling beforeRead: the reader has
 // processed every frame already received and is about to wait for more,
 // which is when what it queued (acks, Read's wake-up) is handed on.
+//
+// Where the connection is a socket and rawio is supported, its reads, and
+// its writes after start, go through rawio (its RawConn, system calls that do not wake
+// the runtime's sysmon thread): at the agent's pace every message is one
+// read, and each would otherwise cost a handful of context switches
+// (rawio's doc). Deadlines still apply (the poller waits).
 type batchConn struct {
 	net.Conn
+	raw syscall.RawConn // nil: the connection's own Read and Write
 	// beforeRead is called by Read before it reads the network (the
 	// WebSocket's reader goroutine only); nil: nothing.
 	beforeRead func()
@@ -46,7 +57,26 @@ const maxBatchBuffer = 256 << 10
 // socket that takes nothing for this long is broken.
 const flushTimeout = time.Minute
 
-func newBatchConn(c net.Conn) *batchConn { return &batchConn{Conn: c} }
+func newBatchConn(c net.Conn) *batchConn {
+	bc := &batchConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok && rawio.Supported {
+		if rc, err := sc.SyscallConn(); err == nil {
+			bc.raw = rc
+		}
+	}
+	return bc
+}
+
+// opError wraps an error of rawio as net.Conn's methods do.
+func (c *batchConn) opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(*net.OpError); ok {
+		return err
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
 
 // start switches from a plain connection to batching; kick asks the writer
 // goroutine for a Flush.
@@ -59,6 +89,13 @@ func (c *batchConn) start(kick func()) {
 func (c *batchConn) Read(p []byte) (int, error) {
 	if c.beforeRead != nil {
 		c.beforeRead()
+	}
+	if c.raw != nil {
+		n, err := rawio.Read(c.raw, p)
+		if err != nil && err != io.EOF {
+			err = c.opError("read", err)
+		}
+		return n, err
 	}
 	return c.Conn.Read(p)
 }
@@ -137,13 +174,14 @@ func (c *batchConn) tryFlush() (flushed bool, err error) {
 	b := c.buf
 	c.buf = c.spare[:0]
 	c.mu.Unlock()
-	n, attempted, werr := tryWrite(c.Conn, b)
+	n, werr := 0, error(nil)
+	if c.raw != nil {
+		n, werr = rawio.TryWrite(c.raw, b)
+		werr = c.opError("write", werr)
+	}
 	c.mu.Lock()
 	if werr != nil && c.err == nil {
 		c.err = werr
-	}
-	if !attempted {
-		n = 0
 	}
 	if n < len(b) {
 		// The rest goes first, before what others wrote meanwhile.
@@ -179,7 +217,12 @@ func (c *batchConn) Flush() error {
 		c.mu.Unlock()
 		err := c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
 		if err == nil {
-			_, err = c.Conn.Write(b)
+			if c.raw != nil {
+				_, err = rawio.Write(c.raw, b)
+				err = c.opError("write", err)
+			} else {
+				_, err = c.Conn.Write(b)
+			}
 		}
 		c.mu.Lock()
 		if cap(b) <= maxBatchBuffer {

@@ -160,14 +160,23 @@ type Session struct {
 	outOff   int
 	spare    []byte
 	buffered int
-	// unread is set by the reader when it buffered output that Read has not
-	// been woken for (flushReader wakes it once per batch of frames).
-	unread  atomic.Bool
-	ended   bool
-	endErr  error // *ClosedError, a TunnelLost error, or ErrClosed
-	done    chan struct{}
-	conn    *wsConn
-	closing bool
+	// unread is set by the reader when it buffered output that Read (or
+	// WriteTo) has not been woken for or that was not yet tried on sink
+	// (flushReader, once per batch of frames).
+	unread atomic.Bool
+	// sink is WriteTo's destination when it can take bytes without waiting:
+	// the reader writes output to it itself while nothing is buffered and
+	// WriteTo is not writing (sinkBusy). sinkErr is its first write error;
+	// sinkN counts the bytes written to it.
+	sink     TryWriter
+	sinkBusy bool
+	sinkErr  error
+	sinkN    int64
+	ended    bool
+	endErr   error // *ClosedError, a TunnelLost error, or ErrClosed
+	done     chan struct{}
+	conn     *wsConn
+	closing  bool
 	// outage is when the current outage began (zero: none): lost sockets
 	// and silent redials until a socket is heard share its resume deadline.
 	outage time.Time
@@ -375,6 +384,9 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.sinkErr != nil {
+			return true // WriteTo's destination is gone: nobody reads it
+		}
 		for s.buffered >= s.cfg.ReadBuffer && !s.closing && !s.ended {
 			// Backpressure: the reader stops reading the socket. What it
 			// held (acks, Read's wake-up) goes on first.
@@ -385,7 +397,7 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 			s.cond.Broadcast()
 			s.cond.Wait()
 		}
-		if s.closing || s.ended {
+		if s.closing || s.ended || s.sinkErr != nil {
 			return true
 		}
 		s.buffered += len(payload)
@@ -403,7 +415,7 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 			*last = append(*last, payload[:n]...)
 			payload = payload[n:]
 		}
-		s.unread.Store(true) // Read is woken by flushReader
+		s.unread.Store(true) // Read is woken, or sink written, by flushReader
 	case ssmmsg.PayloadFlag:
 		f, err := ssmmsg.ParseFlag(m.Payload)
 		if err != nil {
@@ -444,27 +456,116 @@ func (s *Session) Read(p []byte) (int, error) {
 		}
 		return 0, s.endErr
 	}
+	return s.takeLocked(p), nil
+}
+
+// takeLocked moves up to len(p) buffered bytes into p.
+func (s *Session) takeLocked(p []byte) int {
 	n := 0
-	for n < len(p) && len(s.out) > 0 {
+	for n < len(p) && s.buffered > 0 {
 		c := copy(p[n:], s.out[0][s.outOff:])
 		n += c
-		s.outOff += c
-		if s.outOff < len(s.out[0]) {
-			break
-		}
-		// Block read: reuse it (the last one in place, an earlier one as spare).
-		s.outOff = 0
-		if len(s.out) == 1 {
-			s.out[0] = s.out[0][:0]
-			break
-		}
-		s.spare = s.out[0][:0]
-		s.out[0] = nil
-		s.out = s.out[1:]
+		s.consumeLocked(c)
 	}
-	s.buffered -= n
 	s.cond.Broadcast() // the reader may wait for room
-	return n, nil
+	return n
+}
+
+// consumeLocked drops the first n buffered bytes (n at most what is left
+// of the first block), which were read or written.
+func (s *Session) consumeLocked(n int) {
+	s.outOff += n
+	s.buffered -= n
+	if s.outOff < len(s.out[0]) {
+		return
+	}
+	// Block read: reuse it (the last one in place, an earlier one as spare).
+	s.outOff = 0
+	if len(s.out) == 1 {
+		s.out[0] = s.out[0][:0]
+		return
+	}
+	s.spare = s.out[0][:0]
+	s.out[0] = nil
+	s.out = s.out[1:]
+}
+
+// TryWriter is a destination that can take bytes without waiting
+// (internal/stdpipe's File on a pipe or socket): TryWrite writes as much
+// of p as fits at once (0 when full) and never blocks; Write blocks.
+type TryWriter interface {
+	io.Writer
+	TryWrite(p []byte) (int, error)
+}
+
+// WriteTo writes the agent's output to w until the session ends (nil after
+// channel_closed, once everything before it was written; the session's
+// error otherwise) or a write to w fails (that error). It is instead of
+// Read, not beside it.
+//
+// When w is a TryWriter, the socket's reader writes output to w itself,
+// without waiting and without waking another goroutine, as soon as it has
+// processed the frames already received: one goroutine per message at the
+// agent's pace. What w does not take at once is buffered as for Read (the
+// reader stops reading the socket at Config.ReadBuffer) and written by
+// WriteTo's own goroutine, which blocks; bytes reach w in order either way.
+// Acks are unchanged: a message is acked once buffered or written.
+func (s *Session) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 32<<10)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tw, ok := w.(TryWriter); ok {
+		s.sink = tw
+		defer func() { s.sink = nil }()
+	}
+	for {
+		for s.buffered == 0 && !s.ended && s.sinkErr == nil {
+			s.cond.Wait()
+		}
+		if s.sinkErr != nil {
+			return s.sinkN, s.sinkErr
+		}
+		if s.buffered == 0 {
+			var ce *ClosedError
+			if errors.As(s.endErr, &ce) {
+				return s.sinkN, nil
+			}
+			return s.sinkN, s.endErr
+		}
+		n := s.takeLocked(buf)
+		s.sinkBusy = true
+		s.mu.Unlock()
+		m, err := w.Write(buf[:n])
+		s.mu.Lock()
+		s.sinkBusy = false
+		s.sinkN += int64(m)
+		if err == nil && m < n {
+			err = io.ErrShortWrite
+		}
+		if err != nil && s.sinkErr == nil {
+			s.sinkErr = err
+		}
+	}
+}
+
+// drainLocked writes buffered output to sink without waiting, until it is
+// empty or sink takes no more (the reader goroutine, WriteTo not writing).
+func (s *Session) drainLocked() {
+	for s.buffered > 0 {
+		b := s.out[0][s.outOff:]
+		n, err := s.sink.TryWrite(b)
+		s.sinkN += int64(n)
+		if n > 0 {
+			s.consumeLocked(n)
+		}
+		if err != nil {
+			s.sinkErr = err
+			return
+		}
+		if n < len(b) {
+			return
+		}
+	}
 }
 
 // outBlock is the size of the blocks that hold output not yet Read: memory
@@ -980,15 +1081,21 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 
 // flushReader is called on the reader goroutine when it has processed every
 // frame received so far and is about to wait for more (batchConn.Read), and
-// before it blocks: the acks it queued go to the writer, and Read is woken
-// for the payloads it buffered.
+// before it blocks: the output it buffered is written to WriteTo's sink
+// (as much as it takes without waiting) or Read (WriteTo) is woken for it,
+// then the acks it queued go on the socket.
 func (s *Session) flushReader(c *wsConn) {
-	c.flushAcks()
 	if s.unread.Swap(false) {
 		s.mu.Lock()
-		s.cond.Broadcast()
+		if s.sink != nil && !s.sinkBusy && s.sinkErr == nil {
+			s.drainLocked() // output first: someone may wait for it
+		}
+		if s.buffered > 0 || s.sinkErr != nil || s.sink == nil {
+			s.cond.Broadcast()
+		}
 		s.mu.Unlock()
 	}
+	c.flushAcks()
 }
 
 // handleFrame processes one frame from the service into m (reused); it

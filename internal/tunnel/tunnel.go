@@ -158,6 +158,17 @@ func (c *Conn) Err() error {
 func (c *Conn) Read(p []byte) (int, error)  { return c.stream.Read(p) }
 func (c *Conn) Write(p []byte) (int, error) { return c.stream.Write(p) }
 
+// WriteTo writes what the tunnel receives to w until it ends, as
+// io.Copy(w, c) would: through the data channel's WriteTo when the stream
+// is the data channel itself (its reader writes to a datachannel.TryWriter
+// directly), else by copying the stream.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if c.sess != nil && c.stream == io.ReadWriteCloser(c.sess) {
+		return c.sess.WriteTo(w)
+	}
+	return io.CopyBuffer(w, c.stream, make([]byte, 32<<10))
+}
+
 // Session is the underlying data channel (nil on the direct path).
 func (c *Conn) Session() *datachannel.Session { return c.sess }
 
