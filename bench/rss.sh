@@ -5,11 +5,12 @@
 #    copied into place (installed, as `go install` and a release archive leave it);
 #  - for each: the peak of `devgate version` (the binary's own floor: runtime start and package inits),
 #    and of `devgate connect` as ssh's ProxyCommand for a paced and an unpaced download (wait4 ru_maxrss
-#    through connectbench's -rusage wrapper), RUNS times, median;
+#    through connectbench's -rusage wrapper, with its CPU ms per MiB), RUNS times, median;
 #  - one paced session of the installed release build, looked into mid-download (bench/rssmap: resident
 #    part of each ELF section of the executable, anonymous mappings).
 #
 #   bash bench/rss.sh                     # PACED_MB=8 UNPACED_MB=64 RUNS=3
+#   GC_AB=50 bash bench/rss.sh            # also the installed build with GOGC=50, interleaved
 #
 # Needs root for /proc/PID/pagemap (rssmap). The lab: api-latency 50ms, data-delay 20ms, agent pacing
 # (bench/connect.sh's), and one without modeled latency or pacing.
@@ -40,14 +41,16 @@ up "$lab" --api-latency 50ms --data-delay 20ms --pacing=true
 up "$lab0" --pacing=false
 
 out=$(mktemp)
-# peak LAB BIN MiB: one download through `devgate connect` (BIN's) as ProxyCommand; prints its peak RSS in MiB.
+# peak LAB BIN MiB [ENV...]: one download through `devgate connect` (BIN's, with ENV) as ProxyCommand;
+# prints its peak RSS in MiB and its CPU ms per MiB downloaded.
 peak() {
+  local l=$1 b=$2 mib=$3; shift 3
   rm -f "$out"
-  (. "$1/env" && ssh -F "$1/ssh_config" -o BatchMode=yes -o ControlMaster=no -o ControlPath=none \
-    -o "ProxyCommand=$bin/connectbench -rusage $out $2/devgate connect %h %p --user %r --quiet" \
-    gpu1 "head -c $(($3 << 20)) /dev/zero" >/dev/null)
+  (. "$l/env" && ssh -F "$l/ssh_config" -o BatchMode=yes -o ControlMaster=no -o ControlPath=none \
+    -o "ProxyCommand=$bin/connectbench -rusage $out env $* $b/devgate connect %h %p --user %r --quiet" \
+    gpu1 "head -c $((mib << 20)) /dev/zero" >/dev/null)
   for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
-  awk '{printf "%.1f", $3/1024}' "$out"
+  awk -v m="$mib" '{printf "%.1f %.1f\n", $3/1024, ($1+$2)*1000/m}' "$out"
 }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -56,23 +59,29 @@ echo "peak RSS of devgate — $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr), 
 peak "$lab" "$bin/installed" 1 >/dev/null
 peak "$lab0" "$bin/installed" 1 >/dev/null
 builds=(dev release installed)
-declare -A v p u
+# GC_AB=50: also the installed build with GOGC=50 (a GC target for connect: RSS against CPU), interleaved.
+[ -n "${GC_AB:-}" ] && builds+=(gc)
+declare -A v p u pc uc
 for _ in $(seq "$RUNS"); do
-  for b in "${builds[@]}"; do # interleaved, so that the machine's load falls on all three alike
-    rm -f "$out"; "$bin/connectbench" -rusage "$out" "$bin/$b/devgate" version >/dev/null
+  for b in "${builds[@]}"; do # interleaved, so that the machine's load falls on all alike
+    dir=$bin/$b; envs=()
+    [ "$b" = gc ] && dir=$bin/installed && envs=(GOGC="$GC_AB")
+    rm -f "$out"; "$bin/connectbench" -rusage "$out" env "${envs[@]}" "$dir/devgate" version >/dev/null
     v[$b]+=" $(awk '{printf "%.1f", $3/1024}' "$out")"
-    p[$b]+=" $(peak "$lab" "$bin/$b" "$PACED_MB")"
-    u[$b]+=" $(peak "$lab0" "$bin/$b" "$UNPACED_MB")"
+    read -r r c < <(peak "$lab" "$dir" "$PACED_MB" "${envs[@]}"); p[$b]+=" $r"; pc[$b]+=" $c"
+    read -r r c < <(peak "$lab0" "$dir" "$UNPACED_MB" "${envs[@]}"); u[$b]+=" $r"; uc[$b]+=" $c"
   done
 done
-printf '%-48s %16s %22s %24s\n' "build (peak RSS MiB, median of $RUNS)" "devgate version" "connect, paced ${PACED_MB} MiB" "connect, unpaced ${UNPACED_MB} MiB"
+printf '%-48s %16s %28s %28s\n' "peak RSS MiB (CPU ms/MiB), median of $RUNS" "devgate version" "connect, paced ${PACED_MB} MiB" "connect, unpaced ${UNPACED_MB} MiB"
 for b in "${builds[@]}"; do
   case $b in
     dev) name="dev: go build (cgo), fresh from the linker" ;;
     release) name="release flags, fresh from the linker" ;;
     installed) name="release flags, copied into place" ;;
+    gc) name="release flags, copied into place, GOGC=$GC_AB" ;;
   esac
-  printf '%-48s %16s %22s %24s   (runs:%s |%s |%s)\n' "$name" "$(echo ${v[$b]} | median)" "$(echo ${p[$b]} | median)" "$(echo ${u[$b]} | median)" "${v[$b]}" "${p[$b]}" "${u[$b]}"
+  printf '%-48s %16s %28s %28s\n' "$name" "$(echo ${v[$b]} | median)" "$(echo ${p[$b]} | median) ($(echo ${pc[$b]} | median))" "$(echo ${u[$b]} | median) ($(echo ${uc[$b]} | median))"
+  printf '%-48s %16s %28s %28s\n' "  runs" "${v[$b]# }" "${p[$b]# }" "${u[$b]# }"
 done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
