@@ -13,6 +13,13 @@
 #     the ones after.
 #
 #   SIZE_MB=1024 RUNS=5 bench/hybrid.sh      (defaults 256 and 5)
+#   BASELINE=4c9e99c SIZE_MB=1024 bench/hybrid.sh   # also that commit's devgate cp --path direct, interleaved
+#   COPY_RUNS=5 ...                                   # runs of each fast copy (default 3)
+#
+# Each fast copy's line also gives the CPU seconds it took: the client
+# (devgate, or scp with its ssh), the instance's sshd and everything it ran
+# (sftp, the sha256, the shells of commands: its listener's reaped
+# children), and the lab's VPN relay.
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
@@ -23,6 +30,11 @@ trap 'devgate-lab down --dir "$W/lab" >/dev/null 2>&1 || true; kill $LABPID 2>/d
 mkdir -p "$W/bin" "$W/lab" "$W/home"
 go build -o "$W/bin/devgate" ./cmd/devgate
 go build -o "$W/bin/devgate-lab" ./cmd/devgate-lab
+if [ -n "${BASELINE:-}" ]; then
+	mkdir -p "$W/base/src" "$W/base/bin"
+	git archive "$BASELINE" | tar -x -C "$W/base/src"
+	(cd "$W/base/src" && go build -o "$W/base/bin/devgate" ./cmd/devgate)
+fi
 PATH="$W/bin:$PATH"
 devgate-lab up --dir "$W/lab" --api-latency 50ms --data-delay 20ms --pacing=true --key-ttl 1h --vpn up \
 	--devgate "$W/bin/devgate" >"$W/lab.out" 2>&1 &
@@ -42,28 +54,52 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 check() { [ "$(sha256sum "$1" | cut -c1-64)" = "$SUM" ] || { echo "checksum mismatch: $1" >&2; exit 1; }; }
 
-echo "== $SIZE_MB MiB download (median of 3 for the fast ones, 1 run for Session Manager)"
-declare -A SECS
-cprun() { # name, runs, command...
-	local name=$1 n=$2; shift 2
-	local ts=()
-	for _ in $(seq "$n"); do
-		rm -f "$W/out.bin"
-		local t0=$(now)
-		"$@" >/dev/null
-		local t1=$(now)
-		check "$W/out.bin"
-		ts+=("$(echo "$t1 - $t0" | bc)")
-	done
-	SECS[$name]=$(printf '%s\n' "${ts[@]}" | median)
-	printf '%-34s %8.2f s  %8.1f MB/s   (runs: %s)\n' "$name" "${SECS[$name]}" "$(echo "$SIZE_MB * 1.048576 / ${SECS[$name]}" | bc -l)" "${ts[*]}"
+COPY_RUNS=${COPY_RUNS:-3}
+echo "== $SIZE_MB MiB download (median of $COPY_RUNS for the fast ones, interleaved; 1 run for Session Manager)"
+declare -A SECS TS CPU
+SSHD_PID=$(pgrep -f "sshd -D -e -f $W/lab/instances/$ID/sshd_config" | head -1)
+LAB_PID=$LABPID
+TCK=$(getconf CLK_TCK)
+reaped() { awk '{print $16+$17}' "/proc/$SSHD_PID/stat"; } # the sshd listener's reaped children, in ticks
+own() { awk '{print $14+$15}' "/proc/$LAB_PID/stat"; }     # the lab process itself (its VPN relay), in ticks
+cpone() { # name, command...: one run, its time and CPU seconds added to the name's lists
+	local name=$1; shift
+	rm -f "$W/out.bin"
+	sleep 1 # the last run's sshd children reaped
+	local s0 l0 t0 t1
+	s0=$(reaped) l0=$(own)
+	t0=$(now)
+	/usr/bin/time -f "%U %S" -o "$W/cpu.txt" "$@" >/dev/null
+	t1=$(now)
+	sleep 1
+	check "$W/out.bin"
+	TS[$name]+="$(printf %.3f "$(echo "$t1 - $t0" | bc)") "
+	CPU[$name]+="$(awk '{printf "%.2f", $1+$2}' "$W/cpu.txt")/$(echo "scale=2; ($(reaped) - $s0) / $TCK" | bc)/$(echo "scale=2; ($(own) - $l0) / $TCK" | bc) "
 }
-cprun "scp straight to sshd (floor)" 3 scp -q "${PLAIN[@]}" "$USER_ON@$IP:$SRC" "$W/out.bin"
-cprun "devgate cp --path direct -j 16" 3 devgate cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin"
-cprun "devgate cp --path ssm -j 16" 1 devgate cp -q --user "$USER_ON" --path ssm --via tunnel -j 16 "gpu1:$SRC" "$W/out.bin"
-cprun "devgate cp --via s3" 1 devgate cp -q --user "$USER_ON" --path ssm --via s3 --bucket devgate-lab-relay "gpu1:$SRC" "$W/out.bin"
+cpreport() { # name
+	local name=$1
+	SECS[$name]=$(printf '%s\n' ${TS[$name]} | median)
+	printf '%-40s %8.2f s  %8.1f MB/s   (runs: %s)\n' "$name" "${SECS[$name]}" "$(echo "$SIZE_MB * 1.048576 / ${SECS[$name]}" | bc -l)" "${TS[$name]% }"
+	printf '%-40s CPU s client/instance sshd/lab relay: %s\n' "" "${CPU[$name]% }"
+}
+FAST=("scp straight to sshd (floor)" "devgate cp --path direct -j 16")
+if [ -n "${BASELINE:-}" ]; then FAST+=("baseline $BASELINE: cp --path direct -j 16"); fi
+for _ in $(seq "$COPY_RUNS"); do
+	cpone "${FAST[0]}" scp -q "${PLAIN[@]}" "$USER_ON@$IP:$SRC" "$W/out.bin"
+	cpone "${FAST[1]}" devgate cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin"
+	if [ -n "${BASELINE:-}" ]; then
+		cpone "${FAST[2]}" "$W/base/bin/devgate" cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin"
+	fi
+done
+for name in "${FAST[@]}"; do cpreport "$name"; done
+cpone "devgate cp --path ssm -j 16" devgate cp -q --user "$USER_ON" --path ssm --via tunnel -j 16 "gpu1:$SRC" "$W/out.bin"
+cpreport "devgate cp --path ssm -j 16"
+cpone "devgate cp --via s3" devgate cp -q --user "$USER_ON" --path ssm --via s3 --bucket devgate-lab-relay "gpu1:$SRC" "$W/out.bin"
+cpreport "devgate cp --via s3"
 floor=${SECS["scp straight to sshd (floor)"]}
-printf 'direct / floor: %.3f (target ≤ 1.10)\n\n' "$(echo "${SECS["devgate cp --path direct -j 16"]} / $floor" | bc -l)"
+printf 'direct / floor: %.3f (target ≤ 1.10)\n' "$(echo "${SECS["devgate cp --path direct -j 16"]} / $floor" | bc -l)"
+if [ -n "${BASELINE:-}" ]; then printf 'baseline direct / floor: %.3f\n' "$(echo "${SECS["${FAST[2]}"]} / $floor" | bc -l)"; fi
+echo
 
 echo "== warm connect: ssh … true (median of $RUNS)"
 declare -A CONN

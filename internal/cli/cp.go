@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -202,18 +203,18 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 			via = "s3"
 		}
 	}
-	newProgress := func() (transfer.Progress, func()) {
+	newProgress := func(sessions int) (transfer.Progress, func()) {
 		if o.quiet {
 			return nil, func() {}
 		}
-		p := progress.NewCopy(io.ErrOut, tty, len(clients))
+		p := progress.NewCopy(io.ErrOut, tty, sessions)
 		return p, p.Close
 	}
 	if via == "s3" {
 		if bucket == "" {
 			return exitcode.New(exitcode.Usage, "pass --bucket or set DEVGATE_BUCKET", "--via s3 needs a bucket")
 		}
-		rep, done := newProgress()
+		rep, done := newProgress(len(clients))
 		ro := s3relay.Options{Bucket: bucket, Keep: o.keep, Parallel: o.sessions, Progress: rep}
 		if o.chunk >= minPartSize {
 			ro.PartSize = o.chunk
@@ -242,20 +243,17 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 	if clients[0].Path == tunnel.PathDirect && !o.recursive {
 		sessions = directSessions(o.sessions, cpSize(clients[0], dir, rs.path, localPath))
 	}
+	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
+	var joined *joining
 	if sessions > 1 {
-		// The other sessions take the path the first one took.
+		// The other sessions take the path the first one took, and join
+		// the copy as they connect: the first one starts at once.
 		topts.Target, topts.Progress, topts.Path = clients[0].InstanceID, nil, clients[0].Path
 		sc.Packet = clients[0].Packet // the server's limits, asked once
-		more, dialErrs, err := sshconn.DialN(ctx, cfg, topts, sc, sessions-1)
-		if err != nil {
-			dialErrs = append(dialErrs, err)
-		}
-		clients = append(clients, more...)
-		if len(dialErrs) > 0 {
-			say("%d of %d sessions could not be opened (first: %v); copying over %d", len(dialErrs), sessions, dialErrs[0], len(clients))
-		}
+		joined = dialJoining(ctx, cfg, topts, sc, sessions-1)
+		topt.More = joined.more
+		defer joined.closeAll()
 	}
-	topt := transfer.Options{Direction: dir, Recursive: o.recursive, FollowLinks: o.follow, ChunkSize: o.chunk, Target: clients[0].InstanceID}
 	if dir == transfer.Download {
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {
@@ -266,10 +264,15 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		}
 		topt.JournalDir = filepath.Join(state, "cp")
 	}
-	rep, done := newProgress()
+	rep, done := newProgress(sessions)
 	topt.Progress = rep
 	st, err := transfer.Copy(ctx, clients, topt)
 	done()
+	if joined != nil {
+		if n, first := joined.stop(); n > 0 && err == nil {
+			say("%d of %d sessions could not be opened (first: %v); copied over %d", n, sessions, first, sessions-n)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -277,6 +280,67 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		return cpDone(io, o, st, "direct", say)
 	}
 	return cpDone(io, o, st, "tunnel", say)
+}
+
+// joining dials sessions in parallel and hands each to the copy as it connects.
+type joining struct {
+	more   chan *sshconn.Client
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	opened []*sshconn.Client
+	errs   []error
+}
+
+// dialJoining starts n dials of topts (its Target the instance id).
+func dialJoining(ctx context.Context, cfg aws.Config, topts tunnel.Options, sc sshconn.Config, n int) *joining {
+	ctx, cancel := context.WithCancel(ctx)
+	j := &joining{more: make(chan *sshconn.Client, n), cancel: cancel}
+	for range n {
+		j.wg.Add(1)
+		go func() {
+			defer j.wg.Done()
+			cs, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					j.errs = append(j.errs, err)
+				}
+				return
+			}
+			j.opened = append(j.opened, cs[0])
+			j.more <- cs[0] // buffered for all n
+		}()
+	}
+	go func() {
+		j.wg.Wait()
+		close(j.more)
+	}()
+	return j
+}
+
+// stop cancels the dials still running (the copy is over), waits for them
+// and returns how many failed before that, and the first failure.
+func (j *joining) stop() (int, error) {
+	j.cancel()
+	j.wg.Wait()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.errs) == 0 {
+		return 0, nil
+	}
+	return len(j.errs), j.errs[0]
+}
+
+// closeAll closes the sessions that were opened.
+func (j *joining) closeAll() {
+	j.stop()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, c := range j.opened {
+		c.Close()
+	}
 }
 
 // minPartSize is S3's smallest part of a multipart upload but the last

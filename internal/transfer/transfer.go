@@ -85,6 +85,12 @@ type Options struct {
 	Target   string
 	Progress Progress
 	Logger   *slog.Logger
+	// More brings sessions that join the copy as they connect (nil: none),
+	// so that the first session moves chunks while the others still run
+	// their handshakes. The caller closes it when no more will come; Copy
+	// stops taking from it once the copy is over, and does not close the
+	// sessions it took (the caller does, as for the others).
+	More <-chan *sshconn.Client
 }
 
 // Progress receives what a copy does. Calls come from several goroutines.
@@ -184,6 +190,14 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 			c.worker(ctx, cancel, s)
 		}()
 	}
+	if o.More != nil {
+		c.live.Add(1) // the queue stays open while sessions may still join
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.join(ctx, cancel, o.More, &wg)
+		}()
+	}
 	wg.Wait()
 	c.fwg.Wait()
 	c.stats.Sessions = int(c.used.Load())
@@ -260,6 +274,7 @@ type fileTask struct {
 	complete bool  // nothing to do (already in place)
 
 	mu        sync.Mutex
+	wmu       sync.Mutex // local writes of chunks, one at a time
 	done      map[int64]bool
 	remaining int64
 	rounds    int // verification failures
@@ -361,7 +376,15 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		if derr == nil && de.Dir {
 			return nil, nil, exitcode.New(exitcode.Usage, "name a file, or a directory to copy into", "destination %s is a directory", dst)
 		}
+		var early chan sumResult
 		if c.o.Direction == Download {
+			// The source's hash starts now, beside the command that asks its
+			// sub-second mtime: each command on the instance starts the
+			// user's shell (its rc files may take a good part of a second),
+			// and the mtime is needed before the first chunk moves.
+			if !c.inPlace(s0, se, dst) {
+				early = c.startSumOf(ctx, c.o.Src, se.Size)
+			}
 			one := []entry{se}
 			if err := preciseRemote(ctx, s0, c.o.Src, one); err != nil {
 				c.o.Logger.Debug("transfer: no sub-second mtime from the instance", "err", err)
@@ -369,7 +392,9 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 			se = one[0]
 		}
 		se.Rel = c.src.Base(c.o.Src)
-		return []*fileTask{c.newTask(se, c.o.Src, dst)}, nil, nil
+		t := c.newTask(se, c.o.Src, dst)
+		t.srcSum = early
+		return []*fileTask{t}, nil, nil
 	}
 	if !c.o.Recursive {
 		return nil, nil, exitcode.New(exitcode.Usage, "add -r to copy a directory", "source %s is a directory", c.o.Src)
@@ -441,12 +466,10 @@ func (c *copier) header(t *fileTask) journalHeader {
 // journaled chunks) and starts a fresh partial file otherwise.
 func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 	s0 := c.sessions[0]
-	if de, err := c.dst.Stat(s0, t.dst); err == nil && !de.Dir && de.Size == t.e.Size && de.Mtime.Unix() == t.e.Mtime.Unix() {
-		if _, perr := c.dst.Stat(s0, t.partial); perr != nil {
-			t.complete = true
-			c.stats.Skipped++
-			return nil
-		}
+	if c.inPlace(s0, t.e, t.dst) {
+		t.complete = true
+		c.stats.Skipped++
+		return nil
 	}
 	h := c.header(t)
 	if c.o.Direction == Upload {
@@ -482,6 +505,17 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 	return nil
 }
 
+// inPlace reports whether dst already holds the source e: a file of its size
+// and mtime (to the second) with no partial file beside it.
+func (c *copier) inPlace(s *sshconn.Client, e entry, dst string) bool {
+	de, err := c.dst.Stat(s, dst)
+	if err != nil || de.Dir || de.Size != e.Size || de.Mtime.Unix() != e.Mtime.Unix() {
+		return false
+	}
+	_, perr := c.dst.Stat(s, dst+PartialSuffix)
+	return perr != nil
+}
+
 // fresh starts t over: an empty partial file of the right size and a new journal.
 func (c *copier) fresh(ctx context.Context, t *fileTask) error {
 	if t.j != nil {
@@ -511,18 +545,31 @@ func (c *copier) newPrefix(t *fileTask) {
 	}
 }
 
-// startSum hashes a large source while its chunks move.
+// startSum hashes a large source while its chunks move (unless plan started it).
 func (c *copier) startSum(ctx context.Context, t *fileTask) {
-	if t.e.Size < 4*t.chunk {
-		return
+	if t.srcSum == nil {
+		t.srcSum = c.startSumOf(ctx, t.src, t.e.Size)
+	}
+}
+
+// startSumOf starts hashing the source p of size bytes on the last session
+// when it is large (at least 4 chunks: smaller ones are hashed at the end,
+// in batches on the instance); nil when it does not.
+func (c *copier) startSumOf(ctx context.Context, p string, size int64) chan sumResult {
+	chunk := c.o.ChunkSize
+	if chunk <= 0 {
+		chunk = ChunkFor(size)
+	}
+	if size < 4*chunk {
+		return nil
 	}
 	ch := make(chan sumResult, 1)
-	t.srcSum = ch
 	s := c.sessions[len(c.sessions)-1]
 	go func() {
-		sum, err := c.src.Sum(ctx, s, t.src)
+		sum, err := c.src.Sum(ctx, s, p)
 		ch <- sumResult{sum, err}
 	}()
+	return ch
 }
 
 func (c *copier) enqueue(t *fileTask) {
@@ -542,6 +589,34 @@ func (c *copier) enqueue(t *fileTask) {
 		jobs = append(jobs, job{t, -1})
 	}
 	c.q.push(jobs...)
+}
+
+// join starts a worker for each session that arrives on more until more is
+// closed, the queue is closed (the copy is over) or ctx ends.
+func (c *copier) join(ctx context.Context, cancel context.CancelCauseFunc, more <-chan *sshconn.Client, wg *sync.WaitGroup) {
+	defer func() {
+		if c.live.Add(-1) == 0 {
+			c.q.close()
+		}
+	}()
+	for {
+		select {
+		case s, ok := <-more:
+			if !ok {
+				return
+			}
+			c.live.Add(1)
+			wg.Add(1) // wg counts this goroutine: the count is above zero
+			go func() {
+				defer wg.Done()
+				c.worker(ctx, cancel, s)
+			}()
+		case <-c.q.done:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 type job struct {
@@ -653,7 +728,17 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	if err != nil {
 		return c.classify(err, c.dst, "destination", t.partial)
 	}
-	_, err = w.WriteAt(b, i*t.chunk)
+	if _, local := c.dst.(localSide); local {
+		// Linux writes one file's page cache under the inode's lock, and
+		// a writer that waits for it spins on the CPU while the holder
+		// runs: with 16 sessions that cost more than a second of system
+		// time per GiB on 2 cores. The sessions take turns here instead.
+		t.wmu.Lock()
+		_, err = w.WriteAt(b, i*t.chunk)
+		t.wmu.Unlock()
+	} else {
+		_, err = w.WriteAt(b, i*t.chunk)
+	}
 	if cerr := wc.Close(); err == nil {
 		err = cerr
 	}
@@ -904,9 +989,10 @@ type queue struct {
 	items  []job
 	closed bool
 	wake   chan struct{}
+	done   chan struct{} // closed by close
 }
 
-func newQueue() *queue { return &queue{wake: make(chan struct{})} }
+func newQueue() *queue { return &queue{wake: make(chan struct{}), done: make(chan struct{})} }
 
 func (q *queue) push(jobs ...job) {
 	q.mu.Lock()
@@ -925,6 +1011,7 @@ func (q *queue) close() {
 	if !q.closed {
 		q.closed = true
 		close(q.wake)
+		close(q.done)
 	}
 }
 
