@@ -45,18 +45,6 @@ type ptyRun struct {
 	code   int
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // startPTY runs devgate with a terminal of rows×cols as stdin and stdout
 // (stderr apart, for progress lines).
 func (e *e2e) startPTY(t *testing.T, rows, cols int, args ...string) *ptyRun {

@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package datachannel_test
 
@@ -58,7 +58,7 @@ func TestWriteToFullPipeKeepsOrderAndBackpressure(t *testing.T) {
 	defer s.Close()
 
 	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+	if err := unix.Pipe(p[:]); err != nil {
 		t.Fatal(err)
 	}
 	r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")

@@ -219,7 +219,14 @@ func (v *vpn) silenceTargetsLocked(ts []vpnTarget) error {
 		if err != nil {
 			return err
 		}
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		// Close-on-exec under ForkLock, as package net does where SOCK_CLOEXEC
+		// does not exist (macOS): the lab forks sshd processes.
+		syscall.ForkLock.RLock()
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err == nil {
+			syscall.CloseOnExec(fd)
+		}
+		syscall.ForkLock.RUnlock()
 		if err != nil {
 			return err
 		}
