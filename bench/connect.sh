@@ -32,9 +32,9 @@ lab0=$(mktemp -d)
 src=$(mktemp -d)
 trap '"$bin/devgate-lab" down --dir "$lab" >/dev/null 2>&1 || true; "$bin/devgate-lab" down --dir "$lab0" >/dev/null 2>&1 || true; rm -rf "$bin" "$lab" "$lab0" "$src"' EXIT
 # devgate is measured as it ships (.goreleaser.yaml: static, -trimpath, stripped) and as
-# it is installed: copied into place (go install copies too). A binary fresh from the
-# linker maps more of itself per page fault (its page cache is laid out differently):
-# ~2 MiB more peak RSS for the same code (BENCHMARKS.md, "Peak RSS of devgate connect").
+# it is installed: copied into place (go install copies too). A dev build maps libc and
+# ld.so too, and a binary fresh from the linker can map more of itself per page fault:
+# 0-2 MiB more peak RSS for the same code (BENCHMARKS.md, "Peak RSS of devgate connect").
 release() { CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$1/devgate.new" ./cmd/devgate && cp "$1/devgate.new" "$1/devgate" && rm "$1/devgate.new"; }
 go build -o "$bin/" ./cmd/devgate-lab ./bench/connectbench
 release "$bin"
