@@ -349,11 +349,14 @@ func (t *treeCopy) finished(ctx context.Context, f transfer.TreeFile, key string
 }
 
 // forget drops a file in place from the journal and deletes its object.
+// The object goes first: a run killed before the journal forgets the file
+// leaves it known, and the next run deletes the object (run's stale files);
+// the other way round the object would be left to the bucket's lifecycle rule.
 func (t *treeCopy) forget(ctx context.Context, f transfer.TreeFile, key string) {
-	t.j.drop(f.Rel)
 	if !t.o.Keep && f.Size > 0 {
 		t.s3(ctx, func() error { deleteObject(t.s3c, t.o.Bucket, key); return nil })
 	}
+	t.j.drop(f.Rel)
 }
 
 // jobErr classifies the failure of a job on the instance about path p.
