@@ -44,34 +44,15 @@ func Read(rc syscall.RawConn, p []byte) (int, error) {
 // Write writes all of p to the descriptor of rc, waiting through the
 // network poller (and rc's write deadline) while it takes nothing. n is
 // how much was written before an error.
-func Write(rc syscall.RawConn, p []byte) (int, error) {
-	n, serr := 0, error(nil)
-	err := rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, e := sysWrite(int(fd), p[n:])
-			switch e {
-			case nil:
-				n += m
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // the poller waits
-			default:
-				serr = e
-				return true
-			}
-		}
-		return true
-	})
-	if err == nil && serr != nil {
-		err = os.NewSyscallError("write", serr)
-	}
-	return n, err
-}
+func Write(rc syscall.RawConn, p []byte) (int, error) { return write(rc, p, true) }
 
 // TryWrite writes as much of p to the descriptor of rc as it takes
 // without waiting: n is 0 when its buffer is full. It never waits for the
 // descriptor (only, briefly, for another goroutine's Write on rc to end).
-func TryWrite(rc syscall.RawConn, p []byte) (int, error) {
+func TryWrite(rc syscall.RawConn, p []byte) (int, error) { return write(rc, p, false) }
+
+// write is Write (wait) and TryWrite (not wait: a full buffer ends it).
+func write(rc syscall.RawConn, p []byte, wait bool) (int, error) {
 	n, serr := 0, error(nil)
 	err := rc.Write(func(fd uintptr) bool {
 		for n < len(p) {
@@ -81,7 +62,7 @@ func TryWrite(rc syscall.RawConn, p []byte) (int, error) {
 				n += m
 			case syscall.EINTR:
 			case syscall.EAGAIN:
-				return true
+				return !wait // false: the poller waits
 			default:
 				serr = e
 				return true

@@ -373,19 +373,12 @@ func (d *dialer) directOrAgent(ctx context.Context, id string) (*Conn, error) {
 			return d.directWon(id, dc, addr, time.Since(start), nil), nil
 		}
 		d.log.Debug("tunnel: direct path not answering yet", "addr", addr, "err", err)
+		t := time.NewTimer(poll.delay())
 		select {
-		case err := <-agent:
+		case err := <-agent: // Online (nil: the race next), or the wait failed
+			t.Stop()
 			return nil, err
-		default:
-		}
-		wait := make(chan error, 1)
-		go func() { wait <- poll.wait(actx) }()
-		select {
-		case err := <-agent:
-			cancel()
-			<-wait
-			return nil, err
-		case <-wait:
+		case <-t.C:
 		}
 	}
 }

@@ -761,10 +761,17 @@ type poller struct{ next time.Duration }
 
 func newPoller() *poller { return &poller{next: 250 * time.Millisecond} }
 func (p *poller) reset() { p.next = 250 * time.Millisecond }
-func (p *poller) wait(ctx context.Context) error {
-	t := time.NewTimer(p.next)
-	defer t.Stop()
+
+// delay is the next wait, and grows the one after it.
+func (p *poller) delay() time.Duration {
+	d := p.next
 	p.next = min(p.next*3/2, 3*time.Second)
+	return d
+}
+
+func (p *poller) wait(ctx context.Context) error {
+	t := time.NewTimer(p.delay())
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
