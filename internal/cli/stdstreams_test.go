@@ -8,27 +8,10 @@ import (
 	"testing"
 
 	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 
 	"github.com/devgate/devgate/internal/stdpipe"
+	"github.com/devgate/devgate/internal/testutil"
 )
-
-// blockingPipe is a pipe as ssh hands it to its ProxyCommand.
-func blockingPipe(t *testing.T) (r, w *os.File) {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		t.Fatal(err)
-	}
-	r, w = os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
-	t.Cleanup(func() { r.Close(); w.Close() })
-	return r, w
-}
-
-func isNonblocking(f *os.File) bool {
-	fl, _ := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-	return fl&unix.O_NONBLOCK != 0
-}
 
 // connect's stdin and stdout go through stdpipe (no thread blocked in a
 // system call; the data channel's reader writes output without waiting)
@@ -37,8 +20,8 @@ func isNonblocking(f *os.File) bool {
 // regular file, or a pipe that is also another standard stream keep the
 // plain reads and writes, untouched. restore leaves them blocking again.
 func TestStdStreamsOnlyForOwnPipes(t *testing.T) {
-	stdin, _ := blockingPipe(t)
-	_, stdout := blockingPipe(t)
+	stdin, _ := testutil.BlockingPipe(t)
+	_, stdout := testutil.BlockingPipe(t)
 	in, out, restore := stdStreams(IO{In: stdin, Out: stdout, ErrOut: os.Stderr}, true)
 	if _, ok := in.(*stdpipe.File); !ok {
 		t.Errorf("stdin, a pipe of its own: %T, want *stdpipe.File", in)
@@ -47,7 +30,7 @@ func TestStdStreamsOnlyForOwnPipes(t *testing.T) {
 		t.Errorf("stdout, a pipe of its own: %T, want *stdpipe.File", out)
 	}
 	restore()
-	if isNonblocking(stdin) || isNonblocking(stdout) {
+	if testutil.Nonblocking(t, stdin) || testutil.Nonblocking(t, stdout) {
 		t.Fatal("a pipe stayed non-blocking after the bridge")
 	}
 	_, out, restore = stdStreams(IO{In: stdin, Out: stdout, ErrOut: os.Stderr}, false)
@@ -77,7 +60,7 @@ func TestStdStreamsOnlyForOwnPipes(t *testing.T) {
 		if in != std.In || out != std.Out {
 			t.Errorf("%s: %T, %T; want the plain files", name, in, out)
 		}
-		if isNonblocking(stdout) {
+		if testutil.Nonblocking(t, stdout) {
 			t.Errorf("%s: made the pipe non-blocking", name)
 		}
 		restore()

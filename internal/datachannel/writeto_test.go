@@ -57,13 +57,7 @@ func TestWriteToFullPipeKeepsOrderAndBackpressure(t *testing.T) {
 	s := open(t, l, port, func(c *datachannel.Config) { c.ReadBuffer = readBuffer })
 	defer s.Close()
 
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		t.Fatal(err)
-	}
-	r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
-	defer r.Close()
-	defer w.Close()
+	r, w := testutil.BlockingPipe(t)
 	pipeSize, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096)
 	if err != nil {
 		t.Fatal(err)

@@ -18,28 +18,6 @@ import (
 	"github.com/devgate/devgate/internal/testutil"
 )
 
-// blockingPipe is a pipe as a parent process hands it to its child's stdout:
-// blocking descriptors, files outside the runtime's poller (os.Stdout's kind).
-func blockingPipe(t *testing.T) (r, w *os.File) {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		t.Fatal(err)
-	}
-	r, w = os.NewFile(uintptr(p[0]), "pipe-r"), os.NewFile(uintptr(p[1]), "pipe-w")
-	t.Cleanup(func() { r.Close(); w.Close() })
-	return r, w
-}
-
-func nonblocking(t *testing.T, f *os.File) bool {
-	t.Helper()
-	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fl&unix.O_NONBLOCK != 0
-}
-
 func pattern(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -52,7 +30,7 @@ func pattern(n int) []byte {
 // waits (backpressure) until the reader reads, and the reader gets every
 // byte once, in order.
 func TestFullPipeBackpressureLosesNothing(t *testing.T) {
-	r, w := blockingPipe(t)
+	r, w := testutil.BlockingPipe(t)
 	sw, err := stdpipe.Open(w)
 	if err != nil {
 		t.Fatalf("Open of a pipe: %v", err)
@@ -94,12 +72,12 @@ func TestFullPipeBackpressureLosesNothing(t *testing.T) {
 // Open makes the open file non-blocking and Close makes it blocking again;
 // the original descriptor stays open and usable.
 func TestCloseRestoresBlockingAndKeepsTheFile(t *testing.T) {
-	r, w := blockingPipe(t)
+	r, w := testutil.BlockingPipe(t)
 	sw, err := stdpipe.Open(w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !nonblocking(t, w) {
+	if !testutil.Nonblocking(t, w) {
 		t.Fatal("Open did not make the pipe non-blocking")
 	}
 	if _, err := sw.Write([]byte("a")); err != nil {
@@ -108,7 +86,7 @@ func TestCloseRestoresBlockingAndKeepsTheFile(t *testing.T) {
 	if err := sw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if nonblocking(t, w) {
+	if testutil.Nonblocking(t, w) {
 		t.Fatal("Close left the pipe non-blocking")
 	}
 	if _, err := w.Write([]byte("b")); err != nil {
@@ -122,7 +100,7 @@ func TestCloseRestoresBlockingAndKeepsTheFile(t *testing.T) {
 
 // Close ends a Write that waits for room in a pipe nobody reads.
 func TestCloseEndsWaitingWrite(t *testing.T) {
-	_, w := blockingPipe(t)
+	_, w := testutil.BlockingPipe(t)
 	sw, err := stdpipe.Open(w)
 	if err != nil {
 		t.Fatal(err)
@@ -167,12 +145,12 @@ func TestOpenOnlyOwnPipesAndSockets(t *testing.T) {
 			}
 			t.Errorf("Open(%s): %v, want ErrNotPipe", name, err)
 		}
-		if nonblocking(t, f) {
+		if testutil.Nonblocking(t, f) {
 			t.Errorf("Open(%s) made it non-blocking", name)
 		}
 	}
 
-	_, w := blockingPipe(t)
+	_, w := testutil.BlockingPipe(t)
 	fd, err := unix.Dup(int(w.Fd()))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +160,7 @@ func TestOpenOnlyOwnPipesAndSockets(t *testing.T) {
 	if _, err := stdpipe.Open(w, nil, same); !errors.Is(err, stdpipe.ErrShared) {
 		t.Errorf("Open of a pipe that is also stderr: %v, want ErrShared", err)
 	}
-	if nonblocking(t, w) {
+	if testutil.Nonblocking(t, w) {
 		t.Error("Open of a shared pipe made it non-blocking")
 	}
 
@@ -210,7 +188,7 @@ func TestOpenOnlyOwnPipesAndSockets(t *testing.T) {
 // Read of stdin as a pipe: it waits (in the poller) for the writer, gets its
 // bytes, then io.EOF when the writer closes; Close ends a waiting Read.
 func TestReadWaitsThenEOFAndCloseEndsIt(t *testing.T) {
-	r, w := blockingPipe(t)
+	r, w := testutil.BlockingPipe(t)
 	sr, err := stdpipe.Open(r)
 	if err != nil {
 		t.Fatal(err)
@@ -225,11 +203,11 @@ func TestReadWaitsThenEOFAndCloseEndsIt(t *testing.T) {
 		t.Fatalf("ReadAll: %q, %v; want keys, then EOF", got, err)
 	}
 	sr.Close()
-	if nonblocking(t, r) {
+	if testutil.Nonblocking(t, r) {
 		t.Fatal("Close left stdin non-blocking")
 	}
 
-	r2, _ := blockingPipe(t)
+	r2, _ := testutil.BlockingPipe(t)
 	sr2, err := stdpipe.Open(r2)
 	if err != nil {
 		t.Fatal(err)
