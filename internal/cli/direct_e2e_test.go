@@ -7,6 +7,7 @@ package cli_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -113,6 +114,54 @@ func TestE2EDirectPathWithVPN(t *testing.T) {
 	}
 }
 
+// directSSH starts `ssh gpu1 'echo ready; cat'`, waits for its ready line and
+// checks that it went direct. end waits up to a minute for ssh to exit and
+// returns its stderr and error; if ssh is still running it closes ssh's stdin
+// and fails the test, saying "still running a minute after <what>".
+func (e *e2e) directSSH(t *testing.T, ctx context.Context) (stdin *os.File, end func(what string) (string, error)) {
+	t.Helper()
+	// Files, not io.Pipes: exec's copy goroutines would keep Wait waiting for our stdin.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pw.Close(); pr.Close() })
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { outR.Close() })
+	done := make(chan error, 1)
+	var stderr string
+	go func() {
+		var err error
+		stderr, err = e.ssh(ctx, pr, outW, "gpu1", "echo ready; cat")
+		outW.Close()
+		done <- err
+	}()
+	// The session is up once the remote shell answered.
+	ready := make([]byte, 6)
+	if _, err := io.ReadFull(outR, ready); err != nil || string(ready) != "ready\n" {
+		t.Fatalf("no ready line: %q %v", ready, err)
+	}
+	go io.Copy(io.Discard, outR)
+	if e.l.VPN().Open != 1 {
+		t.Fatalf("the session did not go direct (VPN %+v)", e.l.VPN())
+	}
+	return pw, func(what string) (string, error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			return stderr, err
+		case <-time.After(time.Minute):
+			pw.Close()
+			<-done
+			t.Fatalf("ssh still running a minute after %s\n%s", what, stderr)
+			return "", nil
+		}
+	}
+}
+
 func waitNoSessions(t *testing.T, e *e2e) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -181,49 +230,15 @@ func TestE2EDirectPathVPNDropsMidSession(t *testing.T) {
 	e.vpn(t, lab.VPNUp)
 	e.environ = append(e.environ, patientBudget)
 	ctx := ctxFor(t, 3*time.Minute)
-	// Files, not io.Pipes: exec's copy goroutines would keep Wait waiting for our stdin.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pw.Close()
-	defer pr.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outR.Close()
-	done := make(chan error, 1)
-	var stderr1 string
-	go func() {
-		var err error
-		stderr1, err = e.ssh(ctx, pr, outW, "gpu1", "echo ready; cat")
-		outW.Close()
-		done <- err
-	}()
-	// The session is up once the remote shell answered.
-	ready := make([]byte, 6)
-	if _, err := io.ReadFull(outR, ready); err != nil || string(ready) != "ready\n" {
-		t.Fatalf("no ready line: %q %v\n%s", ready, err, stderr1)
-	}
-	go io.Copy(io.Discard, outR)
-	if e.l.VPN().Open != 1 {
-		t.Fatalf("the session did not go direct (VPN %+v)", e.l.VPN())
-	}
+	pw, end := e.directSSH(t, ctx)
 	pw.Write([]byte("typing\n"))
 	e.vpn(t, lab.VPNRefuse)
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatalf("ssh exited 0 after the VPN dropped\n%s", stderr1)
-		}
-		if !regexp.MustCompile(`direct connection to 127\.10\.\d+\.\d+:22 closed by the network \(the VPN dropped`).MatchString(stderr1) {
-			t.Fatalf("devgate did not say why the session ended:\n%s", stderr1)
-		}
-	case <-time.After(time.Minute):
-		pw.Close()
-		<-done
-		t.Fatalf("ssh still running a minute after the VPN dropped\n%s", stderr1)
+	stderr1, err := end("the VPN dropped")
+	if err == nil {
+		t.Fatalf("ssh exited 0 after the VPN dropped\n%s", stderr1)
+	}
+	if !regexp.MustCompile(`direct connection to 127\.10\.\d+\.\d+:22 closed by the network \(the VPN dropped`).MatchString(stderr1) {
+		t.Fatalf("devgate did not say why the session ended:\n%s", stderr1)
 	}
 	var out bytes.Buffer
 	stderr, err := e.ssh(ctx, nil, &out, "gpu1", "echo", "back")
@@ -463,45 +478,12 @@ func TestE2EDirectPathInstanceStopped(t *testing.T) {
 	e.vpn(t, lab.VPNUp)
 	e.environ = append(e.environ, patientBudget)
 	ctx := ctxFor(t, 3*time.Minute)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pw.Close()
-	defer pr.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outR.Close()
-	done := make(chan error, 1)
-	var stderr string
-	go func() {
-		var err error
-		stderr, err = e.ssh(ctx, pr, outW, "gpu1", "echo ready; cat")
-		outW.Close()
-		done <- err
-	}()
-	ready := make([]byte, 6)
-	if _, err := io.ReadFull(outR, ready); err != nil || string(ready) != "ready\n" {
-		t.Fatalf("no ready line: %q %v", ready, err)
-	}
-	go io.Copy(io.Discard, outR)
-	if e.l.VPN().Open != 1 {
-		t.Fatalf("the session did not go direct (VPN %+v)", e.l.VPN())
-	}
+	_, end := e.directSSH(t, ctx)
 	if err := e.l.StopInstance("gpu1"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(stderr, "closed by the network") {
-			t.Fatalf("ssh after StopInstances: %v\n%s", err, stderr)
-		}
-	case <-time.After(time.Minute):
-		pw.Close()
-		<-done
-		t.Fatalf("ssh still running a minute after the instance was stopped\n%s", stderr)
+	if stderr, err := end("the instance was stopped"); err == nil || !strings.Contains(stderr, "closed by the network") {
+		t.Fatalf("ssh after StopInstances: %v\n%s", err, stderr)
 	}
 	if st := e.l.VPN(); st.Open != 0 {
 		t.Fatalf("VPN %+v after the stop, want nothing open", st)
