@@ -41,10 +41,11 @@ func newSetupCommand(io IO) *cobra.Command {
 		Long: `setup creates devgate's key pair (~/.ssh/devgate/id_ed25519) unless one exists, lists the
 instances of one account and region (--profile, --region) and records them under an alias
 prefix (--prefix) in devgate's config; from that config it writes the managed ssh config
-~/.ssh/devgate/config: one Host block per instance (its OS user, a ProxyCommand with its
-profile and region), a Host <prefix>-* block for instances not listed yet, Host i-* mi-*
-for instance ids, and the shared options (pinned host keys, ControlMaster). It adds one
-Include at the END of ~/.ssh/config, so that your own settings there win.
+~/.ssh/devgate/config: one "Match final host" block per instance (its OS user, a
+ProxyCommand with its profile and region), one for <prefix>-* (instances not listed yet),
+one for i-*,mi-* (instance ids), and the shared options (pinned host keys, ControlMaster,
+ControlPersist). It adds one Include at the TOP of ~/.ssh/config; "Match final" blocks are
+read after your whole config, so your own settings there (above or below it) still win.
 
 Run it again for another account, region or prefix: those hosts are added beside the
 first ones. --remove takes a prefix's hosts away (only those of --profile/--region when

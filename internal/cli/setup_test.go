@@ -156,3 +156,16 @@ func TestSetupLongHomeShortControlPath(t *testing.T) {
 		t.Fatalf("%s: %v %v", dir, fi, err)
 	}
 }
+
+// TestSetupHelpMatchesWhatItWrites: setup --help describes the file setup
+// writes: `Match final host` blocks, and the Include at the top of
+// ~/.ssh/config (sshconfig.AddInclude; TestSetupEndToEnd sees it before the
+// user's own lines). It said "Host" blocks and "Include at the END".
+func TestSetupHelpMatchesWhatItWrites(t *testing.T) {
+	code, out, _ := runCLI(t, "", "setup", "--help")
+	help := strings.Join(strings.Fields(out), " ")
+	if code != 0 || !strings.Contains(help, `"Match final host" block per instance`) ||
+		!strings.Contains(help, "Include at the TOP of ~/.ssh/config") || strings.Contains(help, "END") {
+		t.Fatalf("setup --help:\n%s", out)
+	}
+}
