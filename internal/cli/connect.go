@@ -105,7 +105,15 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 				io.settle() // the terminal is ssh's now: later progress goes to the event log
 			}
 			oneP()
-			return bridge(ctx, io, conn, progress)
+			noticeOut := io.notice
+			if noticeOut == nil {
+				noticeOut = io.ErrOut
+			}
+			notice := func(format string, a ...any) { // not silenced by --quiet: it explains ssh's "closed"
+				log.Info(fmt.Sprintf(format, a...))
+				fmt.Fprintf(noticeOut, "devgate: "+format+"\n", a...)
+			}
+			return bridge(ctx, io, conn, progress, notice)
 		},
 	}
 	af.add(cmd)
@@ -254,7 +262,7 @@ func pushKey(path string, offered bool, say func(string, ...any)) (string, error
 // they are pipes or sockets of their own (stdStreams); on the Session
 // Manager path the output goes through conn.WriteTo, and the data channel's
 // reader then writes it to stdout itself.
-func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string, ...any)) error {
+func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress, notice func(string, ...any)) error {
 	in, out, restore := stdStreams(io, conn.Path != tunnel.PathDirect)
 	defer restore() // last: after Terminate, when the data channel's reader has stopped
 	nc := &netSide{rw: conn}
@@ -300,7 +308,7 @@ func bridge(ctx context.Context, io IO, conn *tunnel.Conn, progress func(string,
 		if conn.Path == tunnel.PathDirect {
 			return directEnd(ctx, conn, nc.failed(), inDone)
 		}
-		return sessionEnd(conn, progress)
+		return sessionEnd(conn, notice)
 	case <-ctx.Done():
 		if conn.SessionID != "" {
 			progress("terminating session %s (%v)", conn.SessionID, context.Cause(ctx))
@@ -390,13 +398,15 @@ func directLost(conn *tunnel.Conn, netErr error) error {
 }
 
 // sessionEnd reports how the session ended when the agent side closed it
-// (a stdout that is gone, ssh having exited, is not an error of ours).
-func sessionEnd(conn *tunnel.Conn, progress func(string, ...any)) error {
+// (a stdout that is gone, ssh having exited, is not an error of ours). The
+// service's reason (the instance stopped, a timeout) goes to notice: under
+// ControlPersist it is all the user gets beside ssh's "Connection closed".
+func sessionEnd(conn *tunnel.Conn, notice func(string, ...any)) error {
 	err := conn.Err()
 	var ce *datachannel.ClosedError
 	if errors.As(err, &ce) {
 		if ce.Output != "" {
-			progress("session ended: %s", ce.Output)
+			notice("session ended: %s", ce.Output)
 		}
 		return nil
 	}

@@ -40,11 +40,15 @@ type hiddenStderr struct {
 	tty     io.WriteCloser                 // open while not settled; nil: no terminal
 	settled bool
 	partial []byte
+	// ppid is the parent devgate started under (ssh, for connect);
+	// parentGone reports that it has exited (devgate was re-parented).
+	ppid       int
+	parentGone func(ppid int) bool
 }
 
 // newHiddenStderr opens the terminal, if there is one.
 func newHiddenStderr(log *eventlog.Log, open func() (io.WriteCloser, error)) *hiddenStderr {
-	h := &hiddenStderr{log: log, open: open}
+	h := &hiddenStderr{log: log, open: open, ppid: os.Getppid(), parentGone: func(ppid int) bool { return os.Getppid() != ppid }}
 	if open != nil {
 		if tty, err := open(); err == nil {
 			h.tty = tty
@@ -111,6 +115,32 @@ func (h *hiddenStderr) final() io.Writer {
 			h.writeTTY(p)
 		}
 		return len(p), nil
+	})
+}
+
+// notice is where a line goes that explains why a settled session ended
+// under a running ssh (the instance stopped, the service ended the session):
+// the event log, as every settled line, and the terminal while the ssh
+// that started devgate still runs in it. That ssh is about to end with no
+// more than its own "Connection to … closed"; once it has exited (a
+// ControlPersist master outliving its first ssh), the terminal runs other
+// things and is not written to.
+func (h *hiddenStderr) notice() io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		h.mu.Lock()
+		settled := h.settled
+		h.mu.Unlock()
+		n, _ := h.Write(p) // not settled: to the terminal already
+		if !settled || h.open == nil || h.parentGone(h.ppid) {
+			return n, nil
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if tty, err := h.open(); err == nil {
+			_, _ = tty.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n")))
+			tty.Close()
+		}
+		return n, nil
 	})
 }
 

@@ -181,3 +181,58 @@ func TestE2EProgressToLogWithoutTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ESessionEndReachesTheTerminal: through the config `devgate setup`
+// writes (ControlPersist: devgate's stderr is /dev/null), an instance
+// stopped under a running ssh ends the session; the terminal shows why
+// (devgate's line), not only ssh's "Shared connection to … closed". An
+// ordinary end (the command exits) adds no such line.
+func TestE2ESessionEndReachesTheTerminal(t *testing.T) {
+	e := newE2E(t, lab.Options{Faults: labtest.Fast()})
+	shortHome(t, e)
+	ctx := ctxFor(t, 2*time.Minute)
+	if out, errs, code := e.devgate(ctx, nil, nil, "setup", "--yes", "--user", e.user(t)); code != 0 {
+		t.Fatalf("setup: %d\n%s\n%s", code, out, errs)
+	}
+	t.Cleanup(func() { e.exitMasters(t, "devbox-gpu1") })
+
+	term, err := e.sshInPty(t, ctx, nil, "devbox-gpu1", "echo", "up")
+	if err != nil || !strings.Contains(term, "up") {
+		t.Fatalf("ssh devbox-gpu1: %v\n%s", err, term)
+	}
+	if strings.Contains(term, "session ended") {
+		t.Fatalf("an ordinary end printed a session end:\n%s", term)
+	}
+	e.exitMasters(t, "devbox-gpu1")
+	waitFor(t, "the first session ended", func() bool { return len(e.l.Mgs().Active()) == 0 })
+
+	type result struct {
+		term string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		term, err := e.sshInPty(t, ctx, nil, "devbox-gpu1", "sleep", "60")
+		done <- result{term, err}
+	}()
+	waitFor(t, "ssh connected", func() bool {
+		n, _ := e.l.SSHDConnections("gpu1")
+		return n > 0 && len(e.l.Mgs().Active()) == 1
+	})
+	time.Sleep(500 * time.Millisecond) // ssh runs its command
+	if err := e.l.StopInstance("gpu1"); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ssh did not end after the instance stopped")
+	}
+	if r.err == nil {
+		t.Fatalf("ssh succeeded although the instance stopped:\n%s", r.term)
+	}
+	if !strings.Contains(r.term, "devgate: session ended: instance stopped") {
+		t.Fatalf("the terminal does not say why the connection closed:\n%s", r.term)
+	}
+}

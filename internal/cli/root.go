@@ -33,6 +33,9 @@ type IO struct {
 	// settle, when set, tells Main's hidden-stderr writer that the command
 	// is running (the terminal belongs to ssh's session from now on).
 	settle func()
+	// notice, when set, is where a settled command writes why its session
+	// ended under a running ssh (hiddenStderr.notice); nil: ErrOut.
+	notice io.Writer
 }
 
 // StdIO returns the process's standard streams, the event log in devgate's
@@ -140,7 +143,7 @@ func Main(ctx context.Context, args []string, io IO) int {
 	if io.ErrHidden {
 		h = newHiddenStderr(io.Events, io.Terminal)
 		defer h.close()
-		io.ErrOut, io.settle, errOut = h, h.settle, h.final()
+		io.ErrOut, io.settle, io.notice, errOut = h, h.settle, h.notice(), h.final()
 	}
 	root := NewRoot(io)
 	command, target := commandOf(root, args)
