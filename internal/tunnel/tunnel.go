@@ -541,7 +541,7 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 	if r := []rune(strings.Join(strings.Fields(d.o.Reason), " ")); len(r) > 0 {
 		in.Reason = aws.String(string(r[:min(len(r), 256)]))
 	}
-	out, err := d.ssm.StartSession(ctx, in)
+	out, err := d.callStartSession(ctx, in)
 	if err == nil {
 		return out, nil
 	}
@@ -560,6 +560,38 @@ func (d *dialer) startSession(ctx context.Context, id string) (*ssm.StartSession
 			"StartSession was denied")
 	}
 	return nil, awsapi.Classify(err, "ssm:StartSession")
+}
+
+// startSessionGrace is how long a StartSession call in flight may still
+// answer after its caller gave up, so that the session it started can be
+// terminated.
+const startSessionGrace = 5 * time.Second
+
+// callStartSession calls StartSession so that a caller giving up (Ctrl-C,
+// cp done while a joining session starts, auto's direct path winning) does
+// not leave a session the service started behind: the call is not cancelled
+// with ctx but given startSessionGrace to answer, and a session it answers
+// with after ctx ended is terminated. Cancelling the request instead loses
+// the answer, and with it the only handle on the session.
+func (d *dialer) callStartSession(ctx context.Context, in *ssm.StartSessionInput) (*ssm.StartSessionOutput, error) {
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	if dl, ok := ctx.Deadline(); ok {
+		var c2 context.CancelFunc
+		cctx, c2 = context.WithDeadline(cctx, dl.Add(startSessionGrace))
+		defer c2()
+	}
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(startSessionGrace, cancel) })
+	defer stop()
+	out, err := d.ssm.StartSession(cctx, in)
+	if ctx.Err() == nil {
+		return out, err
+	}
+	if err == nil && out != nil {
+		d.log.Info("tunnel: StartSession answered after the dial was abandoned; terminating its session", "session", aws.ToString(out.SessionId))
+		d.terminate(aws.ToString(out.SessionId))
+	}
+	return nil, context.Cause(ctx)
 }
 
 func apiCode(err error) string {
