@@ -1,13 +1,10 @@
 package sshconn
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // DefaultPacket is the SFTP read and write length every server accepts
@@ -64,77 +61,96 @@ const limitsExt = "limits@openssh.com"
 // ErrNoLimits is a server that does not offer limits@openssh.com.
 var ErrNoLimits = errors.New("sftp server does not offer " + limitsExt)
 
-// AskLimits asks the SFTP server of conn for its limits on a subsystem
-// channel of its own (pkg/sftp has no call for an extension it does not
-// know), closed before it returns. It returns ErrNoLimits when the server's
-// version packet does not list the extension.
-func AskLimits(ctx context.Context, conn *ssh.Client) (SFTPLimits, error) {
-	s, err := conn.NewSession()
-	if err != nil {
-		return SFTPLimits{}, err
-	}
-	defer s.Close()
-	w, err := s.StdinPipe()
-	if err != nil {
-		return SFTPLimits{}, err
-	}
-	r, err := s.StdoutPipe()
-	if err != nil {
-		return SFTPLimits{}, err
-	}
-	if err := s.RequestSubsystem("sftp"); err != nil {
-		return SFTPLimits{}, err
-	}
-	type result struct {
-		l   SFTPLimits
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		l, err := exchangeLimits(r, w)
-		done <- result{l, err}
-	}()
-	select {
-	case res := <-done:
-		return res.l, res.err
-	case <-ctx.Done():
-		s.Close()
-		return SFTPLimits{}, ctx.Err()
-	}
-}
-
 // exchangeLimits speaks SFTP version 3 on r and w: INIT, then the
 // limits@openssh.com request when VERSION lists it.
 func exchangeLimits(r io.Reader, w io.Writer) (SFTPLimits, error) {
+	_, l, err := initLimits(r, w)
+	return l, err
+}
+
+// initLimits opens an SFTP session on r and w as a client does (INIT, then
+// VERSION) and asks the server's limits when VERSION lists
+// limits@openssh.com. It returns the VERSION packet as it came (length
+// field included) whenever it was read, also with ErrNoLimits, so that the
+// same channel can go on as an SFTP session (see skipInit).
+func initLimits(r io.Reader, w io.Writer) ([]byte, SFTPLimits, error) {
 	if err := writePacket(w, fxpInit, binary.BigEndian.AppendUint32(nil, 3)); err != nil {
-		return SFTPLimits{}, err
+		return nil, SFTPLimits{}, err
 	}
 	typ, body, err := readPacket(r)
 	if err != nil {
-		return SFTPLimits{}, err
+		return nil, SFTPLimits{}, err
 	}
 	if typ != fxpVersion {
-		return SFTPLimits{}, fmt.Errorf("sftp: got packet type %d, want VERSION", typ)
+		return nil, SFTPLimits{}, fmt.Errorf("sftp: got packet type %d, want VERSION", typ)
 	}
 	exts, err := parseVersion(body)
 	if err != nil {
-		return SFTPLimits{}, err
+		return nil, SFTPLimits{}, err
 	}
+	ver := binary.BigEndian.AppendUint32(nil, uint32(1+len(body)))
+	ver = append(append(ver, typ), body...)
 	if _, ok := exts[limitsExt]; !ok {
-		return SFTPLimits{}, ErrNoLimits
+		return ver, SFTPLimits{}, ErrNoLimits
 	}
 	const id = 1
 	req := binary.BigEndian.AppendUint32(nil, id)
 	req = appendString(req, limitsExt)
 	if err := writePacket(w, fxpExtended, req); err != nil {
-		return SFTPLimits{}, err
+		return nil, SFTPLimits{}, err
 	}
 	typ, body, err = readPacket(r)
 	if err != nil {
-		return SFTPLimits{}, err
+		return nil, SFTPLimits{}, err
 	}
-	return parseLimitsReply(typ, body, id)
+	l, err := parseLimitsReply(typ, body, id)
+	if err != nil && !errors.Is(err, ErrNoLimits) {
+		return nil, SFTPLimits{}, err
+	}
+	return ver, l, err
 }
+
+// skipInit is the writer of an SFTP channel whose INIT was already sent
+// (initLimits): it drops the first packet written to it, which must be an
+// INIT (pkg/sftp's own, written before anything else), and passes the rest
+// on. Writes after the first packet come from pkg/sftp under its own lock.
+type skipInit struct {
+	w    io.WriteCloser
+	hdr  []byte // the dropped packet's length field and type, as far as written
+	left int64  // bytes of its body still to drop once hdr is whole
+	done bool
+}
+
+func (s *skipInit) Write(p []byte) (int, error) {
+	n := len(p)
+	for !s.done && len(p) > 0 {
+		if len(s.hdr) < 5 {
+			k := min(5-len(s.hdr), len(p))
+			s.hdr, p = append(s.hdr, p[:k]...), p[k:]
+			if len(s.hdr) < 5 {
+				continue
+			}
+			if s.hdr[4] != fxpInit {
+				return 0, fmt.Errorf("sftp: first packet of type %d, want INIT", s.hdr[4])
+			}
+			s.left = int64(binary.BigEndian.Uint32(s.hdr)) - 1
+			if s.left < 0 {
+				return 0, errors.New("sftp: INIT of length 0")
+			}
+		}
+		k := min(s.left, int64(len(p)))
+		s.left, p = s.left-k, p[k:]
+		s.done = s.left == 0
+	}
+	if len(p) > 0 {
+		if _, err := s.w.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func (s *skipInit) Close() error { return s.w.Close() }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))

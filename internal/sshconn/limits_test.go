@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -108,3 +109,49 @@ func FuzzExchangeLimits(f *testing.F) {
 		}
 	})
 }
+
+// TestSkipInit: the first packet written, an INIT however the writes cut
+// it, is dropped and everything after it passes on unchanged; a first
+// packet that is not an INIT is refused.
+func TestSkipInit(t *testing.T) {
+	init := packet(fxpInit, []byte{0, 0, 0, 3})
+	next := packet(fxpExtended, appendString([]byte{0, 0, 0, 7}, "x"))
+	all := append(append([]byte{}, init...), next...)
+	for cut := range len(all) + 1 {
+		for cut2 := cut; cut2 <= len(all); cut2 += 3 {
+			var out bytes.Buffer
+			w := &skipInit{w: nopCloser{&out}}
+			for _, p := range [][]byte{all[:cut], all[cut:cut2], all[cut2:]} {
+				if n, err := w.Write(p); n != len(p) || err != nil {
+					t.Fatalf("cuts %d,%d: write of %d: %d, %v", cut, cut2, len(p), n, err)
+				}
+			}
+			if !bytes.Equal(out.Bytes(), next) {
+				t.Fatalf("cuts %d,%d: passed %x, want %x", cut, cut2, out.Bytes(), next)
+			}
+		}
+	}
+	w := &skipInit{w: nopCloser{&bytes.Buffer{}}}
+	if _, err := w.Write(next); err == nil {
+		t.Fatal("a first packet that is not INIT was taken")
+	}
+}
+
+// TestInitLimitsVersion: the VERSION packet comes back as it was read,
+// with the limits and when the server has none.
+func TestInitLimitsVersion(t *testing.T) {
+	ver := packet(fxpVersion, version(limitsExt, "1"))
+	ver, l, err := initLimits(bytes.NewReader(append(ver, packet(fxpExtendedReply, limitsReply(1, 262144, 261120, 261120, 1024))...)), &bytes.Buffer{})
+	if err != nil || l.Packet() != 261120 || !bytes.Equal(ver, packet(fxpVersion, version(limitsExt, "1"))) {
+		t.Fatalf("%x %+v %v", ver, l, err)
+	}
+	plain := packet(fxpVersion, version("posix-rename@openssh.com", "1"))
+	ver, _, err = initLimits(bytes.NewReader(plain), &bytes.Buffer{})
+	if !errors.Is(err, ErrNoLimits) || !bytes.Equal(ver, plain) {
+		t.Fatalf("%x %v", ver, err)
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -60,8 +61,8 @@ type Config struct {
 	Lock *sync.Mutex
 	// Timeout bounds the SSH handshake (default 60 s).
 	Timeout time.Duration
-	// AskLimits asks the SFTP server its limits (limits@openssh.com, on a
-	// channel of its own: one more round trip and sftp-server process) and
+	// AskLimits asks the SFTP server its limits (limits@openssh.com, on the
+	// SFTP channel itself before pkg/sftp takes it: one more round trip) and
 	// reads and writes in packets of up to 256 KiB instead of 32 KiB when it
 	// answers: an eighth of the requests for a large file, each of which
 	// costs a packet and system calls on both sides. A server without the
@@ -168,24 +169,15 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 		return nil, exitcode.Wrap(r.err, exitcode.SessionRefused, "check --user (the OS user must exist on the instance)", "ssh to %s failed", instanceID)
 	}
 	cl := &Client{SSH: ssh.NewClient(r.cc, r.chans, r.reqs), InstanceID: instanceID, stream: s}
-	cl.Packet = c.Packet
-	if c.AskLimits && cl.Packet <= 0 {
-		cl.Packet = DefaultPacket
-		if l, err := AskLimits(ctx, cl.SSH); err == nil {
-			cl.Packet = l.Packet()
-		} else if ctx.Err() != nil {
-			cl.Close()
-			return nil, ctx.Err()
-		}
-	}
-	if cl.Packet <= 0 {
-		cl.Packet = DefaultPacket
-	}
-	sc, err := openSFTP(cl.SSH, cl.Packet)
+	sc, packet, err := openSFTP(ctx, cl.SSH, c.Packet, c.AskLimits && c.Packet <= 0)
 	if err != nil {
 		cl.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, exitcode.Wrap(err, exitcode.SessionRefused, "the instance's sshd needs the sftp subsystem", "cannot start sftp on %s", instanceID)
 	}
+	cl.Packet = packet
 	cl.SFTP = sc
 	return cl, nil
 }
@@ -201,30 +193,77 @@ const sftpReadBuffer = 256 << 10
 
 // openSFTP starts the sftp subsystem on conn, as sftp.NewClient does, with
 // its channel read through a buffer (sftpReadBuffer), 64 concurrent requests
-// per file, concurrent reads and writes, and reads and writes of packet bytes
-// each (at most what the server accepts: pkg/sftp's concurrent ReadAt takes
-// a short answer for the end of the file).
-func openSFTP(conn *ssh.Client, packet int) (*sftp.Client, error) {
+// per file, concurrent reads and writes, and reads and writes of packet
+// bytes each (DefaultPacket when packet <= 0; pkg/sftp's concurrent ReadAt
+// takes a short answer for the end of the file). With ask, it first asks
+// the server's limits on that same channel (initLimits: its INIT, VERSION
+// and limits@openssh.com request; pkg/sftp then gets the VERSION it read
+// and its own INIT is dropped, skipInit) and uses the packet length they
+// allow: no second channel, so no second sftp-server and no second run of
+// the user's login shell, which sshd starts for every subsystem. It returns
+// the packet length used.
+func openSFTP(ctx context.Context, conn *ssh.Client, packet int, ask bool) (*sftp.Client, int, error) {
+	if packet <= 0 {
+		packet = DefaultPacket
+	}
 	s, err := conn.NewSession()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	pw, err := s.StdinPipe()
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	pr, err := s.StdoutPipe()
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	if err := s.RequestSubsystem("sftp"); err != nil {
 		s.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return sftp.NewClientPipe(bufio.NewReaderSize(pr, sftpReadBuffer), pw,
+	var rd io.Reader = bufio.NewReaderSize(pr, sftpReadBuffer)
+	var wr io.WriteCloser = pw
+	if ask {
+		type result struct {
+			ver []byte
+			l   SFTPLimits
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ver, l, err := initLimits(rd, pw)
+			done <- result{ver, l, err}
+		}()
+		var res result
+		select {
+		case res = <-done:
+		case <-ctx.Done():
+			s.Close()
+			<-done
+			return nil, 0, ctx.Err()
+		}
+		switch {
+		case res.err == nil:
+			packet = res.l.Packet()
+		case errors.Is(res.err, ErrNoLimits):
+		default:
+			// An answer that does not decode: this channel is out of
+			// step, start a plain one.
+			s.Close()
+			return openSFTP(ctx, conn, DefaultPacket, false)
+		}
+		rd, wr = io.MultiReader(bytes.NewReader(res.ver), rd), &skipInit{w: pw}
+	}
+	c, err := sftp.NewClientPipe(rd, wr,
 		sftp.MaxConcurrentRequestsPerFile(64), sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxPacketUnchecked(packet))
+	if err != nil {
+		s.Close()
+		return nil, 0, err
+	}
+	return c, packet, nil
 }
 
 // Err is why the tunnel under the connection ended, waiting up to wait for
