@@ -77,7 +77,7 @@ func TestCpFileBothWays(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	src, _ := randFile(t, 20<<20+12345)
 	os.Chmod(src, 0o640)
-	mt := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	mt := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC) // the sub-second part goes up (touch) and comes back (find)
 	os.Chtimes(src, mt, mt)
 	remote := filepath.Join(t.TempDir(), "on-instance.bin") // "on the instance": the lab's sshd runs here
 

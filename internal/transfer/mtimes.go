@@ -1,12 +1,16 @@
 package transfer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/devgate/devgate/internal/shquote"
 	"github.com/devgate/devgate/internal/sshconn"
@@ -33,10 +37,19 @@ func sameMtime(a, b time.Time) bool {
 // ("" for root itself). Links are not followed (find's default), so a link's
 // entry is the link's own time.
 func remoteMtimes(ctx context.Context, c *sshconn.Client, root string) (map[string]time.Time, error) {
-	out, err := c.Output(ctx, "find "+shquote.Quote(root)+` -printf '%T@\t%P\0'`, nil)
+	out, err := c.Output(ctx, mtimesCommand(root), nil)
 	if err != nil {
 		return nil, err
 	}
+	return parseMtimes(out), nil
+}
+
+func mtimesCommand(root string) string {
+	return "find " + shquote.Quote(root) + ` -printf '%T@\t%P\0'`
+}
+
+// parseMtimes decodes find's records (mtimesCommand) by relative path.
+func parseMtimes(out []byte) map[string]time.Time {
 	m := map[string]time.Time{}
 	for _, rec := range bytes.Split(out, []byte{0}) {
 		ts, rel, ok := strings.Cut(string(rec), "\t")
@@ -47,7 +60,77 @@ func remoteMtimes(ctx context.Context, c *sshconn.Client, root string) (map[stri
 			m[rel] = t
 		}
 	}
-	return m, nil
+	return m
+}
+
+// mtimeThenSum asks the instance, in one command (one run of the user's
+// shell, which on some instances costs a tenth of a CPU-second), for the
+// sub-second mtime of the file p and then its sha256. It returns once the
+// mtime is in (the copy needs it before its first chunk), as remoteMtimes
+// would (an error when the instance has no GNU find), and the channel on
+// which the sum comes when the command ends.
+func mtimeThenSum(ctx context.Context, c *sshconn.Client, p string) (chan sumResult, map[string]time.Time, error) {
+	ch := make(chan sumResult, 1)
+	cmd := mtimesCommand(p) + "; " + sumCommand(p)
+	s, err := c.SSH.NewSession()
+	if err != nil {
+		err = fmt.Errorf("ssh session: %w", err)
+		ch <- sumResult{"", err}
+		return ch, nil, err
+	}
+	var errb bytes.Buffer
+	s.Stderr = &errb
+	out, err := s.StdoutPipe()
+	if err == nil {
+		err = s.Start(cmd)
+	}
+	if err != nil {
+		s.Close()
+		err = fmt.Errorf("remote %q: %w", cmd, err)
+		ch <- sumResult{"", err}
+		return ch, nil, err
+	}
+	type mtimeResult struct {
+		m   map[string]time.Time
+		err error
+	}
+	mt := make(chan mtimeResult, 1)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		br := bufio.NewReader(out)
+		rec, rerr := br.ReadBytes(0)
+		var rest []byte
+		if rerr == nil {
+			mt <- mtimeResult{parseMtimes(rec), nil}
+			rest, rerr = io.ReadAll(br)
+		} else {
+			// No record: find failed (its error is on stderr); what came is the sum's.
+			mt <- mtimeResult{nil, fmt.Errorf("remote %q printed no mtime: %s", mtimesCommand(p), bytes.TrimSpace(errb.Bytes()))}
+			rest, rerr = rec, nil
+		}
+		werr := s.Wait()
+		s.Close()
+		switch {
+		case rerr != nil:
+			ch <- sumResult{"", fmt.Errorf("remote %q: %w", cmd, rerr)}
+		case werr != nil:
+			ch <- sumResult{"", fmt.Errorf("remote %q: %w: %s", cmd, werr, bytes.TrimSpace(errb.Bytes()))}
+		default:
+			sum, err := parseSum(rest)
+			ch <- sumResult{sum, err}
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Signal(ssh.SIGKILL)
+			s.Close()
+		case <-ended:
+		}
+	}()
+	r := <-mt // sent before the command's end, also when ctx kills it
+	return ch, r.m, r.err
 }
 
 // parseEpoch parses "SECONDS[.FRACTION]" (find's %T@) to nanosecond precision.

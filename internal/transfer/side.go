@@ -307,11 +307,22 @@ func (remoteSide) MkdirAll(c *sshconn.Client, p string, mode fs.FileMode) error 
 // sha256sum otherwise or when openssl fails (whose error is then the one
 // reported).
 func (remoteSide) Sum(ctx context.Context, c *sshconn.Client, p string) (string, error) {
-	q := shquote.Quote(p)
-	out, err := c.Output(ctx, "openssl dgst -sha256 -r -- "+q+" 2>/dev/null || sha256sum -- "+q, nil)
+	out, err := c.Output(ctx, sumCommand(p), nil)
 	if err != nil {
 		return "", err
 	}
+	return parseSum(out)
+}
+
+// sumCommand is the command that prints the sha256 of p on the instance
+// (see Sum).
+func sumCommand(p string) string {
+	q := shquote.Quote(p)
+	return "openssl dgst -sha256 -r -- " + q + " 2>/dev/null || sha256sum -- " + q
+}
+
+// parseSum takes the sha256 from what sumCommand printed.
+func parseSum(out []byte) (string, error) {
 	s := strings.TrimPrefix(string(out), "\\")
 	if len(s) < 64 {
 		return "", fmt.Errorf("unexpected sha256 output %q", out)

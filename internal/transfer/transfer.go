@@ -378,18 +378,23 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 		}
 		var early chan sumResult
 		if c.o.Direction == Download {
-			// The source's hash starts now, beside the command that asks its
-			// sub-second mtime: each command on the instance starts the
-			// user's shell (its rc files may take a good part of a second),
-			// and the mtime is needed before the first chunk moves.
-			if !c.inPlace(s0, se, dst) {
-				early = c.startSumOf(ctx, c.o.Src, se.Size)
+			// The source's hash starts now, in the command that asks its
+			// sub-second mtime (after it): each command on the instance
+			// starts the user's shell (its rc files may take a good part of
+			// a second), and the mtime is needed before the first chunk moves.
+			var m map[string]time.Time
+			var err error
+			if !c.inPlace(s0, se, dst) && c.sumEarly(se.Size) {
+				early, m, err = mtimeThenSum(ctx, s0, c.o.Src)
+			} else {
+				m, err = remoteMtimes(ctx, s0, c.o.Src)
 			}
-			one := []entry{se}
-			if err := preciseRemote(ctx, s0, c.o.Src, one); err != nil {
+			if err != nil {
 				c.o.Logger.Debug("transfer: no sub-second mtime from the instance", "err", err)
 			}
-			se = one[0]
+			if t, ok := m[""]; ok && t.Unix() == se.Mtime.Unix() {
+				se.Mtime = t
+			}
 		}
 		se.Rel = c.src.Base(c.o.Src)
 		t := c.newTask(se, c.o.Src, dst)
@@ -552,15 +557,22 @@ func (c *copier) startSum(ctx context.Context, t *fileTask) {
 	}
 }
 
-// startSumOf starts hashing the source p of size bytes on the last session
-// when it is large (at least 4 chunks: smaller ones are hashed at the end,
-// in batches on the instance); nil when it does not.
-func (c *copier) startSumOf(ctx context.Context, p string, size int64) chan sumResult {
+// sumEarly reports whether a source of size bytes is hashed while its
+// chunks move: at least 4 chunks (smaller ones are hashed at the end, in
+// batches on the instance).
+func (c *copier) sumEarly(size int64) bool {
 	chunk := c.o.ChunkSize
 	if chunk <= 0 {
 		chunk = ChunkFor(size)
 	}
-	if size < 4*chunk {
+	return size >= 4*chunk
+}
+
+// startSumOf starts hashing the source p of size bytes on the last session
+// when it is large (at least 4 chunks: smaller ones are hashed at the end,
+// in batches on the instance); nil when it does not.
+func (c *copier) startSumOf(ctx context.Context, p string, size int64) chan sumResult {
+	if !c.sumEarly(size) {
 		return nil
 	}
 	ch := make(chan sumResult, 1)
