@@ -1,6 +1,9 @@
 package cli
 
-import "testing"
+import (
+	"runtime/debug"
+	"testing"
+)
 
 // TestDirectSessions: a single file on the direct path gets one session per
 // 64 MiB, at most -j and at most two per CPU; an unknown size gets -j.
@@ -23,5 +26,22 @@ func TestDirectSessions(t *testing.T) {
 		if got := directSessions(c.max, c.size, c.cpus); got != c.want {
 			t.Errorf("directSessions(%d, %d, %d) = %d, want %d", c.max, c.size, c.cpus, got, c.want)
 		}
+	}
+}
+
+// TestCopyGC: a copy raises the collector's target to copyGCPercent, and
+// leaves it alone when GOGC is set.
+func TestCopyGC(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	t.Setenv("GOGC", "")
+	copyGC()
+	if got := debug.SetGCPercent(100); got != copyGCPercent {
+		t.Fatalf("GOGC unset: percent %d, want %d", got, copyGCPercent)
+	}
+	t.Setenv("GOGC", "100")
+	copyGC()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC=100: percent %d, want it kept", got)
 	}
 }
