@@ -65,6 +65,7 @@ own() { awk '{print $14+$15}' "/proc/$LAB_PID/stat"; }     # the lab process its
 cpone() { # name, command...: one run, its time and CPU seconds added to the name's lists
 	local name=$1; shift
 	rm -f "$W/out.bin"
+	sync    # the last run's 1 GiB written back now, not during this run
 	sleep 1 # the last run's sshd children reaped
 	local s0 l0 t0 t1
 	s0=$(reaped) l0=$(own)

@@ -353,8 +353,7 @@ func (j *joining) closeAll() {
 // (chunk buffers, channel windows, reads in flight), so at 100 the collector
 // runs every few MB. At 200 it runs half as often: 1 GiB direct on 2 cores,
 // client CPU 3.2–4.2 → 3.2 s, wall 3.6–4.7 → 3.6–3.7 s, peak RSS 100 → 135
-// MB, three interleaved pairs (BENCHMARKS.md, "The
-// hybrid path", h24).
+// MB, three interleaved pairs (BENCHMARKS.md, "The hybrid path", h24).
 const copyGCPercent = 200
 
 // copyGC sets copyGCPercent, unless the GOGC environment variable says otherwise.
