@@ -15,6 +15,7 @@
 #   SIZE_MB=1024 RUNS=5 bench/hybrid.sh      (defaults 256 and 5)
 #   BASELINE=4c9e99c SIZE_MB=1024 bench/hybrid.sh   # also that commit's devgate cp --path direct, interleaved
 #   COPY_RUNS=5 ...                                   # runs of each fast copy (default 3)
+#   COPY_ONLY=1 ...                                   # stop after the fast copies (scp, direct, baseline)
 #
 # Each fast copy's line also gives the CPU seconds it took: the client
 # (devgate, or scp with its ssh), the instance's sshd and everything it ran
@@ -93,13 +94,14 @@ for _ in $(seq "$COPY_RUNS"); do
 	fi
 done
 for name in "${FAST[@]}"; do cpreport "$name"; done
+floor=${SECS["scp straight to sshd (floor)"]}
+printf 'direct / floor: %.3f (target ≤ 1.10)\n' "$(echo "${SECS["devgate cp --path direct -j 16"]} / $floor" | bc -l)"
+if [ -n "${BASELINE:-}" ]; then printf 'baseline direct / floor: %.3f\n' "$(echo "${SECS["${FAST[2]}"]} / $floor" | bc -l)"; fi
+if [ -n "${COPY_ONLY:-}" ]; then exit 0; fi # the fast copies alone, for an A/B
 cpone "devgate cp --path ssm -j 16" devgate cp -q --user "$USER_ON" --path ssm --via tunnel -j 16 "gpu1:$SRC" "$W/out.bin"
 cpreport "devgate cp --path ssm -j 16"
 cpone "devgate cp --via s3" devgate cp -q --user "$USER_ON" --path ssm --via s3 --bucket devgate-lab-relay "gpu1:$SRC" "$W/out.bin"
 cpreport "devgate cp --via s3"
-floor=${SECS["scp straight to sshd (floor)"]}
-printf 'direct / floor: %.3f (target ≤ 1.10)\n' "$(echo "${SECS["devgate cp --path direct -j 16"]} / $floor" | bc -l)"
-if [ -n "${BASELINE:-}" ]; then printf 'baseline direct / floor: %.3f\n' "$(echo "${SECS["${FAST[2]}"]} / $floor" | bc -l)"; fi
 echo
 
 echo "== warm connect: ssh … true (median of $RUNS)"
