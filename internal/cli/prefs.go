@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	stdio "io"
 	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
@@ -77,10 +79,20 @@ func newPrefsChangeCommand(io IO, apply bool) *cobra.Command {
 	if apply {
 		cmd.Use, cmd.Short, cmd.Args = "apply FILE", "Replace the preferences with a document from FILE (- for stdin, with --yes)", cobra.ExactArgs(1)
 	} else {
-		cmd.Long = "Keys: " + fmt.Sprint(prefs.Keys()) + "\nidleSessionTimeout is 1-60 minutes, maxSessionDuration 1-1440 minutes (empty: no limit)."
+		cmd.Long = "Keys: " + strings.Join(prefs.Keys(), ", ") + fmt.Sprintf(`.
+idleSessionTimeout is %d-%d minutes, maxSessionDuration %d-%d minutes (empty: no limit);
+the *Enabled keys are true or false; an empty value clears a string.
+The edits are checked before anything is read from AWS, and applied together.`, prefs.IdleMin, prefs.IdleMax, prefs.MaxDurationMin, prefs.MaxDurMax)
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		var want *prefs.Document
+		if !apply {
+			for _, a := range args { // a typo is refused before any AWS call
+				if err := prefs.CheckEdit(a); err != nil {
+					return prefsError(err)
+				}
+			}
+		}
 		if apply {
 			var b []byte
 			var err error
@@ -121,10 +133,8 @@ func newPrefsChangeCommand(io IO, apply bool) *cobra.Command {
 				c := *old
 				base = &c
 			}
-			for _, a := range args {
-				if err := base.Set(a); err != nil {
-					return exitcode.Wrap(err, exitcode.Usage, "valid keys: "+fmt.Sprint(prefs.Keys()), "bad preference")
-				}
+			if err := base.Edit(args...); err != nil {
+				return prefsError(err)
 			}
 			want = base
 		}
@@ -165,4 +175,31 @@ func newPrefsChangeCommand(io IO, apply bool) *cobra.Command {
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the diff only")
 	return cmd
+}
+
+// prefsError classifies a refused `prefs set` edit (a *prefs.Error) with
+// the hint its kind calls for: the valid keys for an unknown key, a valid
+// edit close to the one given for a value out of range, the other key for
+// one that needs it.
+func prefsError(err error) error {
+	var pe *prefs.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	hint := ""
+	switch pe.Kind {
+	case prefs.KindUnknownKey:
+		hint = "valid keys: " + strings.Join(prefs.Keys(), ", ")
+	case prefs.KindSyntax:
+		hint = "write KEY=VALUE, e.g. devgate prefs set idleSessionTimeout=30"
+	case prefs.KindRequires:
+		hint = fmt.Sprintf("set %s in the same command (devgate prefs set … %s=…)", pe.Needs, pe.Needs)
+	case prefs.KindInvalid:
+		if pe.Example != "" {
+			hint = "e.g. devgate prefs set " + pe.Example
+		} else {
+			hint = "`devgate prefs set --help` lists the keys and their values"
+		}
+	}
+	return exitcode.Wrap(err, exitcode.Usage, hint, "bad preference")
 }

@@ -86,3 +86,62 @@ func TestPrefsCommands(t *testing.T) {
 		t.Fatalf("denied: %d %s", code, stderr)
 	}
 }
+
+// TestPrefsSetRefusals: `prefs set` with a bad edit says what is wrong with
+// that key (its range and the value given, or the key it needs) and a hint
+// for that case — the list of valid keys only for an unknown key — before
+// any AWS call (the endpoint here answers nothing), and edits that need each
+// other go in either order.
+func TestPrefsSetRefusals(t *testing.T) {
+	svc := startVPNLab(t)
+	lab := os.Getenv("AWS_ENDPOINT_URL")
+	for _, tc := range []struct {
+		arg        string
+		msg, hint  []string
+		offline    bool // refused before any AWS call
+		keysInHint bool
+	}{
+		{"idleSessionTimeout=90", []string{"idleSessionTimeout:", "from 1 to 60", `not "90"`}, []string{"e.g. devgate prefs set idleSessionTimeout=60"}, true, false},
+		{"idleSessionTimeout=20m", []string{"from 1 to 60", `not "20m"`}, []string{"idleSessionTimeout=20"}, true, false},
+		{"maxSessionDuration=1441", []string{"maxSessionDuration:", "from 1 to 1440", `not "1441"`}, []string{"maxSessionDuration=1440"}, true, false},
+		{"s3EncryptionEnabled=yes", []string{"s3EncryptionEnabled:", "true or false", `not "yes"`}, []string{"--help"}, true, false},
+		{"cloudWatchEncryptionEnabled=0", []string{"cloudWatchEncryptionEnabled:", `not "0"`}, []string{"cloudWatchEncryptionEnabled=false"}, true, false},
+		{"cloudWatchStreamingEnabled=on", []string{"cloudWatchStreamingEnabled:", `not "on"`}, nil, true, false},
+		{"runAsEnabled=1", []string{"runAsEnabled:", `not "1"`}, []string{"runAsEnabled=true"}, true, false},
+		{"runAsEnabled=true", []string{"runAsDefaultUser:", "runAsEnabled is true"}, []string{"set runAsDefaultUser in the same command"}, false, false},
+		{"s3KeyPrefix=logs/", []string{"s3KeyPrefix:", `"logs/"`, "s3BucketName is empty"}, []string{"set s3BucketName in the same command"}, false, false},
+		{"cloudWatchLogGroup=/x", []string{`"cloudWatchLogGroupName"`}, nil, true, true},
+		{"bogus=1", []string{"bogus: unknown key"}, nil, true, true},
+		{"idleSessionTimeout", []string{"key=value"}, []string{"KEY=VALUE"}, true, false},
+	} {
+		for _, endpoint := range []string{lab, "http://127.0.0.1:1"} {
+			if endpoint != lab && !tc.offline {
+				continue
+			}
+			t.Setenv("AWS_ENDPOINT_URL", endpoint)
+			code, _, stderr := runCLI(t, "", "prefs", "set", tc.arg, "--yes")
+			hint := ""
+			if _, h, ok := strings.Cut(stderr, "devgate: hint: "); ok {
+				hint = h
+			}
+			bad := code != int(exitcode.Usage) || strings.Contains(hint, "valid keys") != tc.keysInHint
+			for _, m := range tc.msg {
+				bad = bad || !strings.Contains(stderr, m)
+			}
+			for _, m := range tc.hint {
+				bad = bad || !strings.Contains(hint, m)
+			}
+			if bad {
+				t.Errorf("set %s (endpoint %q): exit %d\n%s", tc.arg, endpoint, code, stderr)
+			}
+		}
+	}
+	t.Setenv("AWS_ENDPOINT_URL", lab)
+	if len(svc.Documents()) != 0 {
+		t.Fatal("a refused set stored a document")
+	}
+	code, _, stderr := runCLI(t, "", "prefs", "set", "runAsEnabled=true", "runAsDefaultUser=ubuntu", "--yes")
+	if code != 0 {
+		t.Fatalf("runAsEnabled=true runAsDefaultUser=ubuntu: %d %s", code, stderr)
+	}
+}

@@ -117,10 +117,32 @@ func Keys() []string {
 	return ks
 }
 
+// Kind says what is wrong with a preference.
+type Kind int
+
+const (
+	// KindInvalid is a value of the wrong type or out of range (Msg says
+	// which values the key takes and the value given).
+	KindInvalid Kind = iota
+	// KindUnknownKey is a key Session Manager does not have (Msg names the
+	// right one when it is a known misspelling, else lists the valid keys).
+	KindUnknownKey
+	// KindSyntax is an edit that is not key=value.
+	KindSyntax
+	// KindRequires is a value that needs another key set too (Needs).
+	KindRequires
+)
+
 // Error is a validation or parse error of a preferences document.
 type Error struct {
-	Key string // the offending key ("" for the document as a whole)
-	Msg string
+	Key  string // the offending key ("" for the document as a whole)
+	Msg  string
+	Kind Kind
+	// Needs is the key that must be set too (KindRequires).
+	Needs string
+	// Example is a valid edit of Key close to the one given ("idleSessionTimeout=60"
+	// for 90; "" when there is none to offer).
+	Example string
 }
 
 func (e *Error) Error() string {
@@ -133,11 +155,24 @@ func (e *Error) Error() string {
 func unknownKey(where, k string) error {
 	if right, ok := wrongKeys[k]; ok {
 		if right == "" {
-			return &Error{k, "there is no wrapper key; put schemaVersion, sessionType and inputs at the top level of the document"}
+			return &Error{Key: k, Kind: KindUnknownKey, Msg: "there is no wrapper key; put schemaVersion, sessionType and inputs at the top level of the document"}
 		}
-		return &Error{k, fmt.Sprintf("unknown key; the Session Manager key is %q", right)}
+		return &Error{Key: k, Kind: KindUnknownKey, Msg: fmt.Sprintf("unknown key; the Session Manager key is %q", right)}
 	}
-	return &Error{k, fmt.Sprintf("unknown key in %s (valid: %s)", where, strings.Join(Keys(), ", "))}
+	return &Error{Key: k, Kind: KindUnknownKey, Msg: fmt.Sprintf("unknown key in %s (valid: %s)", where, strings.Join(Keys(), ", "))}
+}
+
+// invalid is a value error of key k.
+func invalid(k, format string, a ...any) *Error {
+	return &Error{Key: k, Kind: KindInvalid, Msg: fmt.Sprintf(format, a...)}
+}
+
+// short quotes a raw JSON value for a message, cut at 40 bytes.
+func short(v []byte) string {
+	if len(v) > 40 {
+		return string(v[:40]) + "…"
+	}
+	return string(v)
 }
 
 // Parse parses and validates a preferences document strictly: unknown keys,
@@ -145,7 +180,7 @@ func unknownKey(where, k string) error {
 func Parse(b []byte) (*Document, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil {
-		return nil, &Error{"", fmt.Sprintf("not a JSON object: %v", err)}
+		return nil, &Error{Msg: fmt.Sprintf("not a JSON object: %v", err)}
 	}
 	d := &Document{}
 	for k, v := range top {
@@ -167,7 +202,7 @@ func Parse(b []byte) (*Document, error) {
 			if errors.As(err, &pe) {
 				return nil, err
 			}
-			return nil, &Error{k, err.Error()}
+			return nil, &Error{Key: k, Msg: err.Error()}
 		}
 	}
 	if err := d.Validate(); err != nil {
@@ -186,7 +221,7 @@ func str(v json.RawMessage, dst *string) error {
 func parseInputs(raw json.RawMessage, in *Inputs) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return &Error{"inputs", "must be an object"}
+		return invalid("inputs", "must be an object, not %s", short(raw))
 	}
 	for k, v := range m {
 		t, ok := keyType[k]
@@ -198,25 +233,25 @@ func parseInputs(raw json.RawMessage, in *Inputs) error {
 		case "bool":
 			var b bool
 			if json.Unmarshal(v, &b) != nil {
-				err = &Error{k, fmt.Sprintf("must be true or false (a JSON boolean), not %s", v)}
+				err = invalid(k, "must be true or false (a JSON boolean), not %s", short(v))
 			}
 			setBool(in, k, b)
 		case "string":
 			var s string
 			if json.Unmarshal(v, &s) != nil {
-				err = &Error{k, fmt.Sprintf("must be a JSON string, not %s (timeouts are strings of minutes, e.g. \"20\")", v)}
+				err = invalid(k, "must be a JSON string, not %s (timeouts are strings of minutes, e.g. \"20\")", short(v))
 			}
 			setString(in, k, s)
 		case "object":
 			var sp map[string]json.RawMessage
 			if json.Unmarshal(v, &sp) != nil {
-				err = &Error{k, `must be an object {"windows": "...", "linux": "..."}`}
+				err = invalid(k, `must be an object {"windows": "...", "linux": "..."}, not %s`, short(v))
 				break
 			}
 			for pk, pv := range sp {
 				var s string
 				if json.Unmarshal(pv, &s) != nil {
-					return &Error{"shellProfile." + pk, "must be a string"}
+					return invalid("shellProfile."+pk, "must be a string, not %s", short(pv))
 				}
 				switch pk {
 				case "linux":
@@ -224,7 +259,7 @@ func parseInputs(raw json.RawMessage, in *Inputs) error {
 				case "windows":
 					in.ShellProfile.Windows = s
 				default:
-					return &Error{"shellProfile." + pk, "unknown key (valid: shellProfile.linux, shellProfile.windows)"}
+					return &Error{Key: "shellProfile." + pk, Kind: KindUnknownKey, Msg: "unknown key (valid: shellProfile.linux, shellProfile.windows)"}
 				}
 			}
 		}
@@ -267,46 +302,83 @@ func setString(in *Inputs, k, s string) {
 	}
 }
 
-// Validate checks the document's values.
+// Validate checks the document's values, each on its own and then together
+// (runAsEnabled needs runAsDefaultUser, s3KeyPrefix needs s3BucketName).
+// The error is an *Error.
 func (d *Document) Validate() error {
-	if d.SchemaVersion != SchemaVersion {
-		return &Error{"schemaVersion", fmt.Sprintf("must be %q (the only schema of session documents), not %q", SchemaVersion, d.SchemaVersion)}
-	}
-	if d.SessionType != SessionType {
-		return &Error{"sessionType", fmt.Sprintf("must be %q for the preferences document, not %q", SessionType, d.SessionType)}
-	}
-	if err := minutes("idleSessionTimeout", d.Inputs.IdleSessionTimeout, IdleMin, IdleMax, true); err != nil {
-		return err
-	}
-	if err := minutes("maxSessionDuration", d.Inputs.MaxSessionDuration, MaxDurationMin, MaxDurMax, true); err != nil {
+	if err := d.validateValues(); err != nil {
 		return err
 	}
 	if d.Inputs.RunAsEnabled && d.Inputs.RunAsDefaultUser == "" {
-		return &Error{"runAsDefaultUser", "must be set when runAsEnabled is true (the OS user that sessions start as)"}
+		return &Error{Key: "runAsDefaultUser", Kind: KindRequires, Needs: "runAsDefaultUser",
+			Msg: "must be set when runAsEnabled is true (the OS user that sessions start as)"}
 	}
 	if d.Inputs.S3KeyPrefix != "" && d.Inputs.S3BucketName == "" {
-		return &Error{"s3KeyPrefix", "is set but s3BucketName is empty"}
+		return &Error{Key: "s3KeyPrefix", Kind: KindRequires, Needs: "s3BucketName",
+			Msg: fmt.Sprintf("is set (%q) but s3BucketName is empty", d.Inputs.S3KeyPrefix)}
 	}
 	return nil
 }
 
-func minutes(key, v string, lo, hi int, emptyOK bool) error {
-	if v == "" && emptyOK {
+// validateValues checks each value on its own.
+func (d *Document) validateValues() error {
+	if d.SchemaVersion != SchemaVersion {
+		return invalid("schemaVersion", "must be %q (the only schema of session documents), not %q", SchemaVersion, d.SchemaVersion)
+	}
+	if d.SessionType != SessionType {
+		return invalid("sessionType", "must be %q for the preferences document, not %q", SessionType, d.SessionType)
+	}
+	if err := minutes("idleSessionTimeout", d.Inputs.IdleSessionTimeout, IdleMin, IdleMax, ""); err != nil {
+		return err
+	}
+	return minutes("maxSessionDuration", d.Inputs.MaxSessionDuration, MaxDurationMin, MaxDurMax, " (or empty: no limit)")
+}
+
+// minutes checks a timeout: empty, or a whole number of minutes from lo to
+// hi written plainly ("20", not "020" or "20m"). The error says the range
+// (and what empty means, orEmpty) and the value given, with an example
+// edit clamped into the range.
+func minutes(key, v string, lo, hi int, orEmpty string) error {
+	if v == "" {
 		return nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi || strconv.Itoa(n) != v {
-		return &Error{key, fmt.Sprintf("must be a whole number of minutes from %d to %d, not %q", lo, hi, v)}
+	if err == nil && n >= lo && n <= hi && strconv.Itoa(n) == v {
+		return nil
 	}
-	return nil
+	e := invalid(key, "must be a whole number of minutes from %d to %d%s, not %q", lo, hi, orEmpty, v)
+	if err != nil { // "20m", "1h": the number it starts with
+		digits := strings.TrimLeft(v, " ")
+		if i := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+			digits = digits[:i]
+		}
+		if n, err = strconv.Atoi(digits); err != nil {
+			n = hi
+		}
+	}
+	e.Example = key + "=" + strconv.Itoa(min(hi, max(lo, n)))
+	return e
 }
 
 // Set applies one "key=value" edit (keys as Keys lists; booleans true/false;
-// an empty value clears a string). On error d is unchanged.
-func (d *Document) Set(assignment string) error {
+// an empty value clears a string) and validates the result. On error d is
+// unchanged. Edit applies several at once.
+func (d *Document) Set(assignment string) error { return d.Edit(assignment) }
+
+// Edit applies "key=value" edits in order, then validates the result once,
+// so that edits that need each other (runAsEnabled=true
+// runAsDefaultUser=ubuntu) may come in either order. Each edit's own key and
+// value are checked first, as CheckEdit does. On error d is unchanged; the
+// error is an *Error.
+func (d *Document) Edit(assignments ...string) error {
 	c := *d
-	if err := c.set(assignment); err != nil {
-		return err
+	for _, a := range assignments {
+		if err := CheckEdit(a); err != nil {
+			return err
+		}
+		if err := c.set(a); err != nil {
+			return err
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return err
@@ -315,10 +387,22 @@ func (d *Document) Set(assignment string) error {
 	return nil
 }
 
+// CheckEdit checks one "key=value" edit on its own, without a document:
+// the key exists, and the value is of its type and in its range. What it
+// cannot check needs the document (a key that needs another set too). The
+// error is an *Error.
+func CheckEdit(assignment string) error {
+	c := Default()
+	if err := c.set(assignment); err != nil {
+		return err
+	}
+	return c.validateValues() // Default's other values are valid: only this edit can fail
+}
+
 func (d *Document) set(assignment string) error {
 	k, v, ok := strings.Cut(assignment, "=")
 	if !ok {
-		return &Error{assignment, "want key=value"}
+		return &Error{Key: assignment, Kind: KindSyntax, Msg: "want key=value"}
 	}
 	k = strings.TrimSpace(k)
 	switch k {
@@ -340,7 +424,11 @@ func (d *Document) set(assignment string) error {
 	case "bool":
 		b, err := strconv.ParseBool(v)
 		if err != nil || (v != "true" && v != "false") {
-			return &Error{k, fmt.Sprintf("must be true or false, not %q", v)}
+			e := invalid(k, "must be true or false, not %q", v)
+			if err == nil { // 1, t, TRUE…: what was meant is clear
+				e.Example = k + "=" + strconv.FormatBool(b)
+			}
+			return e
 		}
 		setBool(&d.Inputs, k, b)
 	case "string":

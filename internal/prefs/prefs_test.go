@@ -181,3 +181,89 @@ func TestStoreAgainstLab(t *testing.T) {
 		t.Fatalf("denied Put: %v (code %d)", err, exitcode.Code(err))
 	}
 }
+
+// TestEditErrors: every key that can be refused, refused with its kind, a
+// message that names the key, the values it takes and the value given, and
+// an example edit where one is near; edits that need each other work in
+// either order.
+func TestEditErrors(t *testing.T) {
+	for _, tc := range []struct {
+		edits   []string
+		kind    Kind
+		msg     []string
+		example string
+		needs   string
+	}{
+		{[]string{"idleSessionTimeout=90"}, KindInvalid, []string{"idleSessionTimeout:", "from 1 to 60", `not "90"`}, "idleSessionTimeout=60", ""},
+		{[]string{"idleSessionTimeout=0"}, KindInvalid, []string{"from 1 to 60", `not "0"`}, "idleSessionTimeout=1", ""},
+		{[]string{"idleSessionTimeout=20m"}, KindInvalid, []string{"whole number of minutes", `not "20m"`}, "idleSessionTimeout=20", ""},
+		{[]string{"idleSessionTimeout=abc"}, KindInvalid, []string{`not "abc"`}, "idleSessionTimeout=60", ""},
+		{[]string{"maxSessionDuration=2000"}, KindInvalid, []string{"maxSessionDuration:", "from 1 to 1440 (or empty: no limit)", `not "2000"`}, "maxSessionDuration=1440", ""},
+		{[]string{"maxSessionDuration=-5"}, KindInvalid, []string{`not "-5"`}, "maxSessionDuration=1", ""},
+		{[]string{"s3EncryptionEnabled=yes"}, KindInvalid, []string{"s3EncryptionEnabled:", "true or false", `not "yes"`}, "", ""},
+		{[]string{"cloudWatchEncryptionEnabled=1"}, KindInvalid, []string{"cloudWatchEncryptionEnabled:", `not "1"`}, "cloudWatchEncryptionEnabled=true", ""},
+		{[]string{"cloudWatchStreamingEnabled=off"}, KindInvalid, []string{"cloudWatchStreamingEnabled:", `not "off"`}, "", ""},
+		{[]string{"runAsEnabled=TRUE"}, KindInvalid, []string{"runAsEnabled:", `not "TRUE"`}, "runAsEnabled=true", ""},
+		{[]string{"runAsEnabled=true"}, KindRequires, []string{"runAsDefaultUser:", "runAsEnabled is true"}, "", "runAsDefaultUser"},
+		{[]string{"s3KeyPrefix=logs/"}, KindRequires, []string{"s3KeyPrefix:", `"logs/"`, "s3BucketName is empty"}, "", "s3BucketName"},
+		{[]string{"idleTimeout=30"}, KindUnknownKey, []string{`"idleSessionTimeout"`}, "", ""},
+		{[]string{"nope=1"}, KindUnknownKey, []string{"valid: cloudWatchEncryptionEnabled"}, "", ""},
+		{[]string{"shellProfile=x"}, KindUnknownKey, []string{"shellProfile"}, "", ""},
+		{[]string{"idleSessionTimeout"}, KindSyntax, []string{"key=value"}, "", ""},
+		// A bad edit after a good one: refused, nothing applied.
+		{[]string{"maxSessionDuration=60", "idleSessionTimeout=61"}, KindInvalid, []string{`not "61"`}, "idleSessionTimeout=60", ""},
+	} {
+		d := Default()
+		before := string(d.Marshal())
+		err := d.Edit(tc.edits...)
+		var pe *Error
+		if !errors.As(err, &pe) {
+			t.Errorf("Edit(%q) = %v, want *Error", tc.edits, err)
+			continue
+		}
+		for _, m := range tc.msg {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("Edit(%q) = %q, want %q in it", tc.edits, err, m)
+			}
+		}
+		if pe.Kind != tc.kind || pe.Example != tc.example || pe.Needs != tc.needs {
+			t.Errorf("Edit(%q): kind %d example %q needs %q, want %d %q %q", tc.edits, pe.Kind, pe.Example, pe.Needs, tc.kind, tc.example, tc.needs)
+		}
+		if string(d.Marshal()) != before {
+			t.Errorf("Edit(%q) changed the document", tc.edits)
+		}
+		// CheckEdit refuses the same single edits without a document (not
+		// the ones that need another key: that takes the document).
+		if len(tc.edits) == 1 && tc.kind != KindRequires {
+			if err := CheckEdit(tc.edits[0]); !errors.As(err, &pe) || pe.Kind != tc.kind {
+				t.Errorf("CheckEdit(%q) = %v, want kind %d", tc.edits[0], err, tc.kind)
+			}
+		}
+	}
+	for _, edits := range [][]string{
+		{"runAsEnabled=true", "runAsDefaultUser=ubuntu"},
+		{"runAsDefaultUser=ubuntu", "runAsEnabled=true"},
+		{"s3KeyPrefix=logs/", "s3BucketName=b"},
+	} {
+		d := Default()
+		if err := d.Edit(edits...); err != nil {
+			t.Errorf("Edit(%q): %v", edits, err)
+		}
+	}
+	for _, k := range Keys() { // every key takes some value
+		v := "x"
+		switch keyType[k] {
+		case "bool":
+			v = "false"
+		}
+		switch k {
+		case "idleSessionTimeout", "maxSessionDuration":
+			v = "30"
+		case "s3KeyPrefix":
+			v = ""
+		}
+		if err := CheckEdit(k + "=" + v); err != nil {
+			t.Errorf("CheckEdit(%s=%s): %v", k, v, err)
+		}
+	}
+}
