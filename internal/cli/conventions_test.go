@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devgate/devgate/internal/awsapi"
+	"github.com/devgate/devgate/internal/cmdargs"
 	"github.com/devgate/devgate/internal/exitcode"
 )
 
@@ -63,8 +65,15 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"conect", "gpu1", "22"}, `unknown command "conect" for "devgate" (did you mean "connect"?)`},
 		{[]string{"vpn", "frob"}, `unknown command "frob" for "devgate vpn"`},
-		{[]string{"connect", "gpu1"}, "accepts 2 arg(s), received 1"},
-		{[]string{"ls", "extra"}, `unknown command "extra" for "devgate ls"`},
+		{[]string{"connect", "gpu1"}, "missing <port> after <target>"},
+		{[]string{"ls", "extra"}, `unexpected argument "extra" (devgate ls takes no arguments)`},
+		{[]string{"exec", "gpu1"}, "missing CMD after <target>"},
+		{[]string{"exec", "gpu1", "--"}, "missing CMD after <target>"},
+		{[]string{"exec"}, "missing <target> and CMD"},
+		{[]string{"exec", "gpu1", "ls"}, "put -- between the target and the command"},
+		{[]string{"start", "gpu1", "gpu2"}, `unexpected argument "gpu2" (devgate start takes <target> only)`},
+		{[]string{"doctor", "gpu1", "gpu2"}, `unexpected argument "gpu2" (devgate doctor takes [target] only)`},
+		{[]string{"prefs", "set"}, "missing KEY=VALUE"},
 		{[]string{"ls", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"cp", "-j", "x", "a", "b"}, `invalid argument "x" for "-j, --jobs"`},
 		{[]string{"cp", "a", "b"}, "exactly one of SRC and DST must be <target>:<path>"},
@@ -75,6 +84,64 @@ func TestUsageErrors(t *testing.T) {
 		if code != int(exitcode.Usage) || len(lines) != 2 || lines[0] != "devgate: error: "+tc.want && !strings.Contains(lines[0], tc.want) ||
 			!strings.HasPrefix(lines[1], "devgate: hint: ") || stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and an error line with %q and a hint line", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+}
+
+// TestArgErrorsShowUsage: a wrong number of arguments says what is missing
+// or extra, in the words of the usage line, and the hint is that line.
+func TestArgErrorsShowUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		error, use string
+	}{
+		{[]string{"exec", "gpu1"}, "missing CMD after <target>", "devgate exec <target> -- CMD [ARGS...]"},
+		{[]string{"exec", "gpu1", "ls"}, "put -- between the target and the command", "devgate exec <target> -- CMD [ARGS...]"},
+		{[]string{"forward", "gpu1"}, "missing SPEC after <target>", "devgate forward <target> SPEC..."},
+		{[]string{"cp", "gpu1:/x"}, "missing DST after SRC", "devgate cp [-r] [-j N] SRC DST"},
+		{[]string{"vpn", "pki", "issue"}, "missing NAME", "devgate vpn pki issue NAME"},
+	} {
+		code, _, stderr := runCLI(t, "", tc.args...)
+		want := "devgate: error: " + tc.error + "\ndevgate: hint: usage: " + tc.use
+		if code != int(exitcode.Usage) || !strings.HasPrefix(stderr, want) || strings.Contains(stderr, "arg(s)") {
+			t.Errorf("%v: exit %d\n%s\nwant exit 2 and\n%s", tc.args, code, stderr, want)
+		}
+	}
+}
+
+// TestArgsMatchUsageLines: for every command, its argument check and its
+// usage line agree on how many arguments it takes (0 to 4 given), and a
+// refusal never says cobra's "arg(s)" or "unknown command" for a command
+// without subcommands: cmdargs names what is wrong from the usage line.
+func TestArgsMatchUsageLines(t *testing.T) {
+	root := NewRoot(IO{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
+	checkArgsMatchUsage(t, root)
+}
+
+func checkArgsMatchUsage(t *testing.T, c *cobra.Command) {
+	t.Helper()
+	for _, sub := range c.Commands() {
+		checkArgsMatchUsage(t, sub)
+	}
+	if c.Args == nil || c.HasSubCommands() || c.Name() == "help" {
+		return
+	}
+	ps := cmdargs.Positional(c.Use)
+	required, repeated := 0, len(ps) > 0 && ps[len(ps)-1].Repeated
+	for _, a := range ps {
+		if !a.Optional {
+			required++
+		}
+	}
+	for n := range 5 {
+		args := []string{"a1", "a2", "a3", "a4"}[:n]
+		err := c.Args(c, args)
+		fits := n >= required && (repeated || n <= len(ps))
+		if (err == nil) != fits {
+			t.Errorf("%s (usage %q) with %d args: check says %v, the usage line says fits=%v", c.CommandPath(), c.Use, n, err, fits)
+		}
+		if err != nil && (strings.Contains(err.Error(), "arg(s)") || strings.Contains(err.Error(), "unknown command")) {
+			t.Errorf("%s with %d args: %q (cobra's words)", c.CommandPath(), n, err)
 		}
 	}
 }

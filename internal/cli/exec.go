@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/devgate/devgate/internal/cmdargs"
 	"github.com/devgate/devgate/internal/exitcode"
 	"github.com/devgate/devgate/internal/shell"
 )
@@ -27,7 +28,7 @@ interactive programs.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 {
-				return exitcode.New(exitcode.Usage, "devgate exec <target> -- CMD [ARGS…]", "put -- between the target and the command")
+				return exitcode.New(exitcode.Usage, "usage: "+cmdargs.UsageLine(cmd), "put -- between the target and the command")
 			}
 			ctx := cmd.Context() // cancelled on SIGHUP, SIGTERM, SIGINT (SignalContext)
 			o, cfg, closeLog, err := sf.options(ctx, io, args[0])

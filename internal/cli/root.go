@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/cmdargs"
 	"github.com/devgate/devgate/internal/eventlog"
 	"github.com/devgate/devgate/internal/exitcode"
 )
@@ -106,7 +107,7 @@ func conventions(c *cobra.Command, io IO) {
 	case c.Args != nil:
 		check := c.Args
 		c.Args = func(c *cobra.Command, args []string) error {
-			if err := check(c, args); err != nil {
+			if err := cmdargs.Check(c, check, args); err != nil {
 				return usageError{err, c}
 			}
 			return nil
@@ -170,6 +171,10 @@ func Main(ctx context.Context, args []string, io IO) int {
 	var u usageError
 	if !errors.As(err, &e) && errors.As(err, &u) {
 		hint = fmt.Sprintf("run `%s --help` for usage and examples", u.cmd.CommandPath())
+		var ae *cmdargs.Error
+		if errors.As(err, &ae) {
+			hint = fmt.Sprintf("usage: %s (`%s --help` has examples)", ae.Usage, u.cmd.CommandPath())
+		}
 		code = int(exitcode.Usage)
 	}
 	if hint != "" {

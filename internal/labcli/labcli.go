@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/cmdargs"
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/faults"
 	"github.com/devgate/devgate/internal/shquote"
@@ -55,6 +56,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(err.Error(), c.CommandPath()+" --help") })
 	root.AddCommand(upCmd(args, stdout, stderr, services), downCmd(stdout), envCmd(stdout), vpnCmd(stdout))
+	explainArgs(root)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, errReported) {
@@ -73,6 +75,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, services
 		return 1
 	}
 	return 0
+}
+
+// explainArgs makes the argument checks of c and the commands below it say
+// what is missing or extra, with the usage line as the hint (cmdargs), as
+// devgate's do.
+func explainArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			var ae *cmdargs.Error
+			if err := cmdargs.Check(c, check, args); errors.As(err, &ae) {
+				return usageErr(ae.Msg, "usage: "+ae.Usage)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		explainArgs(sub)
+	}
 }
 
 // usageError is a bad flag or argument: exit 2 with a hint, as in devgate.
