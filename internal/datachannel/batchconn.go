@@ -36,7 +36,7 @@ import (
 // (rawio's doc). Deadlines still apply (the poller waits).
 type batchConn struct {
 	net.Conn
-	raw syscall.RawConn // nil: the connection's own Read and Write
+	raw *rawio.Conn // nil: the connection's own Read and Write
 	// beforeRead is called by Read before it reads the network (the
 	// WebSocket's reader goroutine only); nil: nothing.
 	beforeRead func()
@@ -61,7 +61,7 @@ func newBatchConn(c net.Conn) *batchConn {
 	bc := &batchConn{Conn: c}
 	if sc, ok := c.(syscall.Conn); ok && rawio.Supported {
 		if rc, err := sc.SyscallConn(); err == nil {
-			bc.raw = rc
+			bc.raw = rawio.NewConn(rc)
 		}
 	}
 	return bc
@@ -91,7 +91,7 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		c.beforeRead()
 	}
 	if c.raw != nil {
-		n, err := rawio.Read(c.raw, p)
+		n, err := c.raw.Read(p)
 		if err != nil && err != io.EOF {
 			err = c.opError("read", err)
 		}
@@ -176,7 +176,7 @@ func (c *batchConn) tryFlush() (flushed bool, err error) {
 	c.mu.Unlock()
 	n, werr := 0, error(nil)
 	if c.raw != nil {
-		n, werr = rawio.TryWrite(c.raw, b)
+		n, werr = c.raw.TryWrite(b)
 		werr = c.opError("write", werr)
 	}
 	c.mu.Lock()
@@ -218,7 +218,7 @@ func (c *batchConn) Flush() error {
 		err := c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
 		if err == nil {
 			if c.raw != nil {
-				_, err = rawio.Write(c.raw, b)
+				_, err = c.raw.Write(b)
 				err = c.opError("write", err)
 			} else {
 				_, err = c.Conn.Write(b)

@@ -10,6 +10,21 @@ import (
 // Supported reports whether Read, Write and TryWrite work on this platform.
 const Supported = false
 
+// Conn is not supported here: its methods fail.
+type Conn struct{}
+
+// NewConn returns a Conn whose methods fail with errors.ErrUnsupported.
+func NewConn(rc syscall.RawConn) *Conn { return &Conn{} }
+
+// Read is not supported here.
+func (c *Conn) Read(p []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// Write is not supported here.
+func (c *Conn) Write(p []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// TryWrite is not supported here.
+func (c *Conn) TryWrite(p []byte) (int, error) { return 0, errors.ErrUnsupported }
+
 // Read is not supported here.
 func Read(rc syscall.RawConn, p []byte) (int, error) { return 0, errors.ErrUnsupported }
 

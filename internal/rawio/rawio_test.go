@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/devgate/devgate/internal/rawio"
+	"github.com/devgate/devgate/internal/testutil"
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -127,5 +128,32 @@ func TestTryWriteFullPipe(t *testing.T) {
 	}
 	if !bytes.Equal(got, data[:n]) {
 		t.Fatal("the pipe gave other bytes than TryWrite wrote")
+	}
+}
+
+// A Conn's reads and writes allocate nothing (the free functions allocate
+// their callback each call: a dozen allocations per message at the agent's
+// pace, BENCHMARKS.md "Garbage per message").
+func TestConnDoesNotAllocate(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	rc, wc := rawio.NewConn(rawConn(t, r)), rawio.NewConn(rawConn(t, w))
+	msg, buf := []byte("one message"), make([]byte, 64)
+	if n := testing.AllocsPerRun(200, func() {
+		if n, err := wc.TryWrite(msg); n != len(msg) || err != nil {
+			t.Fatalf("TryWrite: %d, %v", n, err)
+		}
+		if n, err := wc.Write(msg); n != len(msg) || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+		if n, err := rc.Read(buf); n != 2*len(msg) || err != nil {
+			t.Fatalf("Read: %d, %v", n, err)
+		}
+	}); n > 0 && !testutil.Race { // the race detector's instrumentation allocates
+		t.Fatalf("%.1f allocations per TryWrite, Write and Read, want 0", n)
 	}
 }

@@ -11,25 +11,46 @@ import (
 // Supported reports whether Read, Write and TryWrite work on this platform.
 const Supported = true
 
-// Read reads into p from the descriptor of rc, waiting through the
-// network poller (and rc's read deadline) while nothing is there. It
+// Conn is a descriptor's RawConn with the state of one read and one write,
+// so that its methods allocate nothing per call (Read, Write and TryWrite
+// below build a closure and its captured results each time: three
+// allocations per call, a dozen per message at the agent's pace). One Read
+// at a time, and one Write or TryWrite at a time; a Read may run beside a
+// write.
+type Conn struct {
+	rc syscall.RawConn
+	r  op
+	w  op
+}
+
+// op is one read or write: its buffer, its result, and the callback given
+// to the RawConn (a method value bound once).
+type op struct {
+	p    []byte
+	n    int
+	err  error // the system call's
+	wait bool  // write: wait through the poller while the descriptor is full
+	fn   func(fd uintptr) bool
+}
+
+// NewConn returns a Conn for rc.
+func NewConn(rc syscall.RawConn) *Conn {
+	c := &Conn{rc: rc}
+	c.r.fn = c.r.read
+	c.w.fn = c.w.write
+	return c
+}
+
+// Read reads into p from the descriptor, waiting through the network
+// poller (and the descriptor's read deadline) while nothing is there. It
 // returns io.EOF at the end of the stream; a system call's error is an
 // *os.SyscallError, the poller's (deadline, closed) is RawConn.Read's.
-func Read(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var serr error
-	err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, serr = sysRead(int(fd), p)
-			switch serr {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the poller waits
-			}
-			return true
-		}
-	})
+func (c *Conn) Read(p []byte) (int, error) {
+	o := &c.r
+	o.p, o.n, o.err = p, 0, nil
+	err := c.rc.Read(o.fn)
+	n, serr := o.n, o.err
+	o.p, o.err = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -41,37 +62,65 @@ func Read(rc syscall.RawConn, p []byte) (int, error) {
 	return n, nil
 }
 
-// Write writes all of p to the descriptor of rc, waiting through the
-// network poller (and rc's write deadline) while it takes nothing. n is
-// how much was written before an error.
-func Write(rc syscall.RawConn, p []byte) (int, error) { return write(rc, p, true) }
-
-// TryWrite writes as much of p to the descriptor of rc as it takes
-// without waiting: n is 0 when its buffer is full. It never waits for the
-// descriptor (only, briefly, for another goroutine's Write on rc to end).
-func TryWrite(rc syscall.RawConn, p []byte) (int, error) { return write(rc, p, false) }
-
-// write is Write (wait) and TryWrite (not wait: a full buffer ends it).
-func write(rc syscall.RawConn, p []byte, wait bool) (int, error) {
-	n, serr := 0, error(nil)
-	err := rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, e := sysWrite(int(fd), p[n:])
-			switch e {
-			case nil:
-				n += m
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return !wait // false: the poller waits
-			default:
-				serr = e
-				return true
-			}
+func (o *op) read(fd uintptr) bool {
+	for {
+		n, err := sysRead(int(fd), o.p)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the poller waits
 		}
+		o.n, o.err = n, err
 		return true
-	})
+	}
+}
+
+// Write writes all of p to the descriptor, waiting through the network
+// poller (and the descriptor's write deadline) while it takes nothing. n
+// is how much was written before an error.
+func (c *Conn) Write(p []byte) (int, error) { return c.write(p, true) }
+
+// TryWrite writes as much of p to the descriptor as it takes without
+// waiting: n is 0 when its buffer is full. It never waits for the
+// descriptor (only, briefly, for another goroutine's Write on it to end).
+func (c *Conn) TryWrite(p []byte) (int, error) { return c.write(p, false) }
+
+func (c *Conn) write(p []byte, wait bool) (int, error) {
+	o := &c.w
+	o.p, o.n, o.err, o.wait = p, 0, nil, wait
+	err := c.rc.Write(o.fn)
+	n, serr := o.n, o.err
+	o.p, o.err = nil, nil
 	if err == nil && serr != nil {
 		err = os.NewSyscallError("write", serr)
 	}
 	return n, err
 }
+
+func (o *op) write(fd uintptr) bool {
+	for o.n < len(o.p) {
+		m, err := sysWrite(int(fd), o.p[o.n:])
+		switch err {
+		case nil:
+			o.n += m
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return !o.wait // false: the poller waits
+		default:
+			o.err = err
+			return true
+		}
+	}
+	return true
+}
+
+// Read reads into p from the descriptor of rc, as Conn.Read (allocating a
+// Conn: for a descriptor read many times, keep one).
+func Read(rc syscall.RawConn, p []byte) (int, error) { return NewConn(rc).Read(p) }
+
+// Write writes all of p to the descriptor of rc, as Conn.Write.
+func Write(rc syscall.RawConn, p []byte) (int, error) { return NewConn(rc).Write(p) }
+
+// TryWrite writes what the descriptor of rc takes of p without waiting, as Conn.TryWrite.
+func TryWrite(rc syscall.RawConn, p []byte) (int, error) { return NewConn(rc).TryWrite(p) }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -18,7 +17,7 @@ import (
 // different goroutines, not at once).
 type File struct {
 	f       *os.File // a duplicate of the descriptor, in the runtime's poller
-	rc      syscall.RawConn
+	rc      *rawio.Conn
 	orig    *os.File // the file given to Open
 	restore bool     // the open file was blocking: Close makes it so again
 }
@@ -77,13 +76,13 @@ func Open(f *os.File, others ...*os.File) (*File, error) {
 		nf.Close()
 		return nil, err
 	}
-	return &File{f: nf, rc: rc, orig: f, restore: wasBlocking}, nil
+	return &File{f: nf, rc: rawio.NewConn(rc), orig: f, restore: wasBlocking}, nil
 }
 
 // Read reads into p, waiting in the poller while the pipe is empty; io.EOF
 // at its end.
 func (w *File) Read(p []byte) (int, error) {
-	n, err := rawio.Read(w.rc, p)
+	n, err := w.rc.Read(p)
 	if err == io.EOF {
 		return n, err
 	}
@@ -93,13 +92,13 @@ func (w *File) Read(p []byte) (int, error) {
 // TryWrite writes as much of p as the pipe takes at once (0 when it is
 // full) and never waits.
 func (w *File) TryWrite(p []byte) (int, error) {
-	n, err := rawio.TryWrite(w.rc, p)
+	n, err := w.rc.TryWrite(p)
 	return n, w.pathErr("write", err)
 }
 
 // Write writes all of p, waiting while the pipe is full.
 func (w *File) Write(p []byte) (int, error) {
-	n, err := rawio.Write(w.rc, p)
+	n, err := w.rc.Write(p)
 	return n, w.pathErr("write", err)
 }
 
