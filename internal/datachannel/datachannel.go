@@ -155,10 +155,11 @@ type Session struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	// out holds the agent's output not yet Read (buffered bytes) in blocks
-	// of outBlock bytes, from out[0][outOff:]; spare is one emptied block.
+	// of outBlock bytes, from out[0][outOff:]; free holds emptied blocks
+	// for reuse (at most freeBlocks).
 	out      [][]byte
 	outOff   int
-	spare    []byte
+	free     [][]byte
 	buffered int
 	// unread is set by the reader when it buffered output that Read (or
 	// WriteTo) has not been woken for or that was not yet tried on sink
@@ -403,11 +404,13 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		s.buffered += len(payload)
 		for len(payload) > 0 {
 			if len(s.out) == 0 || len(s.out[len(s.out)-1]) == outBlock {
-				b := s.spare
-				if b == nil {
+				var b []byte
+				if n := len(s.free); n > 0 {
+					b, s.free[n-1] = s.free[n-1], nil
+					s.free = s.free[:n-1]
+				} else {
 					b = make([]byte, 0, outBlock)
 				}
-				s.spare = nil
 				s.out = append(s.out, b)
 			}
 			last := &s.out[len(s.out)-1]
@@ -479,15 +482,18 @@ func (s *Session) consumeLocked(n int) {
 	if s.outOff < len(s.out[0]) {
 		return
 	}
-	// Block read: reuse it (the last one in place, an earlier one as spare).
+	// Block read: reuse it (the last one in place, an earlier one from free).
 	s.outOff = 0
 	if len(s.out) == 1 {
 		s.out[0] = s.out[0][:0]
 		return
 	}
-	s.spare = s.out[0][:0]
-	s.out[0] = nil
-	s.out = s.out[1:]
+	if len(s.free) < freeBlocks {
+		s.free = append(s.free, s.out[0][:0])
+	}
+	k := copy(s.out, s.out[1:]) // in place: no new slice as blocks come and go
+	s.out[k] = nil
+	s.out = s.out[:k]
 }
 
 // TryWriter is a destination that can take bytes without waiting
@@ -571,6 +577,12 @@ func (s *Session) drainLocked() {
 // outBlock is the size of the blocks that hold output not yet Read: memory
 // follows what is buffered, without the copies and doubling of one growing slice.
 const outBlock = 64 << 10
+
+// freeBlocks bounds the emptied output blocks kept for reuse (256 KiB):
+// when ssh reads more slowly than the agent sends, output waits in a few
+// blocks, and without them every block emptied beyond the first was garbage
+// (39 % of the bytes an unpaced download allocated, BENCHMARKS.md "Peak RSS").
+const freeBlocks = 4
 
 // Write sends p as Output messages of at most MaxPayload bytes. It blocks
 // while the window is full, including during a reconnect.
@@ -712,7 +724,7 @@ type wsConn struct {
 	// heard is set by the first frame or pong from the service.
 	heard atomic.Bool
 	once  sync.Once
-	sent  func([]byte) // told when a frame was written to the socket (reliable.Endpoint.Departed)
+	sent  func([]byte) // told when a frame was written to the socket (Session.departed)
 }
 
 const sendQueue = 16384
@@ -844,9 +856,16 @@ func (c *wsConn) flushAcks() {
 	c.wake()
 }
 
-func isAck(frame []byte) bool {
-	const t = ssmmsg.Acknowledge
-	return len(frame) > 4+len(t) && string(frame[4:4+len(t)]) == t && frame[4+len(t)] == ' '
+func isAck(frame []byte) bool { return reliable.IsAck(frame) }
+
+// departed is told of every frame a socket's writer put on the socket:
+// stream messages' departures go to the Endpoint, acks back to its free list.
+func (s *Session) departed(frame []byte) {
+	if isAck(frame) {
+		s.ep.RecycleAck(frame)
+		return
+	}
+	s.ep.Departed(frame)
 }
 
 // writeLoop is the socket's only data writer; it also sends the plugin's
@@ -977,7 +996,7 @@ func (s *Session) dial(ctx context.Context, token string) (*wsConn, error) {
 		ws.Close()
 		return nil, err
 	}
-	c := newWSConn(ws, bc, s.ep.Departed)
+	c := newWSConn(ws, bc, s.departed)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
 	if s.cfg.Liveness > 0 {

@@ -144,6 +144,8 @@ type Endpoint struct {
 	stop     chan struct{}
 	done     chan struct{}
 
+	ackFree [][]byte // emptied ack frames (RecycleAck)
+
 	recvMu   sync.Mutex // serializes Receive
 	expected int64
 	early    map[int64]*ssmmsg.Message
@@ -561,18 +563,55 @@ func (e *Endpoint) deliver(m *ssmmsg.Message) bool {
 // ackFrameCap fits the frame of any ack of a stream message (header and a JSON body of at most 224 bytes).
 const ackFrameCap = ssmmsg.HeaderSize + 224
 
+// maxAckFree bounds the ack frames kept for reuse (RecycleAck): more than
+// the acks a link holds at once (datachannel's reader batches up to 64).
+const maxAckFree = 128
+
 func (e *Endpoint) ack(m *ssmmsg.Message) {
-	// One allocation per ack: the frame belongs to the write function until it has left.
-	frame := ssmmsg.AppendAck(make([]byte, 0, ackFrameCap), m, e.millis(), NewID())
+	// The frame belongs to the write function until it has left; a link
+	// that says so (RecycleAck) lets the next ack reuse it.
 	e.mu.Lock()
 	w := e.write
 	e.stats.acksSent.Add(1)
-	e.mu.Unlock()
-	if w != nil {
-		if err := w(frame); err != nil {
-			e.cfg.Logger.Debug("reliable: ack not sent", "seq", m.SequenceNumber, "err", err)
-		}
+	var buf []byte
+	if n := len(e.ackFree); n > 0 && w != nil {
+		buf = e.ackFree[n-1]
+		e.ackFree[n-1] = nil
+		e.ackFree = e.ackFree[:n-1]
 	}
+	e.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if buf == nil {
+		buf = make([]byte, 0, ackFrameCap)
+	}
+	frame := ssmmsg.AppendAck(buf, m, e.millis(), NewID())
+	if err := w(frame); err != nil {
+		e.cfg.Logger.Debug("reliable: ack not sent", "seq", m.SequenceNumber, "err", err)
+	}
+}
+
+// RecycleAck takes back an acknowledge frame that this Endpoint gave its
+// write function, once the link has written it and keeps no reference to
+// it: the next ack reuses its memory instead of allocating (one frame per
+// stream message received). Calling it is optional; frames that are not
+// this Endpoint's acks are ignored.
+func (e *Endpoint) RecycleAck(frame []byte) {
+	if cap(frame) != ackFrameCap || !IsAck(frame) {
+		return
+	}
+	e.mu.Lock()
+	if len(e.ackFree) < maxAckFree {
+		e.ackFree = append(e.ackFree, frame[:0])
+	}
+	e.mu.Unlock()
+}
+
+// IsAck reports whether frame is an acknowledge message (by its type field, §3).
+func IsAck(frame []byte) bool {
+	const t = ssmmsg.Acknowledge
+	return len(frame) > 4+len(t) && string(frame[4:4+len(t)]) == t && frame[4+len(t)] == ' '
 }
 
 // retransmitLocked resends departed messages that are overdue. A message

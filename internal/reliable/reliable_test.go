@@ -192,3 +192,63 @@ func TestRTO(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestRecycleAckReusesFrame: an ack frame given back with RecycleAck is the
+// memory of the next ack (no allocation per message received), that ack is
+// whole and right, and frames that are not acks are not taken.
+func TestRecycleAckReusesFrame(t *testing.T) {
+	var frames [][]byte
+	e := New(Config{SendType: ssmmsg.InputStreamData, Deliver: func(*ssmmsg.Message) bool { return true }})
+	defer e.Close()
+	e.Attach(func(f []byte) error { frames = append(frames, f); return nil })
+	in := func(seq int64) *ssmmsg.Message {
+		return &ssmmsg.Message{Type: ssmmsg.OutputStreamData, SchemaVersion: 1, CreatedDate: 1, SequenceNumber: seq,
+			MessageID: NewID(), PayloadType: ssmmsg.PayloadOutput, Payload: []byte("x")}
+	}
+	ackOf := func(f []byte) int64 {
+		t.Helper()
+		m, err := ssmmsg.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := ssmmsg.ParseAck(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.AcknowledgedMessageSequenceNumber
+	}
+	e.Receive(in(0))
+	if len(frames) != 1 || !IsAck(frames[0]) || ackOf(frames[0]) != 0 {
+		t.Fatalf("first ack: %d frames", len(frames))
+	}
+	first := &frames[0][0]
+	e.RecycleAck(frames[0])
+	e.RecycleAck(frame(t, 7)) // a stream message: ignored
+	e.Receive(in(1))
+	if len(frames) != 2 || &frames[1][0] != first {
+		t.Fatal("the second ack did not reuse the recycled frame")
+	}
+	if got := ackOf(frames[1]); got != 1 {
+		t.Fatalf("second ack acknowledges %d, want 1", got)
+	}
+	e.RecycleAck(frames[1])
+	m := in(2)
+	if n := testing.AllocsPerRun(100, func() {
+		frames = frames[:0]
+		m.SequenceNumber = e.Expected()
+		e.Receive(m)
+		e.RecycleAck(frames[0])
+	}); n > 0 && !testutil.Race { // the race detector's instrumentation allocates
+		t.Fatalf("%.1f allocations per message received and acked, want 0", n)
+	}
+}
+
+func frame(t *testing.T, seq int64) []byte {
+	m := ssmmsg.Message{Type: ssmmsg.InputStreamData, CreatedDate: 1, SequenceNumber: seq, PayloadType: ssmmsg.PayloadOutput,
+		Payload: make([]byte, ackFrameCap-ssmmsg.HeaderSize)} // an ack frame's capacity, not an ack
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
