@@ -6,6 +6,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/osuser"
 )
 
 // InventoryItem is one live instance as setup sees it: its name, tags and
@@ -84,4 +87,41 @@ func Inventory(ctx context.Context, cfg aws.Config) (items []InventoryItem, imag
 		}
 	}
 	return items, imagesErr, nil
+}
+
+// ImageUser is the OS user instance id is meant to be logged in as, and
+// why: its devgate:user tag, else the default user of the image it runs
+// (osuser.Pick on DescribeImages' name and description and
+// DescribeInstances' PlatformDetails). user is "" when nothing says (an
+// image nobody can describe, an unknown distribution). Two calls
+// (DescribeInstances, DescribeImages); errors are classified (Classify).
+func ImageUser(ctx context.Context, cfg aws.Config, id string) (user, why string, err error) {
+	client := ec2.NewFromConfig(cfg)
+	out, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return "", "", Classify(err, "ec2:DescribeInstances")
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			tags := map[string]string{}
+			for _, t := range in.Tags {
+				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			img := osuser.Image{PlatformDetails: aws.ToString(in.PlatformDetails)}
+			if in.ImageId != nil && tags[osuser.Tag] == "" {
+				imgs, ierr := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{aws.ToString(in.ImageId)}})
+				if ierr != nil {
+					err = Classify(ierr, "ec2:DescribeImages") // the platform may still say
+				} else if len(imgs.Images) == 1 {
+					img.Name, img.Description = aws.ToString(imgs.Images[0].Name), aws.ToString(imgs.Images[0].Description)
+				}
+			}
+			user, why = osuser.Pick(tags, img)
+			if user != "" {
+				err = nil
+			}
+			return user, why, err
+		}
+	}
+	return "", "", exitcode.New(exitcode.NotFound, "", "instance %s not found", id)
 }

@@ -209,7 +209,11 @@ func writeBench(io IO, r *bench.Report) {
 		}
 		fmt.Fprintf(io.Out, "%s\n", title)
 		if p.Err != "" {
-			fmt.Fprintf(io.Out, "  not available: %s\n\n", p.Err)
+			fmt.Fprintf(io.Out, "  not available: %s\n", p.Err)
+			if h := exitcode.HintOf(p.Unusable()); h != "" {
+				fmt.Fprintf(io.Out, "  hint: %s\n", h)
+			}
+			fmt.Fprintln(io.Out)
 			continue
 		}
 		tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/devgate/devgate/internal/awsapi"
 	"github.com/devgate/devgate/internal/tunnel"
 )
 
@@ -66,6 +68,14 @@ func dialOne(ctx context.Context, awsCfg aws.Config, topts tunnel.Options, c Con
 		return nil, err
 	}
 	cl, err := NewClient(ctx, conn, conn.InstanceID, c)
+	var refused *AuthRefusedError
+	if errors.As(err, &refused) && ctx.Err() == nil {
+		// Which user the instance is meant for: the hint names it.
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		refused.ImageUser, refused.ImageWhy, _ = awsapi.ImageUser(lctx, awsCfg, conn.InstanceID)
+		cancel()
+		return nil, RefusedError(refused)
+	}
 	if err != nil {
 		return nil, errors.Join(err)
 	}

@@ -5,7 +5,9 @@
 // semantics (pin on first use under the instance id, refuse a changed key).
 //
 // It also opens an SFTP client on the connection and runs commands. It does
-// not dial AWS itself (tunnel does) and does not move files (transfer does).
+// not dial AWS itself (tunnel does) and does not move files (transfer does);
+// its one AWS question is after a refused login (AuthRefusedError): which
+// user the instance is meant for (awsapi.ImageUser), for the hint.
 package sshconn
 
 import (
@@ -20,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -84,6 +87,40 @@ func (e *HostKeyError) Error() string {
 }
 func (e *HostKeyError) Unwrap() error { return e.Err }
 
+// AuthRefusedError is a login the instance's sshd refused: the key devgate
+// pushed for User (EC2 Instance Connect) was offered for User and not
+// accepted — User does not exist on the image, or sshd does not let it in
+// (AllowUsers, PermitRootLogin), or the key expired before it was offered.
+type AuthRefusedError struct {
+	Instance string
+	User     string
+	// ImageUser is the user the instance is meant to be logged in as (its
+	// devgate:user tag, else its image's default user: awsapi.ImageUser),
+	// and ImageWhy where that comes from ("image: Ubuntu"); "" when unknown.
+	ImageUser, ImageWhy string
+	Err                 error // x/crypto/ssh's error
+}
+
+func (e *AuthRefusedError) Error() string {
+	return fmt.Sprintf("the key was pushed for %s; the instance refused %s", e.User, e.User)
+}
+func (e *AuthRefusedError) Unwrap() error { return e.Err }
+
+// RefusedError classifies a refused login (exit code 17, session refused)
+// with a hint that names the user to try when the image's is known.
+func RefusedError(e *AuthRefusedError) error {
+	var hint string
+	switch {
+	case e.ImageUser != "" && e.ImageUser != e.User:
+		hint = fmt.Sprintf("check the user name (image default: %s, from %s): --user %s, or %s@<target>", e.ImageUser, e.ImageWhy, e.ImageUser, e.ImageUser)
+	case e.ImageUser != "":
+		hint = fmt.Sprintf("check the user name: %s is the instance's default (%s), so its sshd refuses it (AllowUsers, PermitRootLogin?); `devgate doctor` checks more", e.User, e.ImageWhy)
+	default:
+		hint = "check the user name (--user, or user@<target>; the image's default: ec2-user on Amazon Linux, ubuntu on Ubuntu, admin on Debian)"
+	}
+	return &exitcode.Error{Class: exitcode.SessionRefused, Msg: "ssh login to " + e.Instance, Hint: hint, Err: e}
+}
+
 // KnownHostsError is a line of devgate's known_hosts that does not parse.
 type KnownHostsError struct {
 	Path string
@@ -123,9 +160,13 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 	if c.Lock == nil {
 		c.Lock = &sync.Mutex{}
 	}
+	var offered atomic.Bool // the key was offered: the server's host key was accepted and it answered "none"
 	cfg := &ssh.ClientConfig{
-		User:            c.User,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
+		User: c.User,
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			offered.Store(true)
+			return []ssh.Signer{c.Signer}, nil
+		})},
 		HostKeyCallback: acceptNew(c.KnownHosts, c.Lock),
 		Timeout:         c.Timeout,
 	}
@@ -165,6 +206,12 @@ func NewClient(ctx context.Context, s Stream, instanceID string, c Config) (*Cli
 		if errors.As(r.err, &hk) {
 			return nil, exitcode.Wrap(hk, exitcode.SessionRefused,
 				"if the instance was rebuilt, remove its line from "+c.KnownHosts, "refusing to connect")
+		}
+		if offered.Load() && conn.ioErr() == nil {
+			// The key went out and the server answered, and not with
+			// success: it refused the key for this user (no such user on
+			// the image, or sshd does not let it in).
+			return nil, RefusedError(&AuthRefusedError{Instance: instanceID, User: c.User, Err: r.err})
 		}
 		return nil, exitcode.Wrap(r.err, exitcode.SessionRefused, "check --user (the OS user must exist on the instance)", "ssh to %s failed", instanceID)
 	}
@@ -400,18 +447,48 @@ const streamReadBuffer = 128 << 10
 
 // streamConn adapts a tunnel stream to net.Conn (deadlines are not supported;
 // the tunnel has its own timeouts), its reads buffered (streamReadBuffer).
+// It keeps the first error of a read or write before Close (ioErr): a
+// handshake that failed with the stream intact was the server's answer.
 type streamConn struct {
-	s Stream
-	r *bufio.Reader
+	s      Stream
+	r      *bufio.Reader
+	err    atomic.Pointer[error]
+	closed atomic.Bool
 }
 
 func newStreamConn(s Stream) *streamConn {
 	return &streamConn{s: s, r: bufio.NewReaderSize(s, streamReadBuffer)}
 }
 
-func (c *streamConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
-func (c *streamConn) Write(p []byte) (int, error)        { return c.s.Write(p) }
-func (c *streamConn) Close() error                       { return c.s.Close() }
+func (c *streamConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && !c.closed.Load() {
+		c.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	n, err := c.s.Write(p)
+	if err != nil && !c.closed.Load() {
+		c.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// ioErr is the first read or write error of the stream (nil: none yet).
+func (c *streamConn) ioErr() error {
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *streamConn) Close() error {
+	c.closed.Store(true) // what fails from now on failed because of this
+	return c.s.Close()
+}
+
 func (c *streamConn) LocalAddr() net.Addr                { return tunnelAddr("local") }
 func (c *streamConn) RemoteAddr() net.Addr               { return tunnelAddr("instance") }
 func (c *streamConn) SetDeadline(t time.Time) error      { return nil }
