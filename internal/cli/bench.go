@@ -221,6 +221,9 @@ func writeBench(io IO, r *bench.Report) {
 		if p.RTTSamples > 0 {
 			fmt.Fprintf(tw, "  round trip\tp50 %.1f ms, p99 %.1f ms\n", p.RTTp50, p.RTTp99)
 		}
+		if p.StartOne > 0 && p.DownParallel != nil && p.StartParallel > 0 {
+			fmt.Fprintf(tw, "  session start\tone %.0f ms, %d at once %.0f ms\n", p.StartOne, p.DownParallel.Sessions, p.StartParallel)
+		}
 		for _, c := range p.Checks {
 			mark := "✓"
 			switch {
