@@ -252,3 +252,24 @@ func frame(t *testing.T, seq int64) []byte {
 	}
 	return b
 }
+
+// Message ids are version-4 UUIDs and do not repeat.
+func TestNewIDUnique(t *testing.T) {
+	seen := map[ssmmsg.UUID]bool{}
+	for range 100000 {
+		u := NewID()
+		if u[6]>>4 != 4 || u[8]>>6 != 2 {
+			t.Fatalf("%s is not a version-4 UUID", u)
+		}
+		if seen[u] {
+			t.Fatalf("%s twice", u)
+		}
+		seen[u] = true
+	}
+}
+
+func BenchmarkNewID(b *testing.B) {
+	for b.Loop() {
+		NewID()
+	}
+}
