@@ -241,3 +241,34 @@ func TestAcksHeldAtMostAckBatch(t *testing.T) {
 		t.Fatal("a data frame during a batch did not wake the writer")
 	}
 }
+
+// writeFrame's frames are what a WebSocket server reads as binary messages,
+// for every length encoding (7-bit, 16-bit, 64-bit) and a payload that is
+// not a multiple of the mask's 4 or 8 bytes, with gorilla's own control
+// frames written between them.
+func TestWriteFrameReadByServer(t *testing.T) {
+	c, _, got := testWSConn(t)
+	for _, n := range []int{0, 1, 7, 125, 126, 1024 + 373, 0xffff, 0x10000, 70001} {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i*7 + n)
+		}
+		c.wmu.Lock()
+		err := c.writeFrame(p)
+		c.wmu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("keepalive"), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case b := <-got:
+			if !bytes.Equal(b, p) {
+				t.Fatalf("%d-byte message: the server read %d other bytes", n, len(b))
+			}
+		case <-time.After(testutil.Deadline(5 * time.Second)):
+			t.Fatalf("%d-byte message: the server read nothing", n)
+		}
+	}
+}

@@ -22,11 +22,13 @@ package datachannel
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -727,6 +729,54 @@ type wsConn struct {
 	heard atomic.Bool
 	once  sync.Once
 	sent  func([]byte) // told when a frame was written to the socket (Session.departed)
+	// fbuf is where writeFrame builds a WebSocket frame (under wmu).
+	fbuf []byte
+}
+
+// writeFrame writes p as one binary WebSocket message (a single masked
+// frame, RFC 6455 §5.2: a client masks) to the connection under the
+// WebSocket (TLS, or the batchConn), built in a buffer of its own instead of
+// through gorilla's NextWriter (an allocation, a channel hand-off and a
+// deadline call per frame, for every ack). Control frames (ping, close) still
+// go through gorilla; each frame is one Write either way, and both the
+// batchConn and tls.Conn take a Write whole, so frames never interleave.
+// Callers hold wmu.
+func (c *wsConn) writeFrame(p []byte) error {
+	c.fbuf = appendClientFrame(c.fbuf[:0], websocket.BinaryMessage, p, mrand.Uint32())
+	_, err := c.ws.NetConn().Write(c.fbuf)
+	if cap(c.fbuf) > maxKeptFrame {
+		c.fbuf = nil
+	}
+	return err
+}
+
+// appendClientFrame appends a final, masked WebSocket frame of opcode op
+// and payload p, masked with key (RFC 6455 §5.2), to dst.
+func appendClientFrame(dst []byte, op int, p []byte, key uint32) []byte {
+	const fin, masked = 0x80, 0x80
+	dst = append(dst, fin|byte(op))
+	switch n := len(p); {
+	case n <= 125:
+		dst = append(dst, masked|byte(n))
+	case n <= 0xffff:
+		dst = append(dst, masked|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, masked|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, key)
+	start := len(dst)
+	dst = append(dst, p...)
+	b := dst[start:]
+	k := uint64(key) | uint64(key)<<32 // byte i of the payload is XORed with byte i%4 of the key
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= byte(key >> (8 * (i & 3)))
+	}
+	return dst
 }
 
 const sendQueue = 16384
@@ -832,7 +882,7 @@ func (c *wsConn) flushAcks() {
 	c.bc.Hold()
 	var err error
 	for _, b := range batch {
-		if err = c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+		if err = c.writeFrame(b); err != nil {
 			break
 		}
 	}
@@ -906,7 +956,7 @@ func (c *wsConn) writeLoop() {
 		}
 		c.bc.Hold()
 		for _, b := range batch {
-			if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			if err := c.writeFrame(b); err != nil {
 				c.bc.Release()
 				c.wmu.Unlock()
 				c.close()
