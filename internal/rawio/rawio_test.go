@@ -133,7 +133,7 @@ func TestTryWriteFullPipe(t *testing.T) {
 
 // A Conn's reads and writes allocate nothing (the free functions allocate
 // their callback each call: a dozen allocations per message at the agent's
-// pace, BENCHMARKS.md "Garbage per message").
+// pace, BENCHMARKS.md "Garbage and system-call wrappers per message").
 func TestConnDoesNotAllocate(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
