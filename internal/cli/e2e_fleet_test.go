@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,5 +226,74 @@ func TestE2EFleet(t *testing.T) {
 	}
 	if m := f.sshG(t, "devbox-gpu1"); m["user"] != "ubuntu" || !strings.Contains(m["proxycommand"], "--profile A") {
 		t.Errorf("devbox-gpu1 lost by removing devbox-b: %v", m)
+	}
+}
+
+// TestE2ESetupTwoSetsOnePrefix: `devgate setup` with credentials from the
+// environment (no profile), then `devgate setup --profile A` for the same
+// account and region under the same prefix, as a user moving to profiles
+// does. The first set's hosts keep their ProxyCommand without --profile (the
+// second run does not re-point them through the prefix's entry), the prefix
+// keeps its first set and the user given to it, the second set's aliases end
+// in the profile (not in a region both share), and real ssh reaches each.
+func TestE2ESetupTwoSetsOnePrefix(t *testing.T) {
+	f := newFleet(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	withEnv := append(append([]string(nil), f.environ...), f.a.Env()...)
+	run := func(env []string, name string, args ...string) (string, string, error) {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = env
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		return o.String(), e.String(), err
+	}
+	sshArgs := func(args ...string) []string {
+		return append([]string{"-F", filepath.Join(f.home, ".ssh", "config"), "-o", "BatchMode=yes"}, args...)
+	}
+	t.Cleanup(func() {
+		for _, alias := range []string{"devbox-gpu1", "devbox-gpu1-a"} {
+			run(withEnv, "ssh", sshArgs("-O", "exit", alias)...)
+		}
+	})
+	if out, errs, err := run(withEnv, f.bin, "setup", "--yes", "--user", "ubuntu"); err != nil {
+		t.Fatalf("setup (environment credentials): %v\n%s\n%s", err, out, errs)
+	}
+	_, errs, err := run(f.environ, f.bin, "setup", "--yes", "--profile", "A")
+	if err != nil {
+		t.Fatalf("setup --profile A: %v\n%s", err, errs)
+	}
+	if !strings.Contains(errs, "devbox-* (instances not listed yet) stays with no profile, region us-east-1") {
+		t.Errorf("setup --profile A did not say the prefix stays with the first set:\n%s", errs)
+	}
+	first, second := f.sshG(t, "devbox-gpu1")["proxycommand"], f.sshG(t, "devbox-gpu1-a")["proxycommand"]
+	if strings.Contains(first, "--profile") || !strings.HasSuffix(first, "--region us-east-1") {
+		t.Errorf("the first set's host was re-pointed: %q", first)
+	}
+	if !strings.HasSuffix(second, "--profile A --region us-east-1") {
+		t.Errorf("the second set's host: %q", second)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(f.home, ".config", "devgate", "config.json"))
+	var cf struct {
+		Prefixes map[string]struct{ Profile, Region, User string }
+	}
+	if err := json.Unmarshal(cfg, &cf); err != nil {
+		t.Fatal(err)
+	}
+	if p := cf.Prefixes["devbox"]; p.Profile != "" || p.Region != "us-east-1" || p.User != "ubuntu" {
+		t.Errorf("prefix entry %+v, want the first set's, user ubuntu\n%s", p, cfg)
+	}
+	// Each alias is reached by real ssh: the first with the environment's
+	// credentials (its set's), the second with profile A and nothing in the environment.
+	if out, errs, err := run(withEnv, "ssh", sshArgs("devbox-gpu1", "id", "-un")...); err != nil || out != "ubuntu\n" {
+		t.Errorf("ssh devbox-gpu1: %q %v\n%s", out, err, errs)
+	}
+	if out, errs, err := run(f.environ, "ssh", sshArgs("devbox-gpu1-a", "id", "-un")...); err != nil || out != "ubuntu\n" {
+		t.Errorf("ssh devbox-gpu1-a: %q %v\n%s", out, err, errs)
+	}
+	// cp to the first set's alias resolves as its ProxyCommand does (no profile).
+	dst := filepath.Join(t.TempDir(), "hostname")
+	if out, errs, err := run(withEnv, f.bin, "cp", "-q", "devbox-gpu1:/etc/hostname", dst); err != nil {
+		t.Errorf("cp devbox-gpu1: %v\n%s\n%s", err, out, errs)
 	}
 }

@@ -188,7 +188,10 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 		if userForced {
 			defUser = r.User
 		}
-		cf.SetPrefix(prefix, config.Settings{Profile: profile, Region: region, User: defUser})
+		if op, or, claimed := cf.ClaimPrefix(prefix, profile, region, defUser); !claimed {
+			fmt.Fprintf(io.ErrOut, "devgate: %s-* (instances not listed yet) stays with %s, another set's; --prefix gives this account its own\n",
+				prefix, describeSet(op, or))
+		}
 		if listed {
 			var hosts []config.Host
 			for _, it := range inv {
@@ -301,6 +304,19 @@ func runSetup(ctx context.Context, io IO, f setupFlags) error {
 		}
 	}
 	return nil
+}
+
+// describeSet names a set's account for messages: "profile A, region R"
+// ("no profile" for the SDK's own chain).
+func describeSet(profile, region string) string {
+	p := "no profile"
+	if profile != "" {
+		p = "profile " + profile
+	}
+	if region != "" {
+		return p + ", region " + region
+	}
+	return p
 }
 
 // setsOf lists the (prefix, profile, region) sets of the config: each prefix

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/tailscale/hujson"
 
@@ -63,6 +64,13 @@ type Host struct {
 	Name   string `json:"name,omitempty"` // the instance's Name tag: resolved to a running instance at connect time
 	ID     string `json:"id,omitempty"`   // the instance id last seen with that name (informative)
 }
+
+// OwnsAccount reports whether the host names its account and region (a
+// profile or a region; setup writes the region it listed the host in, and
+// the profile, empty when the SDK's own chain found the credentials): then
+// the host is one setup set's (prefix, profile, region) and its profile and
+// region are never filled from the prefix's entry or the defaults.
+func (h Host) OwnsAccount() bool { return h.Profile != "" || h.Region != "" }
 
 // File is the config file's content.
 type File struct {
@@ -248,9 +256,10 @@ type Resolved struct {
 // Name tag or an instance id; "" for no target) with one precedence for
 // every command:
 //
-//   - user, bucket, path, prefix: flag > environment (DEVGATE_USER,
-//     DEVGATE_BUCKET, DEVGATE_PATH, DEVGATE_PREFIX) > host > prefix >
-//     defaults > built-in default;
+//   - user: flag > host > environment (DEVGATE_USER) > prefix > defaults >
+//     built-in default (the host's User is what ssh logs in as);
+//   - bucket, path, prefix: flag > environment (DEVGATE_BUCKET,
+//     DEVGATE_PATH, DEVGATE_PREFIX) > host > prefix > defaults > built-in default;
 //   - profile, region: flag > host > environment (AWS_PROFILE, AWS_REGION,
 //     AWS_DEFAULT_REGION) > prefix > defaults > nothing (the SDK's chain); a
 //     region from the config is taken only with its own profile (or when it
@@ -258,6 +267,9 @@ type Resolved struct {
 //     A host lives in one account and region: the ProxyCommand setup writes
 //     passes them as flags, so `devgate cp <alias>:…` must use them over the
 //     shell's AWS_PROFILE too, or it would not reach the host ssh reaches.
+//     A host that names its account (Host.OwnsAccount) takes no profile or
+//     region from its prefix or the defaults: a set without a profile (the
+//     SDK's chain) stays without one when another set shares its prefix.
 //
 // flags holds the values given on the command line ("" = not given); prefix
 // the --prefix flag. getenv reads the environment (os.Getenv).
@@ -277,14 +289,24 @@ func (f *File) Resolve(target string, flags Settings, prefix string, getenv func
 	}
 	ps := f.prefixSettings(target, r.Prefix, host)
 	d := f.Defaults
-	r.User, r.From["user"] = pick(val{flags.User, FromFlag}, val{getenv(EnvUser), FromEnv},
-		val{hs.User, FromHost}, val{ps.User, FromPrefix}, val{d.User, FromConfig}, val{DefaultUser, FromDefault})
+	// A host that names its account (a profile or a region: setup writes
+	// both, the profile empty for the SDK's own chain) belongs to that one
+	// set: the prefix's and the defaults' account may be another set's.
+	pa, da := ps, d
+	if host != nil && host.OwnsAccount() {
+		pa, da = Settings{}, Settings{}
+	}
+	// A host's user is what ssh logs in as through the managed config (its
+	// User line): it comes before DEVGATE_USER, as the host's account does
+	// before AWS_PROFILE, so that cp reaches the host as the user ssh does.
+	r.User, r.From["user"] = pick(val{flags.User, FromFlag}, val{hs.User, FromHost}, val{getenv(EnvUser), FromEnv},
+		val{ps.User, FromPrefix}, val{d.User, FromConfig}, val{DefaultUser, FromDefault})
 	r.Bucket, r.From["bucket"] = pick(val{flags.Bucket, FromFlag}, val{getenv(EnvBucket), FromEnv},
 		val{hs.Bucket, FromHost}, val{ps.Bucket, FromPrefix}, val{d.Bucket, FromConfig})
 	r.Path, r.From["path"] = pick(val{flags.Path, FromFlag}, val{getenv(EnvPath), FromEnv},
 		val{hs.Path, FromHost}, val{ps.Path, FromPrefix}, val{d.Path, FromConfig}, val{DefaultPath, FromDefault})
 	r.Profile, r.From["profile"] = pick(val{flags.Profile, FromFlag}, val{hs.Profile, FromHost},
-		val{getenv("AWS_PROFILE"), FromEnv}, val{ps.Profile, FromPrefix}, val{d.Profile, FromConfig})
+		val{getenv("AWS_PROFILE"), FromEnv}, val{pa.Profile, FromPrefix}, val{da.Profile, FromConfig})
 	// A region from the config belongs to the profile beside it: it is not
 	// mixed with another account's profile (the SDK takes that profile's own region).
 	paired := func(s Settings) string {
@@ -295,7 +317,7 @@ func (f *File) Resolve(target string, flags Settings, prefix string, getenv func
 	}
 	r.Region, r.From["region"] = pick(val{flags.Region, FromFlag}, val{paired(hs), FromHost},
 		val{getenv("AWS_REGION"), FromEnv}, val{getenv("AWS_DEFAULT_REGION"), FromEnv},
-		val{paired(ps), FromPrefix}, val{paired(d), FromConfig})
+		val{paired(pa), FromPrefix}, val{paired(da), FromConfig})
 	return r
 }
 
@@ -396,10 +418,40 @@ func (f *File) SetPrefix(p string, s Settings) {
 	f.Prefixes[p] = s
 }
 
+// ClaimPrefix records a setup run of the set (p, profile, region) on prefix
+// p's entry, which gives `<p>-*` (instances not listed yet) its account:
+// the entry takes the set's profile and region unless a host of another set
+// of p is in the config (then the entry keeps the set it has, and
+// ClaimPrefix returns that set's profile and region and false). user, when
+// not "", replaces the entry's user; the entry's other settings (bucket,
+// path, an earlier user) are kept.
+func (f *File) ClaimPrefix(p, profile, region, user string) (ownerProfile, ownerRegion string, claimed bool) {
+	s, had := f.Prefixes[p]
+	claimed = true
+	if had && (s.Profile != profile || s.Region != region) {
+		for _, h := range f.Hosts {
+			if h.Prefix == p && h.OwnsAccount() && (h.Profile != profile || h.Region != region) {
+				claimed = false
+				break
+			}
+		}
+	}
+	if claimed {
+		s.Profile, s.Region = profile, region
+	}
+	if user != "" {
+		s.User = user
+	}
+	f.SetPrefix(p, s)
+	return s.Profile, s.Region, claimed
+}
+
 // ReplaceSet replaces the hosts of one setup set (prefix, profile, region)
 // with hosts, keeping every other host. alias names a host from its Name tag
-// and id; an alias another host holds gets "-<region>" appended, then
-// "-<id>", so that no alias is lost or ambiguous.
+// and id; an alias another set's host holds gets what tells the two sets
+// apart appended, "-<region>" when the regions differ, else "-<profile>"
+// (lower case, characters an alias cannot carry as '-'), then "-<id>", so
+// that no alias is lost or ambiguous.
 func (f *File) ReplaceSet(prefix, profile, region string, hosts []Host, alias func(name, id string) string) {
 	for a, h := range f.Hosts {
 		if h.Prefix == prefix && h.Profile == profile && h.Region == region {
@@ -423,14 +475,30 @@ func (f *File) ReplaceSet(prefix, profile, region string, hosts []Host, alias fu
 	for _, h := range hosts {
 		h.Prefix = prefix
 		a := alias(h.Name, h.ID)
-		if _, taken := f.Hosts[a]; taken && region != "" && count[a] == 1 {
-			a += "-" + region
+		if t, taken := f.Hosts[a]; taken && count[a] == 1 {
+			switch {
+			case region != "" && t.Region != region:
+				a += "-" + region
+			case profile != "" && t.Profile != profile:
+				a += "-" + aliasPart(profile)
+			}
 		}
 		if _, taken := f.Hosts[a]; taken || count[alias(h.Name, h.ID)] > 1 {
 			a = alias(h.Name, h.ID) + "-" + h.ID
 		}
 		f.Hosts[a] = h
 	}
+}
+
+// aliasPart is s in lower case with what an ssh alias cannot carry (spaces,
+// quotes, ssh pattern characters, '/', '@', ':') as '-'.
+func aliasPart(s string) string {
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" \t\n*?!,\"'/@:", r) {
+			return '-'
+		}
+		return unicode.ToLower(r)
+	}, s)
 }
 
 // RemoveSet removes the hosts of prefix (only those of profile and region

@@ -45,10 +45,14 @@ func TestResolvePrecedence(t *testing.T) {
 			env:  map[string]string{"DEVGATE_USER": "envuser", "AWS_PROFILE": "envp"},
 			want: Settings{Profile: "X", Region: "r", User: "root", Bucket: "bb", Path: "direct"},
 			from: map[string]Source{"user": FromFlag, "profile": FromFlag}},
-		{name: "DEVGATE_USER beats host; host's account beats AWS_PROFILE", target: "devbox-gpu1",
+		{name: "host's user and account beat DEVGATE_USER and AWS_PROFILE (ssh logs in as the host's User)", target: "devbox-gpu1",
 			env:  map[string]string{"DEVGATE_USER": "envuser", "AWS_PROFILE": "envp", "AWS_REGION": "envr", "DEVGATE_PATH": "ssm"},
-			want: Settings{Profile: "A", Region: "us-east-1", User: "envuser", Bucket: "global-bucket", Path: "ssm"},
-			from: map[string]Source{"user": FromEnv, "profile": FromHost, "path": FromEnv}},
+			want: Settings{Profile: "A", Region: "us-east-1", User: "ubuntu", Bucket: "global-bucket", Path: "ssm"},
+			from: map[string]Source{"user": FromHost, "profile": FromHost, "path": FromEnv}},
+		{name: "DEVGATE_USER beats the prefix's user", target: "devbox-new",
+			env:  map[string]string{"DEVGATE_USER": "envuser"},
+			want: Settings{Profile: "A", Region: "us-east-1", User: "envuser", Bucket: "global-bucket", Path: "auto"},
+			from: map[string]Source{"user": FromEnv}},
 		{name: "longest prefix", target: "devbox-b-new",
 			want: Settings{Profile: "B", Region: "eu-west-1", User: "admin", Bucket: "global-bucket", Path: "ssm"},
 			from: map[string]Source{"profile": FromPrefix, "user": FromConfig, "path": FromPrefix}},
@@ -164,4 +168,83 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.Resolve("x", Settings{}, "", func(string) string { return "" })
 	})
+}
+
+// TestTwoSetsOfOnePrefix: a set written without a profile (credentials from
+// the environment) and a later `setup --profile A` under the same prefix and
+// region. The first set's hosts keep no profile (the later set's profile is
+// not filled in from the prefix's entry), the prefix's entry keeps its set,
+// its user and bucket, and the second set's aliases say what differs.
+func TestTwoSetsOfOnePrefix(t *testing.T) {
+	f := &File{}
+	alias := func(name, id string) string { return "devbox-" + name }
+	if _, _, ok := f.ClaimPrefix("devbox", "", "us-east-1", "newdev"); !ok {
+		t.Fatal("the first set did not get the new prefix's entry")
+	}
+	f.Prefixes["devbox"] = Settings{Region: "us-east-1", User: "newdev", Bucket: "relay"}
+	f.ReplaceSet("devbox", "", "us-east-1", []Host{{Name: "gpu1", ID: "i-1", Settings: Settings{User: "ubuntu", Region: "us-east-1"}}}, alias)
+
+	op, or, ok := f.ClaimPrefix("devbox", "A", "us-east-1", "")
+	if ok || op != "" || or != "us-east-1" {
+		t.Fatalf("second set claimed the prefix: %q %q %v", op, or, ok)
+	}
+	if got := f.Prefixes["devbox"]; got != (Settings{Region: "us-east-1", User: "newdev", Bucket: "relay"}) {
+		t.Fatalf("prefix entry %+v", got)
+	}
+	f.ReplaceSet("devbox", "A", "us-east-1", []Host{{Name: "gpu1", ID: "i-1", Settings: Settings{User: "ubuntu", Profile: "A", Region: "us-east-1"}}}, alias)
+	if got := f.Aliases(); strings.Join(got, " ") != "devbox-gpu1 devbox-gpu1-a" {
+		t.Fatalf("aliases %v, want devbox-gpu1 devbox-gpu1-a", got)
+	}
+
+	noenv := env(nil)
+	r := f.Resolve("devbox-gpu1", Settings{}, "", noenv)
+	if r.Profile != "" || r.Region != "us-east-1" || r.User != "ubuntu" || r.Bucket != "relay" {
+		t.Fatalf("first set's host resolved to %+v", r.Settings)
+	}
+	if r := f.Resolve("devbox-gpu1", Settings{}, "", env(map[string]string{"AWS_PROFILE": "envp"})); r.Profile != "envp" {
+		t.Fatalf("a host without a profile takes AWS_PROFILE as its ProxyCommand would: got %q", r.Profile)
+	}
+	if r := f.Resolve("devbox-gpu1-a", Settings{}, "", noenv); r.Profile != "A" || r.Region != "us-east-1" {
+		t.Fatalf("second set's host resolved to %+v", r.Settings)
+	}
+	// A hand-written host that names no account still takes the prefix's.
+	f.Hosts["devbox-hand"] = Host{Prefix: "devbox", Settings: Settings{User: "root"}}
+	f.Prefixes["devbox"] = Settings{Profile: "P", Region: "eu-west-1"}
+	if r := f.Resolve("devbox-hand", Settings{}, "", noenv); r.Profile != "P" || r.Region != "eu-west-1" || r.User != "root" {
+		t.Fatalf("hand-written host resolved to %+v", r.Settings)
+	}
+
+	// Once the other set is gone, a run of the second set takes the entry.
+	f.RemoveSet("devbox", "", "us-east-1")
+	delete(f.Hosts, "devbox-hand")
+	if p, r, ok := f.ClaimPrefix("devbox", "A", "us-east-1", "ec2-user"); !ok || p != "A" || r != "us-east-1" || f.Prefixes["devbox"].User != "ec2-user" {
+		t.Fatalf("claim after removal: %q %q %v %+v", p, r, ok, f.Prefixes["devbox"])
+	}
+}
+
+// TestReplaceSetSuffix: an alias another set holds gets the region when the
+// regions differ, else the profile, else the id.
+func TestReplaceSetSuffix(t *testing.T) {
+	alias := func(name, id string) string { return "devbox-" + name }
+	f := &File{}
+	set := func(profile, region, id string) { // as setup writes a set's host
+		f.ReplaceSet("devbox", profile, region, []Host{{Name: "gpu1", ID: id, Settings: Settings{Profile: profile, Region: region}}}, alias)
+	}
+	set("A", "us-east-1", "i-1")
+	set("A", "eu-west-1", "i-2")
+	set("Team B/x", "us-east-1", "i-3")
+	set("A", "us-east-1", "i-1") // again: the same alias
+	got := map[string]string{}
+	for a, h := range f.Hosts {
+		got[a] = h.ID
+	}
+	want := map[string]string{"devbox-gpu1": "i-1", "devbox-gpu1-eu-west-1": "i-2", "devbox-gpu1-team-b-x": "i-3"}
+	if len(got) != len(want) {
+		t.Fatalf("aliases %v, want %v", got, want)
+	}
+	for a, id := range want {
+		if got[a] != id {
+			t.Fatalf("aliases %v, want %v", got, want)
+		}
+	}
 }

@@ -81,7 +81,9 @@ type Instance struct {
 	ID   string // i-…
 	// Alias overrides the alias derived from Name ("" = derived).
 	Alias string
-	// User, Profile, Region: this host's; "" = the set's (Profile, Region) or Options.User.
+	// User: this host's, "" = Options.User. Profile, Region: this host's
+	// account; both "" = the prefix's set's (Profile "" with a Region is the
+	// SDK's own chain, not the prefix's profile).
 	User, Profile, Region string
 	// Prefix is the set's prefix ("" = Options.Prefix).
 	Prefix string
@@ -311,7 +313,13 @@ func Generate(o Options, inv []Instance) ([]byte, error) {
 		}
 		block(names...)
 		w("    User %s", firstNonEmpty(in.User, o.User))
-		w("    ProxyCommand %s", pc(firstNonEmpty(in.Profile, st.Profile), firstNonEmpty(in.Region, st.Region)))
+		profile, region := st.Profile, st.Region
+		if in.Profile != "" || in.Region != "" {
+			// The host's own set (config.Host.OwnsAccount): a set without a
+			// profile stays without one when another set holds the prefix's entry.
+			profile, region = in.Profile, in.Region
+		}
+		w("    ProxyCommand %s", pc(profile, region))
 		w("")
 	}
 	var patterns []string
