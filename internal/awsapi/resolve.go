@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -145,7 +146,8 @@ func Resolve(ctx context.Context, cfg aws.Config, target string, o ResolveOption
 		return t, nil
 	}
 	return Target{}, exitcode.New(exitcode.NotFound,
-		"use an instance id, a Name tag or an alias from `devgate setup`; `devgate ls` lists them", "no instance named %q", target)
+		"use an instance id, a Name tag or an alias from `devgate setup`; `devgate ls` lists them (another account or region: --profile, --region)",
+		"no instance named %q in %s", target, searched(cfg))
 }
 
 // Forget drops target from the cache (its cached instance is gone).
@@ -235,4 +237,21 @@ func writeCache(path string, c map[string]cacheEntry, now time.Time) {
 	if os.Rename(tmp.Name(), path) != nil {
 		os.Remove(tmp.Name())
 	}
+}
+
+// searched names where a lookup looked, for a not-found message: the
+// region, and the account's profile when the config came from a named one
+// ("region us-east-1, profile A"; aws.Config.ConfigSources holds the
+// awsconfig.SharedConfig the SDK loaded).
+func searched(cfg aws.Config) string {
+	w := "region " + cfg.Region
+	if cfg.Region == "" {
+		w = "the default region"
+	}
+	for _, src := range cfg.ConfigSources {
+		if sc, ok := src.(awsconfig.SharedConfig); ok && sc.Profile != "" && sc.Profile != "default" {
+			return w + ", profile " + sc.Profile
+		}
+	}
+	return w
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/devgate/devgate/internal/lab/labkms"
 	"github.com/devgate/devgate/internal/lab/mgs"
 	"github.com/devgate/devgate/internal/lab/sigv4"
+	"github.com/devgate/devgate/internal/osuser"
 )
 
 // Default credentials and identity of a lab.
@@ -388,6 +389,18 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 	}
 	if spec.User == "" {
 		spec.User = osUser.Username
+		// An image's default user (ec2-user on the default Amazon Linux
+		// image) would be refused by an sshd that lets in the account
+		// running the lab: the instance is tagged with its user, as a team
+		// tags an instance whose image's default is not who logs in
+		// (devgate:user, which devgate setup reads before the image).
+		if _, tagged := spec.Tags["devgate:user"]; !tagged && spec.User != imageDefaultUser(spec) {
+			tags := map[string]string{"devgate:user": spec.User}
+			for k, v := range spec.Tags {
+				tags[k] = v
+			}
+			spec.Tags = tags
+		}
 	}
 	if _, err := user.Lookup(spec.User); err != nil {
 		return nil, fmt.Errorf("lab: instance %s: OS user %q does not exist on this machine (the lab's sshd logs in as it; create it, e.g. useradd -m %s): %w",
@@ -654,4 +667,15 @@ func (l *Lab) Close() error {
 	l.srv.Close()
 	l.stopSSHDs()
 	return nil
+}
+
+// imageDefaultUser is the user devgate setup would pick from the spec's image
+// alone (its name, description and platform; the default image when none).
+func imageDefaultUser(spec InstanceSpec) string {
+	img := spec.Image
+	if img == "" {
+		img = DefaultImage
+	}
+	u, _ := osuser.Pick(nil, osuser.Image{Name: img, Description: spec.ImageDescription, PlatformDetails: spec.Platform})
+	return u
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -260,5 +261,49 @@ func TestInstanceConnectKeyTTL(t *testing.T) {
 	time.Sleep(time.Until(pushed.Add(opts.Faults.KeyTTL + time.Second)))
 	if out, err := sshRun(); err == nil {
 		t.Fatalf("ssh after TTL succeeded: %s", out)
+	}
+}
+
+// TestDefaultUserTagged: an instance whose OS user is left to the lab (the
+// account running it) is tagged devgate:user with it when its image's default
+// user differs, so devgate setup without DEVGATE_USER (a fleet reached through
+// profiles) picks who the lab's sshd lets in; a configured user or tag is left alone.
+func TestDefaultUserTagged(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Start(t, lab.Options{Instances: []lab.InstanceSpec{
+		{Name: "dflt"},
+		{Name: "own", User: "ubuntu", Image: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423"},
+		{Name: "tagged", Tags: map[string]string{"devgate:user": "admin", "team": "ml"}},
+	}})
+	out, err := ec2.NewFromConfig(l.AWSConfig()).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			name, u := "", "(none)"
+			for _, tg := range in.Tags {
+				switch aws.ToString(tg.Key) {
+				case "Name":
+					name = aws.ToString(tg.Value)
+				case "devgate:user":
+					u = aws.ToString(tg.Value)
+				}
+			}
+			got[name] = u
+		}
+	}
+	want := map[string]string{"dflt": me.Username, "own": "(none)", "tagged": "admin"}
+	if me.Username == "ec2-user" {
+		want["dflt"] = "(none)" // the image's default already
+	}
+	for n, u := range want {
+		if got[n] != u {
+			t.Errorf("%s: devgate:user %q, want %q (all: %v)", n, got[n], u, got)
+		}
 	}
 }
