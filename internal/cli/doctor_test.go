@@ -77,10 +77,15 @@ func TestDoctorCommand(t *testing.T) {
 		t.Fatalf("healthy: exit %d %+v", code, m)
 	}
 
-	// DEVGATE_USER is the user of the test key push, as in every command.
+	// DEVGATE_USER is the user of the test key push, as in every command, for a
+	// target without a host entry; a host's own user (what ssh logs in as
+	// through the managed config) comes first.
 	t.Setenv("DEVGATE_USER", "ubuntu")
-	if _, m = doctorResults(t, "devbox-gpu1"); !strings.HasSuffix(m["test key push"].Detail, "for ubuntu") {
+	if _, m = doctorResults(t, "gpu1"); !strings.HasSuffix(m["test key push"].Detail, "for ubuntu") {
 		t.Fatalf("DEVGATE_USER ignored: %+v", m["test key push"])
+	}
+	if _, m = doctorResults(t, "devbox-gpu1"); strings.HasSuffix(m["test key push"].Detail, "for ubuntu") {
+		t.Fatalf("DEVGATE_USER beat the host's user: %+v", m["test key push"])
 	}
 	t.Setenv("DEVGATE_USER", "")
 	// DEVGATE_SSH_CONFIG names the ssh config doctor checks (the lab's D/env sets it): one without

@@ -297,8 +297,8 @@ func TestE2ESetupTwoSetsOnePrefix(t *testing.T) {
 		t.Errorf("cp devbox-gpu1: %v\n%s\n%s", err, out, errs)
 	}
 	// A name found nowhere says where it was looked for (the profile and region).
-	if _, errs, err := run(f.environ, f.bin, "exec", "--profile", "A", "nosuch", "--", "true"); err == nil ||
+	if _, errs, err := run(f.environ, f.bin, "cp", "--profile", "A", "nosuch:/etc/hostname", dst); err == nil ||
 		!strings.Contains(errs, `no instance named "nosuch" in region us-east-1, profile A`) {
-		t.Errorf("exec --profile A nosuch: %v\n%s", err, errs)
+		t.Errorf("cp --profile A nosuch:…: %v\n%s", err, errs)
 	}
 }

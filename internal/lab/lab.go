@@ -389,12 +389,13 @@ func (l *Lab) addInstance(spec InstanceSpec, i int) (*instance, error) {
 	}
 	if spec.User == "" {
 		spec.User = osUser.Username
-		// An image's default user (ec2-user on the default Amazon Linux
-		// image) would be refused by an sshd that lets in the account
-		// running the lab: the instance is tagged with its user, as a team
-		// tags an instance whose image's default is not who logs in
-		// (devgate:user, which devgate setup reads before the image).
-		if _, tagged := spec.Tags["devgate:user"]; !tagged && spec.User != imageDefaultUser(spec) {
+		// An instance whose image and user the lab chose (neither named):
+		// the default image's user (ec2-user) would be refused by an sshd
+		// that lets in the account running the lab, so the instance is
+		// tagged with its user, as a team tags an instance whose image's
+		// default is not who logs in (devgate:user, which devgate setup reads
+		// before the image). A spec that names an image keeps the mismatch it models.
+		if _, tagged := spec.Tags["devgate:user"]; !tagged && spec.Image == "" && spec.User != imageDefaultUser(spec) {
 			tags := map[string]string{"devgate:user": spec.User}
 			for k, v := range spec.Tags {
 				tags[k] = v

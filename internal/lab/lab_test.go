@@ -277,6 +277,7 @@ func TestDefaultUserTagged(t *testing.T) {
 		{Name: "dflt"},
 		{Name: "own", User: "ubuntu", Image: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423"},
 		{Name: "tagged", Tags: map[string]string{"devgate:user": "admin", "team": "ml"}},
+		{Name: "img", Image: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423"}, // a mismatch the spec models
 	}})
 	out, err := ec2.NewFromConfig(l.AWSConfig()).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
 	if err != nil {
@@ -297,7 +298,7 @@ func TestDefaultUserTagged(t *testing.T) {
 			got[name] = u
 		}
 	}
-	want := map[string]string{"dflt": me.Username, "own": "(none)", "tagged": "admin"}
+	want := map[string]string{"dflt": me.Username, "own": "(none)", "tagged": "admin", "img": "(none)"}
 	if me.Username == "ec2-user" {
 		want["dflt"] = "(none)" // the image's default already
 	}
