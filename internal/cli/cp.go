@@ -88,7 +88,7 @@ into place. -r copies folders (modes and mtimes kept).
 	f.StringVar(&o.key, "key", "", "private key (default ~/.ssh/devgate/id_ed25519, created if missing)")
 	f.StringVar(&o.reason, "reason", "", "why the session is opened, recorded by Session Manager and CloudTrail (default: devgate <command> by <local user>)")
 	addPrefixFlag(cmd, &o.prefix)
-	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and resumption (default: about 1/64 of each file, 256 KiB to 4 MiB; with --via s3 the part size, at least 5 MiB, default 16 MiB)")
+	f.Int64Var(&o.chunk, "chunk-size", 0, "bytes per chunk, the unit of parallelism and of resumption after a kill -9 (Ctrl-C and a lost session keep what arrived of a chunk too) (default: about 1/64 of each file, 256 KiB to 4 MiB; with --via s3 the part size, at least 5 MiB, default 16 MiB)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on waiting for the instance, its agent and the sessions")
 	f.DurationVar(&o.resume, "resume-timeout", 2*time.Minute, "give up on a dropped data channel after this (the same command again resumes the copy)")
 	return cmd

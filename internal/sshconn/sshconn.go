@@ -332,13 +332,17 @@ func (c *Client) Err(wait time.Duration) error {
 	return s.Err()
 }
 
-// Close closes SFTP, SSH and the stream.
+// Close closes SSH (and with it the stream), then SFTP. The SSH connection
+// goes first: SFTP's Close waits for its reader, which on a paced session
+// would first receive every answer still on its way (seconds of them for a
+// chunk in flight); with the connection gone the requests in flight fail
+// at once. Calls after the first wait for it and do nothing.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		c.SSH.Close()
 		if c.SFTP != nil {
 			c.SFTP.Close()
 		}
-		c.SSH.Close()
 		c.stream.Close()
 	})
 	return nil

@@ -135,7 +135,7 @@ func TestPrefixSumResume(t *testing.T) {
 		j.done(i)
 	}
 	j.close()
-	have, ok := loadJournal(jpath, h)
+	have, _, ok := loadJournal(jpath, h)
 	if !ok || len(have) != 5 {
 		t.Fatalf("journal: %v %v", have, ok)
 	}

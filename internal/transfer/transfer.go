@@ -3,8 +3,11 @@
 //
 // A file is cut into fixed-size chunks; sessions take chunks from one queue
 // and move them with SFTP ranged reads and writes into a partial file
-// (<dst>.devgate-part). A journal records each finished chunk, so running the
-// same copy again moves only the chunks that are missing. When every chunk of
+// (<dst>.devgate-part), one SFTP request per piece of a chunk, each counted
+// to Options.Progress as its answer arrives. A journal records each finished
+// chunk, and, for a chunk whose move was cut short (Ctrl-C, a lost session),
+// the bytes that had arrived in order from its start; running the same copy
+// again moves only what is missing. When every chunk of
 // a file is in, the source is checked for changes (size and mtime; a changed
 // source restarts the file), the sha256 of the partial file is compared with
 // the source's (openssl or sha256sum on the instance, started while the
@@ -13,8 +16,10 @@
 // again, and the partial file takes the source's mode and mtime and is renamed
 // over the destination atomically.
 //
-// It does not open sessions (the caller passes connected sshconn clients),
-// print anything (progress goes to Options.Progress) or relay through S3.
+// It does not open sessions (the caller passes connected sshconn clients;
+// a cancelled copy closes those with requests in flight, so that it ends
+// at once instead of after their answers), print anything (progress goes to
+// Options.Progress) or relay through S3.
 package transfer
 
 import (
@@ -99,7 +104,9 @@ type Progress interface {
 	Total(files int, bytes, resumed int64)
 	// FileStart is called when a file is queued with done bytes already in place.
 	FileStart(name string, size, done int64)
-	// Add counts n bytes moved for name (negative when a chunk is taken back).
+	// Add counts n bytes moved for name as they arrive (negative when bytes
+	// are taken back: a chunk fetched again, bytes of an interrupted chunk
+	// that did not arrive in order and are not kept).
 	Add(name string, n int64)
 	// FileDone is called when name is verified and in place.
 	FileDone(name string)
@@ -110,7 +117,7 @@ type Stats struct {
 	Files     int     `json:"files"`
 	Bytes     int64   `json:"bytes"`            // total size of the files
 	Moved     int64   `json:"bytes_moved"`      // bytes carried through the sessions
-	Resumed   int64   `json:"resumed_bytes"`    // bytes of partial files already in place from an earlier run
+	Resumed   int64   `json:"resumed_bytes"`    // bytes of partial files already in place from an earlier run (whole chunks and parts)
 	Skipped   int     `json:"skipped_files"`    // files already at the destination (same size and mtime): not copied
 	Links     int     `json:"symlinks"`         // symbolic links made at the destination
 	Refetched int     `json:"refetched_chunks"` // chunks fetched again after a checksum mismatch
@@ -276,6 +283,7 @@ type fileTask struct {
 	mu        sync.Mutex
 	wmu       sync.Mutex // local writes of chunks, one at a time
 	done      map[int64]bool
+	part      map[int64]int64 // bytes in place from the start of a chunk not done (journaled "part")
 	remaining int64
 	rounds    int // verification failures
 	finishes  int // finishes that failed for a lost session
@@ -454,7 +462,7 @@ func (c *copier) newTask(e entry, src, dst string) *fileTask {
 		chunk = ChunkFor(e.Size)
 	}
 	n := (e.Size + chunk - 1) / chunk
-	t := &fileTask{e: e, src: src, dst: dst, partial: dst + PartialSuffix, n: n, chunk: chunk, done: map[int64]bool{}}
+	t := &fileTask{e: e, src: src, dst: dst, partial: dst + PartialSuffix, n: n, chunk: chunk, done: map[int64]bool{}, part: map[int64]int64{}}
 	if c.o.Direction == Download {
 		t.jpath = dst + JournalSuffix
 	} else {
@@ -482,7 +490,7 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 			return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot create %s", c.o.JournalDir)
 		}
 	}
-	if done, ok := loadJournal(t.jpath, h); ok {
+	if done, part, ok := loadJournal(t.jpath, h); ok {
 		if pe, err := c.dst.Stat(s0, t.partial); err == nil && pe.Size == t.e.Size {
 			if _, remote := c.dst.(remoteSide); remote && pe.Mode.Perm()&0o077 != 0 {
 				// Left readable by an older devgate: others lose access before more bytes go in.
@@ -492,9 +500,12 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 			}
 			j, err := openJournal(t.jpath)
 			if err == nil {
-				t.j, t.done = j, done
+				t.j, t.done, t.part = j, done, part
 				for i := range done {
 					c.stats.Resumed += c.chunkLen(t, i)
+				}
+				for _, k := range part {
+					c.stats.Resumed += k
 				}
 				t.remaining = t.n - int64(len(done))
 				c.newPrefix(t)
@@ -533,7 +544,7 @@ func (c *copier) fresh(ctx context.Context, t *fileTask) error {
 	if err != nil {
 		return exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)
 	}
-	t.j, t.done, t.remaining = j, map[int64]bool{}, t.n
+	t.j, t.done, t.part, t.remaining = j, map[int64]bool{}, map[int64]int64{}, t.n
 	c.newPrefix(t)
 	return nil
 }
@@ -717,56 +728,128 @@ type fatalError struct{ err error }
 func (e *fatalError) Error() string { return e.err.Error() }
 func (e *fatalError) Unwrap() error { return e.err }
 
-// move copies chunk i of t.
+// move copies chunk i of t, from where an earlier move of it stopped
+// (t.part[i]; 0 for a chunk not started). The remote side's SFTP requests
+// are counted to Progress as their answers arrive (pieces), not when the
+// chunk is whole: a chunk takes seconds on a paced Session Manager session.
+// When the move is cut short (the copy cancelled, the session lost) the
+// bytes that arrived in order from the chunk's start are kept — written
+// here (a download), or already written on the instance (an upload) — and
+// journaled as a part of the chunk after they are in the partial file, so
+// that the next move of the chunk, in this run or the next, starts after
+// them. Kept bytes are checked like any others: the file's sha256 against
+// the source's before the rename, per-chunk sums on a mismatch.
 func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int64, buf *[]byte) error {
 	n := c.chunkLen(t, i)
+	t.mu.Lock()
+	from := t.part[i]
+	t.mu.Unlock()
 	if int64(cap(*buf)) < n {
 		*buf = make([]byte, n)
 	}
 	b := (*buf)[:n]
+	off := i * t.chunk
 	r, rc, err := c.src.OpenRead(s, t.src)
 	if err != nil {
 		return c.classify(err, c.src, "source", t.src)
 	}
-	_, err = r.ReadAt(b, i*t.chunk)
-	rc.Close()
-	if err != nil && !(errors.Is(err, io.EOF)) {
-		return c.classify(err, c.src, "source", t.src)
-	}
-	if err != nil { // EOF before the chunk's end: the source shrank
-		return nil // finish notices the changed size
-	}
+	defer rc.Close()
 	w, wc, err := c.dst.OpenWrite(s, t.partial)
 	if err != nil {
 		return c.classify(err, c.dst, "destination", t.partial)
 	}
-	if _, local := c.dst.(localSide); local {
-		// Linux writes one file's page cache under the inode's lock, and
-		// a writer that waits for it spins on the CPU while the holder
-		// runs: with 16 sessions that cost more than a second of system
-		// time per GiB on 2 cores. The sessions take turns here instead.
-		t.wmu.Lock()
-		_, err = w.WriteAt(b, i*t.chunk)
-		t.wmu.Unlock()
+	closeW := func() error {
+		if wc == nil {
+			return nil
+		}
+		err := wc.Close()
+		wc = nil
+		return err
+	}
+	defer closeW()
+	_, localDst := c.dst.(localSide)
+	write := func(lo, hi int64) (int, error) { // bytes [lo, hi) of the chunk into the partial file
+		if localDst {
+			// Linux writes one file's page cache under the inode's lock, and
+			// a writer that waits for it spins on the CPU while the holder
+			// runs: with 16 sessions that cost more than a second of system
+			// time per GiB on 2 cores. The sessions take turns here instead.
+			t.wmu.Lock()
+			defer t.wmu.Unlock()
+		}
+		return w.WriteAt(b[lo:hi], off+lo)
+	}
+	arrived := &arrivals{p: c.o.Progress, name: t.e.Rel, last: time.Now()}
+	var kept int64 // bytes of [from, n) in the partial file, in order
+	var moveErr error
+	if _, remoteSrc := c.src.(remoteSide); remoteSrc {
+		// A download: SFTP reads as they arrive, then one local write of what came in order.
+		var got int64
+		got, moveErr = pieces(ctx, n-from, int64(s.Packet), func(lo, hi int64) (int, error) {
+			return r.ReadAt(b[from+lo:from+hi], off+from+lo)
+		}, arrived.add, func() { s.Close() })
+		if errors.Is(moveErr, io.EOF) { // the source shrank: finish notices the changed size
+			arrived.settle(0)
+			return nil
+		}
+		if moveErr != nil {
+			moveErr = c.classify(moveErr, c.src, "source", t.src)
+		}
+		if got > 0 {
+			if _, err := write(from, from+got); err != nil {
+				arrived.settle(0)
+				return c.classify(err, c.dst, "destination", t.partial)
+			}
+			kept = got
+		}
 	} else {
-		_, err = w.WriteAt(b, i*t.chunk)
+		// An upload: read the chunk here, then SFTP writes, counted as the instance acknowledges them.
+		if _, err := r.ReadAt(b[from:], off+from); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // the source shrank: finish notices the changed size
+			}
+			return c.classify(err, c.src, "source", t.src)
+		}
+		kept, moveErr = pieces(ctx, n-from, int64(s.Packet), func(lo, hi int64) (int, error) {
+			return w.WriteAt(b[from+lo:from+hi], off+from+lo)
+		}, arrived.add, func() { s.Close() })
+		if moveErr != nil {
+			moveErr = c.classify(noSpace(s, c.dst, t.partial, n-from, moveErr), c.dst, "destination", t.partial)
+		}
 	}
-	if cerr := wc.Close(); err == nil {
-		err = cerr
+	if cerr := closeW(); cerr != nil && moveErr == nil {
+		moveErr = c.classify(cerr, c.dst, "destination", t.partial)
+		kept = 0
 	}
-	if err != nil {
-		return c.classify(noSpace(s, c.dst, t.partial, n, err), c.dst, "destination", t.partial)
+	arrived.settle(kept)
+	if kept > 0 {
+		c.addStats(func(st *Stats) { st.Moved += kept })
 	}
-	c.addStats(func(st *Stats) { st.Moved += n })
-	c.o.Progress.Add(t.e.Rel, n)
+	whole := moveErr == nil && from+kept == n
 	t.mu.Lock()
-	t.done[i] = true
-	if t.prefix != nil {
-		t.prefix.chunkDone(ctx, i)
+	switch {
+	case whole:
+		t.done[i] = true
+		delete(t.part, i)
+		if t.prefix != nil {
+			t.prefix.chunkDone(ctx, i)
+		}
+	case kept > 0:
+		t.part[i] = from + kept
 	}
 	t.mu.Unlock()
-	if err := t.j.done(i); err != nil {
-		return &fatalError{exitcode.Wrap(err, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)}
+	var jerr error
+	switch {
+	case whole:
+		jerr = t.j.done(i)
+	case kept > 0:
+		jerr = t.j.part(i, from+kept)
+	}
+	if jerr != nil {
+		return &fatalError{exitcode.Wrap(jerr, exitcode.LocalIO, "", "cannot write the journal %s", t.jpath)}
+	}
+	if moveErr != nil {
+		return moveErr
 	}
 	return ctx.Err()
 }
@@ -864,6 +947,7 @@ func (c *copier) finish(ctx context.Context, s *sshconn.Client, t *fileTask) err
 	var jobs []job
 	for _, i := range bad {
 		delete(t.done, i)
+		delete(t.part, i)
 		t.remaining++
 		jobs = append(jobs, job{t, i})
 		c.o.Progress.Add(t.e.Rel, -c.chunkLen(t, i))
@@ -896,6 +980,9 @@ func (t *fileTask) doneBytesLocked(c *copier) int64 {
 	var b int64
 	for i := range t.done {
 		b += c.chunkLen(t, i)
+	}
+	for _, k := range t.part {
+		b += k
 	}
 	return b
 }
