@@ -8,9 +8,9 @@ import (
 )
 
 // FuzzLoadJournal: any bytes after a valid header (a journal cut short by a
-// kill, a disk error, another tool's edit, lines a newer devgate wrote)
-// load without a panic, and the finished chunks that load are in range: the
-// rerun trusts them to skip bytes.
+// kill, a disk error, another tool's edit) load without a panic, and what
+// loads stays inside the file: chunks in range, each either finished or in
+// part, a part strictly inside its chunk. The rerun trusts these to skip bytes.
 func FuzzLoadJournal(f *testing.F) {
 	for _, seed := range []string{
 		"chunk 0\nchunk 2\n",
@@ -30,7 +30,7 @@ func FuzzLoadJournal(f *testing.F) {
 		if err := os.WriteFile(p, append(append(head, '\n'), body...), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		done, ok := loadJournal(p, h)
+		done, part, ok := loadJournal(p, h)
 		if !ok {
 			t.Fatal("a valid header did not load")
 		}
@@ -38,6 +38,14 @@ func FuzzLoadJournal(f *testing.F) {
 		for i := range done {
 			if i < 0 || i >= n {
 				t.Fatalf("finished chunk %d of %d", i, n)
+			}
+			if _, both := part[i]; both {
+				t.Fatalf("chunk %d both finished and in part", i)
+			}
+		}
+		for i, k := range part {
+			if i < 0 || i >= n || k <= 0 || k >= min(h.Chunk, h.Size-i*h.Chunk) {
+				t.Fatalf("part %d %d out of the chunk", i, k)
 			}
 		}
 	})
