@@ -14,7 +14,7 @@
 #
 #   SIZE_MB=1024 RUNS=5 bench/hybrid.sh      (defaults 256 and 5)
 #   BASELINE=4c9e99c SIZE_MB=1024 bench/hybrid.sh   # also that commit's devgate cp --path direct, interleaved
-#   COPY_RUNS=5 ...                                   # runs of each fast copy (default 3)
+#   COPY_RUNS=6 ...                                   # runs of each fast copy (default 3; a multiple of the copies: the order rotates)
 #   COPY_ONLY=1 ...                                   # stop after the fast copies (scp, direct, baseline)
 #
 # Each fast copy's line also gives the CPU seconds it took: the client
@@ -86,12 +86,21 @@ cpreport() { # name
 }
 FAST=("scp straight to sshd (floor)" "devgate cp --path direct -j 16")
 if [ -n "${BASELINE:-}" ]; then FAST+=("baseline $BASELINE: cp --path direct -j 16"); fi
-for _ in $(seq "$COPY_RUNS"); do
-	cpone "${FAST[0]}" scp -q "${PLAIN[@]}" "$USER_ON@$IP:$SRC" "$W/out.bin"
-	cpone "${FAST[1]}" devgate cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin"
-	if [ -n "${BASELINE:-}" ]; then
-		cpone "${FAST[2]}" "$W/base/bin/devgate" cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin"
-	fi
+fast() { # index into FAST: one run of that copy
+	case $1 in
+	0) cpone "${FAST[0]}" scp -q "${PLAIN[@]}" "$USER_ON@$IP:$SRC" "$W/out.bin" ;;
+	1) cpone "${FAST[1]}" devgate cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin" ;;
+	2) cpone "${FAST[2]}" "$W/base/bin/devgate" cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin" ;;
+	esac
+}
+# The order rotates each round, so that each copy runs in each position equally often: on this
+# 2-core VM the copy that runs right after scp is the slow one (an A/A run, the same commit in
+# both devgate slots: 1.30x scp right after scp, 1.05x after the other devgate; swapped, 1.34x and
+# 1.00x; BENCHMARKS.md). Use a multiple of the number of copies for COPY_RUNS.
+for r in $(seq 0 $((COPY_RUNS - 1))); do
+	for k in $(seq 0 $((${#FAST[@]} - 1))); do
+		fast $(((r + k) % ${#FAST[@]}))
+	done
 done
 for name in "${FAST[@]}"; do cpreport "$name"; done
 floor=${SECS["scp straight to sshd (floor)"]}
