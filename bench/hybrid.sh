@@ -14,7 +14,7 @@
 #
 #   SIZE_MB=1024 RUNS=5 bench/hybrid.sh      (defaults 256 and 5)
 #   BASELINE=4c9e99c SIZE_MB=1024 bench/hybrid.sh   # also that commit's devgate cp --path direct, interleaved
-#   COPY_RUNS=6 ...                                   # runs of each fast copy (default 3; a multiple of the copies: the order rotates)
+#   COPY_RUNS=6 ...                                   # runs of each fast copy (default 3; 6 with BASELINE, 2 without, runs every order)
 #   COPY_ONLY=1 ...                                   # stop after the fast copies (scp, direct, baseline)
 #
 # Each fast copy's line also gives the CPU seconds it took: the client
@@ -93,13 +93,15 @@ fast() { # index into FAST: one run of that copy
 	2) cpone "${FAST[2]}" "$W/base/bin/devgate" cp -q --user "$USER_ON" --path direct -j 16 "gpu1:$SRC" "$W/out.bin" ;;
 	esac
 }
-# The order rotates each round, so that each copy runs in each position equally often: on this
-# 2-core VM the copy that runs right after scp is the slow one (an A/A run, the same commit in
-# both devgate slots: 1.30x scp right after scp, 1.05x after the other devgate; swapped, 1.34x and
-# 1.00x; BENCHMARKS.md). Use a multiple of the number of copies for COPY_RUNS.
+# Each round runs the copies in the next of all their orders, so that each copy follows each
+# other one equally often: on this 2-core VM the devgate copy that runs right after scp is the
+# slow one (an A/A run, the same commit in both devgate slots: 1.30x scp right after scp, 1.05x
+# after the other devgate; swapped, 1.34x and 1.00x; BENCHMARKS.md). A rotation would keep who
+# follows whom. COPY_RUNS: a multiple of 2 (6 with BASELINE) gives every order equally often.
+if [ ${#FAST[@]} -eq 3 ]; then ORDERS=("0 1 2" "0 2 1" "1 0 2" "1 2 0" "2 0 1" "2 1 0"); else ORDERS=("0 1" "1 0"); fi
 for r in $(seq 0 $((COPY_RUNS - 1))); do
-	for k in $(seq 0 $((${#FAST[@]} - 1))); do
-		fast $(((r + k) % ${#FAST[@]}))
+	for k in ${ORDERS[$((r % ${#ORDERS[@]}))]}; do
+		fast "$k"
 	done
 done
 for name in "${FAST[@]}"; do cpreport "$name"; done
