@@ -783,27 +783,48 @@ func (c *copier) move(ctx context.Context, s *sshconn.Client, t *fileTask, i int
 	var kept int64 // bytes of [from, n) in the partial file, in order
 	var moveErr error
 	if _, remoteSrc := c.src.(remoteSide); remoteSrc {
-		// A download: SFTP reads as they arrive, then one local write of what came in order.
-		var got int64
-		got, moveErr = pieces(ctx, n-from, int64(s.Packet), func(lo, hi int64) (int, error) {
-			return r.ReadAt(b[from+lo:from+hi], off+from+lo)
+		// A download writes each SFTP answer's bytes to the partial file as it
+		// arrives, while they are in the CPU's cache: the whole chunk written
+		// after its last answer was copied from memory that had long left the
+		// cache (half of cp's CPU on a 1 GiB direct download went to that one
+		// page-cache copy, BENCHMARKS.md). A failed local write ends the chunk
+		// like a lost session would, and is told apart by localErr.
+		var lmu sync.Mutex
+		var localErr error
+		local := func(err error) error {
+			lmu.Lock()
+			if localErr == nil {
+				localErr = err
+			}
+			lmu.Unlock()
+			return err
+		}
+		kept, moveErr = pieces(ctx, n-from, int64(s.Packet), func(lo, hi int64) (int, error) {
+			m, err := r.ReadAt(b[from+lo:from+hi], off+from+lo)
+			if m > 0 {
+				if k, werr := write(from+lo, from+lo+int64(m)); werr != nil {
+					return k, local(werr)
+				}
+			}
+			return m, err
 		}, arrived.add, func() { s.Close() })
-		if errors.Is(moveErr, io.EOF) { // the source shrank: finish notices the changed size
+		switch {
+		case localErr != nil:
+			arrived.settle(0)
+			return c.classify(localErr, c.dst, "destination", t.partial)
+		case errors.Is(moveErr, io.EOF): // the source shrank: finish notices the changed size
 			arrived.settle(0)
 			return nil
-		}
-		if moveErr != nil {
+		case moveErr != nil:
 			moveErr = c.classify(moveErr, c.src, "source", t.src)
 		}
-		if got > 0 {
-			if _, err := write(from, from+got); err != nil {
-				arrived.settle(0)
-				return c.classify(err, c.dst, "destination", t.partial)
-			}
-			kept = got
-		}
 	} else {
-		// An upload: read the chunk here, then SFTP writes, counted as the instance acknowledges them.
+		// An upload: read the chunk here, then SFTP writes, counted as the
+		// instance acknowledges them. (Reading each piece next to its
+		// request would save a copy from memory, as for a download, but
+		// delays the requests' start, and under load the first ones went
+		// out after later ones, which leaves nothing in order to keep at a
+		// Ctrl-C.)
 		if _, err := r.ReadAt(b[from:], off+from); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the source shrank: finish notices the changed size
