@@ -39,5 +39,12 @@ func Pause(d time.Duration) {
 		return
 	}
 	ts := syscall.NsecToTimespec(int64(d))
-	syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+	for {
+		// A signal (the runtime's preemption, SIGURG) ends the sleep early
+		// with EINTR and what was left in ts: sleep the rest.
+		_, _, e := syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0)
+		if e != syscall.EINTR {
+			return
+		}
+	}
 }
