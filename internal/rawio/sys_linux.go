@@ -39,12 +39,5 @@ func Pause(d time.Duration) {
 		return
 	}
 	ts := syscall.NsecToTimespec(int64(d))
-	for {
-		// A signal (the runtime's preemption, SIGURG) ends the sleep early
-		// with EINTR and what was left in ts: sleep the rest.
-		_, _, e := syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0)
-		if e != syscall.EINTR {
-			return
-		}
-	}
+	syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
