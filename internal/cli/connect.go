@@ -91,9 +91,6 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
-			// One session on one P (oneP): the reader may hold its thread
-			// while a paced stream's messages gather (BENCHMARKS.md).
-			opts.Coalesce = datachannel.DefaultCoalesce
 			if opts.Path, opts.DirectBudget, err = pf.resolve(t.Path); err != nil {
 				return err
 			}

@@ -40,9 +40,6 @@ type batchConn struct {
 	// beforeRead is called by Read before it reads the network (the
 	// WebSocket's reader goroutine only); nil: nothing.
 	beforeRead func()
-	// pause, when set, is asked after beforeRead how long to sleep before
-	// the read (0: none); used only with raw (reader goroutine only).
-	pause func() time.Duration
 
 	mu       sync.Mutex
 	kick     func() // asks the writer goroutine to Flush; nil until start
@@ -94,9 +91,6 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		c.beforeRead()
 	}
 	if c.raw != nil {
-		if c.pause != nil {
-			rawio.Pause(c.pause())
-		}
 		n, err := c.raw.Read(p)
 		if err != nil && err != io.EOF {
 			err = c.opError("read", err)

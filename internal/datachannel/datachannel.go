@@ -101,20 +101,6 @@ type Config struct {
 	// flags, decrypted, in sequence order: StdErr and ExitCode (§3.2). It
 	// must not block for long: it runs on the socket reader.
 	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
-	// Coalesce, when positive, lets the socket's reader sleep this long
-	// (at most 10 ms) before it waits for the network, after it has
-	// written what it received, while the agent is sending a stream at its
-	// pace: the message it just received was full (MaxPayload bytes: the
-	// agent's read filled its buffer, so more follows in about a
-	// millisecond, §8) and its batch was small. The messages that arrive
-	// meanwhile are then read, acked and written as one batch: one wake-up,
-	// one read, one ack write and one output write for several messages
-	// instead of each per message. It adds at most Coalesce to a stream's
-	// bytes and acks (far below the agent's RTO floor of SRTT + 10 ms,
-	// §5.5), never to a lone or short message (a keystroke's echo). The
-	// sleep holds the thread and its P (rawio.Pause): only for a process
-	// that runs one session on one P (devgate connect). 0: off.
-	Coalesce time.Duration
 }
 
 // ClosedError is how a session ends when the service sends channel_closed:
@@ -144,12 +130,6 @@ var ErrClosed = errors.New("datachannel: session closed")
 
 const pingInterval = 5 * time.Minute
 
-// DefaultCoalesce is the Config.Coalesce that devgate connect uses: at
-// the agent's pace about four messages share one wake-up, read, ack write
-// and output write. A/B on the paced lab (16 MiB down, BENCHMARKS.md): CPU
-// per MiB 64 → 36–40 at 4 ms, 33–34 at 8 ms; ssh's own CPU 29 → 19–21.
-const DefaultCoalesce = 4 * time.Millisecond
-
 // DefaultLiveness is Config.Liveness's default: a frozen service is
 // detected in 20 s (pings every 5 s while the socket is quiet), well inside
 // ssh's and the service's own timeouts.
@@ -173,11 +153,6 @@ type Session struct {
 	hsSkip chan struct{} // the agent sent Output without a handshake (Config.Shell)
 	flags  chan ssmmsg.Flag
 	kms    kmsState
-	// batchMsgs counts the Output messages of the reader's batch and
-	// lastFull says the last one was full (Config.Coalesce; reader only).
-	batchMsgs  int
-	lastFull   bool
-	batchStart time.Time // when the reader last read the network
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -429,8 +404,6 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 			return true
 		}
 		s.buffered += len(payload)
-		s.batchMsgs++
-		s.lastFull = len(payload) >= ssmmsg.MaxPayload
 		for len(payload) > 0 {
 			if len(s.out) == 0 || len(s.out[len(s.out)-1]) == outBlock {
 				var b []byte
@@ -1096,9 +1069,6 @@ func (s *Session) attach(c *wsConn) {
 		return nil
 	})
 	c.bc.beforeRead = func() { s.flushReader(c) }
-	if s.cfg.Coalesce > 0 {
-		c.bc.pause = s.pauseBeforeRead
-	}
 	s.ep.Attach(c.write)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.readLoop(c) }()
@@ -1197,27 +1167,6 @@ func (s *Session) flushReader(c *wsConn) {
 		s.mu.Unlock()
 	}
 	c.flushAcks()
-}
-
-// coalesceRate is the highest arrival rate, in messages per millisecond,
-// at which the reader still sleeps (Config.Coalesce): about twice the
-// agent's pace of one message per millisecond (§8). Faster means the bytes
-// are not paced (the lab unpaced, a local agent): the socket holds more
-// already, and a sleep would only let the sender's window fill.
-const coalesceRate = 2
-
-// pauseBeforeRead says how long the reader sleeps before it reads the
-// network (Config.Coalesce), and starts a new batch (reader goroutine
-// only): Coalesce when the batch it processed since it last read ended
-// with a full message and arrived at the agent's pace, else 0.
-func (s *Session) pauseBeforeRead() time.Duration {
-	now := time.Now()
-	n, full, since := s.batchMsgs, s.lastFull, now.Sub(s.batchStart)
-	s.batchMsgs, s.lastFull, s.batchStart = 0, false, now
-	if !full || n == 0 || float64(n) > coalesceRate*float64(since)/float64(time.Millisecond) {
-		return 0
-	}
-	return s.cfg.Coalesce
 }
 
 // handleFrame processes one frame from the service into m (reused); it

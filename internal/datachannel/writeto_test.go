@@ -22,14 +22,13 @@ import (
 	"github.com/devgate/devgate/internal/testutil"
 )
 
-// countingTryWriter is stdpipe's File counting TryWrite's calls and short results.
+// countingTryWriter is stdpipe's File counting TryWrite's short results.
 type countingTryWriter struct {
 	*stdpipe.File
-	calls, zero, partial atomic.Int64
+	zero, partial atomic.Int64
 }
 
 func (c *countingTryWriter) TryWrite(p []byte) (int, error) {
-	c.calls.Add(1)
 	n, err := c.File.TryWrite(p)
 	switch {
 	case n == 0:
@@ -147,46 +146,4 @@ func TestWriteToPlainFile(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the file holds %d bytes (%v), differing from the %d sent", len(got), err, len(data))
 	}
-}
-
-// At the agent's pace (one full message about every millisecond), a session
-// with Coalesce writes its output in batches of several messages (and acks
-// them together): far fewer writes than messages, every byte once and in
-// order, and no message retransmitted by the agent for a late ack.
-func TestCoalescePacedStream(t *testing.T) {
-	fc := labtest.Fast()
-	fc.Pacing = true
-	l := labtest.Start(t, lab.Options{Faults: fc})
-	data := make([]byte, 192<<10)
-	rand.Read(data)
-	port := labtest.Serve(t, sender(data))
-	s := open(t, l, port, func(c *datachannel.Config) { c.Coalesce = 4 * time.Millisecond })
-	defer s.Close()
-
-	r, w := testutil.BlockingPipe(t)
-	sw, err := stdpipe.Open(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sw.Close()
-	cw := &countingTryWriter{File: sw}
-	got := make(chan []byte, 1)
-	go func() { b, _ := io.ReadAll(r); got <- b }()
-	n, err := s.WriteTo(cw)
-	if err != nil || n != int64(len(data)) {
-		t.Fatalf("WriteTo: %d bytes, %v; want %d, nil (channel_closed)", n, err, len(data))
-	}
-	sw.Close()
-	w.Close()
-	if b := <-got; !bytes.Equal(b, data) {
-		t.Fatalf("the pipe holds %d bytes differing from the %d sent (order, loss or duplication)", len(b), len(data))
-	}
-	msgs, writes := int64(len(data)/1024), cw.calls.Load()
-	if writes > msgs/2 {
-		t.Fatalf("%d output writes for %d paced messages: not coalesced (want at most half)", writes, msgs)
-	}
-	if d := s.Stats().Duplicates; d != 0 {
-		t.Fatalf("the agent retransmitted %d messages: acks came too late", d)
-	}
-	t.Logf("%d messages written in %d writes", msgs, writes)
 }

@@ -5,7 +5,6 @@ package rawio
 import (
 	"errors"
 	"syscall"
-	"time"
 )
 
 // Supported reports whether Read, Write and TryWrite work on this platform.
@@ -34,10 +33,3 @@ func Write(rc syscall.RawConn, p []byte) (int, error) { return 0, errors.ErrUnsu
 
 // TryWrite is not supported here.
 func TryWrite(rc syscall.RawConn, p []byte) (int, error) { return 0, errors.ErrUnsupported }
-
-// Pause sleeps d (at most 10 ms); elsewhere than Linux it is time.Sleep.
-func Pause(d time.Duration) {
-	if d > 0 {
-		time.Sleep(min(d, 10*time.Millisecond))
-	}
-}

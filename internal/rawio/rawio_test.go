@@ -157,20 +157,3 @@ func TestConnDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%.1f allocations per TryWrite, Write and Read, want 0", n)
 	}
 }
-
-// Pause sleeps at least d, and at most about 10 ms however long d is (a
-// longer hold of the thread would meet the runtime's preemption).
-func TestPauseSleepsCapped(t *testing.T) {
-	start := time.Now()
-	rawio.Pause(2 * time.Millisecond)
-	if d := time.Since(start); d < 2*time.Millisecond {
-		t.Fatalf("Pause(2ms) returned after %s", d)
-	}
-	start = time.Now()
-	rawio.Pause(time.Hour)
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Pause(1h) held the thread %s: not capped", d)
-	}
-	rawio.Pause(0)
-	rawio.Pause(-time.Second)
-}

@@ -2,10 +2,7 @@
 
 package rawio
 
-import (
-	"syscall"
-	"time"
-)
+import "syscall"
 
 // sysRead is read(2); elsewhere than Linux the ordinary system call.
 func sysRead(fd int, p []byte) (int, error) {
@@ -23,11 +20,4 @@ func sysWrite(fd int, p []byte) (int, error) {
 		return 0, err
 	}
 	return n, nil
-}
-
-// Pause sleeps d (at most 10 ms); elsewhere than Linux it is time.Sleep.
-func Pause(d time.Duration) {
-	if d > 0 {
-		time.Sleep(min(d, 10*time.Millisecond))
-	}
 }

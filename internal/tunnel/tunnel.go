@@ -72,9 +72,6 @@ type Options struct {
 	ResumeTimeout time.Duration
 	// Liveness is datachannel.Config.Liveness (0: its default).
 	Liveness time.Duration
-	// Coalesce is datachannel.Config.Coalesce (0: off): only for a process
-	// that runs this one session on one P (connect).
-	Coalesce time.Duration
 	Resolve  awsapi.ResolveOptions
 	// StateDir holds the key-push stamps and their locks ("" disables the push cache).
 	StateDir string
@@ -686,7 +683,7 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	c := &Conn{InstanceID: id, SessionID: sid, Path: PathSSM, ssm: d.ssm, log: d.log}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
-		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Coalesce: d.o.Coalesce, Logger: d.log, OnReconnect: d.o.OnReconnect,
+		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
 			if err != nil && awsapi.SessionGone(err) {
