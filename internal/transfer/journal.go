@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // journalHeader identifies what a partial file is a copy of. A journal whose
@@ -20,6 +22,33 @@ type journalHeader struct {
 	MtimeNs int64  `json:"mtime_ns"`
 	Chunk   int64  `json:"chunk"`
 	Partial string `json:"partial"`
+}
+
+// resumes reports whether a journal with header h was written for the copy
+// want: the same version, source, size and chunk length; the same partial
+// file, as written or, for one written as a relative path by an older
+// devgate, as an absolute path resolved here (a download's header holds the
+// absolute path: the same file typed as d, ./d or /abs/d); and the same
+// mtime, where a whole-second mtime matches any mtime in its second. A run
+// whose sub-second lookup on the instance failed (a slow shell, a Ctrl-C
+// during it) knows the mtime to the second only, and threw away a journal of
+// hours that way; the whole-file sha256 checks the bytes against the
+// source's at the end whatever the mtime said.
+func (h journalHeader) resumes(want journalHeader) bool {
+	if h.V != want.V || h.Src != want.Src || h.Size != want.Size || h.Chunk != want.Chunk {
+		return false
+	}
+	if h.Partial != want.Partial {
+		a, err := filepath.Abs(h.Partial)
+		if filepath.IsAbs(h.Partial) || !filepath.IsAbs(want.Partial) || err != nil || a != want.Partial {
+			return false
+		}
+	}
+	if h.MtimeNs == want.MtimeNs {
+		return true
+	}
+	ht, wt := time.Unix(0, h.MtimeNs), time.Unix(0, want.MtimeNs)
+	return ht.Unix() == wt.Unix() && (ht.Nanosecond() == 0 || wt.Nanosecond() == 0)
 }
 
 // journal records finished chunks ("chunk I"), and the bytes in place from
@@ -47,7 +76,7 @@ func loadJournal(path string, want journalHeader) (done map[int64]bool, part map
 		return nil, nil, false
 	}
 	var h journalHeader
-	if json.Unmarshal(sc.Bytes(), &h) != nil || h != want || want.Chunk <= 0 {
+	if json.Unmarshal(sc.Bytes(), &h) != nil || !h.resumes(want) || want.Chunk <= 0 {
 		return nil, nil, false
 	}
 	done, part = map[int64]bool{}, map[int64]int64{}

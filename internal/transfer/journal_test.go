@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestJournalRoundTripAndTornLine(t *testing.T) {
@@ -43,5 +44,49 @@ func TestJournalRoundTripAndTornLine(t *testing.T) {
 	}
 	if _, _, ok := loadJournal(filepath.Join(t.TempDir(), "none"), h); ok {
 		t.Fatal("missing journal accepted")
+	}
+}
+
+// A journal resumes the same copy: an mtime known to the second only (the
+// sub-second lookup failed or was cut short) matches any in its second, a
+// relative partial path of an older devgate matches its absolute path here;
+// another second, another sub-second mtime, another file, size, chunk or
+// source do not.
+func TestJournalHeaderResumes(t *testing.T) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const s = int64(time.Second)
+	want := journalHeader{V: 1, Src: "/data/m.bin", Size: 100, MtimeNs: 1741064767*s + 123456789, Chunk: 10,
+		Partial: filepath.Join(cwd, "d.devgate-part")}
+	for _, c := range []struct {
+		name string
+		mod  func(h *journalHeader)
+		ok   bool
+	}{
+		{"identical", func(h *journalHeader) {}, true},
+		{"whole second in the journal", func(h *journalHeader) { h.MtimeNs = 1741064767 * s }, true},
+		{"relative partial (older devgate, same directory)", func(h *journalHeader) { h.Partial = "./d.devgate-part" }, true},
+		{"relative partial without ./", func(h *journalHeader) { h.Partial = "d.devgate-part" }, true},
+		{"another sub-second mtime", func(h *journalHeader) { h.MtimeNs = 1741064767*s + 5 }, false},
+		{"another second", func(h *journalHeader) { h.MtimeNs = 1741064768 * s }, false},
+		{"another partial", func(h *journalHeader) { h.Partial = "other.devgate-part" }, false},
+		{"another absolute partial", func(h *journalHeader) { h.Partial = "/elsewhere/d.devgate-part" }, false},
+		{"another size", func(h *journalHeader) { h.Size = 101 }, false},
+		{"another chunk", func(h *journalHeader) { h.Chunk = 20 }, false},
+		{"another source", func(h *journalHeader) { h.Src = "/data/n.bin" }, false},
+	} {
+		h := want
+		c.mod(&h)
+		if got := h.resumes(want); got != c.ok {
+			t.Errorf("%s: resumes = %v, want %v", c.name, got, c.ok)
+		}
+	}
+	// This run knows the second only, the journal the nanoseconds.
+	w2 := want
+	w2.MtimeNs = 1741064767 * s
+	if !want.resumes(w2) {
+		t.Error("a journal with sub-second mtime is not resumed by a run that knows the second only")
 	}
 }

@@ -397,6 +397,9 @@ func (c *copier) plan(ctx context.Context) ([]*fileTask, []dirTask, error) {
 			} else {
 				m, err = remoteMtimes(ctx, s0, c.o.Src)
 			}
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err // Ctrl-C: stop here, before anything about the partial file is decided
+			}
 			if err != nil {
 				c.o.Logger.Debug("transfer: no sub-second mtime from the instance", "err", err)
 			}
@@ -471,8 +474,17 @@ func (c *copier) newTask(e entry, src, dst string) *fileTask {
 	return t
 }
 
+// header is t's journal header. A download's partial file is named by its
+// absolute path, so that a rerun that spells the destination another way
+// (d512, ./d512, /abs/d512) finds its journal's chunks (journalHeader.resumes).
 func (c *copier) header(t *fileTask) journalHeader {
-	return journalHeader{V: 1, Src: t.src, Size: t.e.Size, MtimeNs: t.e.Mtime.UnixNano(), Chunk: t.chunk, Partial: t.partial}
+	partial := t.partial
+	if _, local := c.dst.(localSide); local {
+		if a, err := filepath.Abs(partial); err == nil {
+			partial = a
+		}
+	}
+	return journalHeader{V: 1, Src: t.src, Size: t.e.Size, MtimeNs: t.e.Mtime.UnixNano(), Chunk: t.chunk, Partial: partial}
 }
 
 // prepare finds what of t is already in place (a finished destination or
@@ -513,6 +525,9 @@ func (c *copier) prepare(ctx context.Context, t *fileTask) error {
 				return nil
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err // a copy being cancelled does not start the file over (fresh truncates it)
 	}
 	if err := c.fresh(ctx, t); err != nil {
 		return err
