@@ -256,6 +256,10 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		topt.More = joined.more
 		defer joined.closeAll()
 	}
+	if state := stateDir(); state != "" {
+		topt.LockDir = filepath.Join(state, "cp", "locks")
+	}
+	topt.Notice = func(format string, a ...any) { fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...) }
 	if dir == transfer.Download {
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {

@@ -825,3 +825,40 @@ func TestHomeMissing(t *testing.T) {
 		}
 	}
 }
+
+// Two copies of one file to one destination at once: the second waits for
+// the first (and says so), then finds the file in place; the file is the
+// source's, with its mtime. Before, both wrote the partial file, one failed
+// with "destination … does not exist here", and the file often kept the
+// time of the copy (h29's road test).
+func TestCpSameDestinationTwiceAtOnce(t *testing.T) {
+	e := slowLab(t, 4<<20)
+	ctx := ctxFor(t, 2*time.Minute)
+	src, _ := randFile(t, 16<<20)
+	mtime := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	if err := os.Chtimes(src, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "out.bin")
+	args := []string{"-j", "2", "--chunk-size", "1048576", "gpu1:" + src, dst}
+	first, stderr1 := e.startCp(t, ctx, args...)
+	waitJournal(t, dst+".devgate-journal", 1) // the first is writing
+	in, _ := e.l.Instance("gpu1")
+	_, stderr2, code := e.devgate(ctx, nil, nil, append([]string{"cp", "--user", in.User}, args...)...)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first cp: %v\n%s", err, stderr1)
+	}
+	if code != 0 {
+		t.Fatalf("second cp: exit %d\n%s", code, stderr2)
+	}
+	if !strings.Contains(stderr2, "another devgate cp is copying to "+dst+"; waiting") {
+		t.Fatalf("the second cp did not say it waits for the first:\n%s", stderr2)
+	}
+	if !strings.Contains(stderr2, "already in place") {
+		t.Fatalf("the second cp did not find the file in place after waiting:\n%s", stderr2)
+	}
+	sameFile(t, src, dst)
+	if st, err := os.Stat(dst); err != nil || !st.ModTime().Equal(mtime) {
+		t.Fatalf("destination mtime %v (%v), want the source's %v", st.ModTime(), err, mtime)
+	}
+}

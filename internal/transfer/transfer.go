@@ -24,6 +24,8 @@ package transfer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/devgate/devgate/internal/exitcode"
+	"github.com/devgate/devgate/internal/filelock"
 	"github.com/devgate/devgate/internal/sshconn"
 )
 
@@ -86,6 +89,13 @@ type Options struct {
 	ChunkSize   int64 // 0: ChunkFor(size) per file
 	// JournalDir holds upload journals (their partial files are on the instance).
 	JournalDir string
+	// LockDir, when set, holds one lock file per destination: a second copy
+	// to the destination a running one writes waits for it (saying so through
+	// Notice) instead of writing the same partial file at the same time.
+	LockDir string
+	// Notice, when set, is told what the user should know while the copy
+	// waits (another copy to the same destination).
+	Notice func(format string, args ...any)
 	// Target names the instance in upload journal names.
 	Target   string
 	Progress Progress
@@ -159,6 +169,11 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	} else {
 		c.src, c.dst = localSide{}, remoteSide{}
 	}
+	unlock, err := c.lockDst(ctx)
+	if err != nil {
+		return c.stats, err
+	}
+	defer unlock()
 	tasks, dirs, err := c.plan(ctx)
 	if err != nil {
 		return c.stats, c.lostErr(sessions[0], err)
@@ -735,6 +750,60 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 			}
 		}()
 	}
+}
+
+// lockWait is how long lockDst tries the destination's lock before it
+// says that it waits for another copy.
+const lockWait = 200 * time.Millisecond
+
+// lockDst takes the lock of the copy's destination (Options.LockDir), named
+// by its absolute path here or by the instance and its cleaned path there:
+// two copies to one destination took turns writing its partial file and
+// renaming it, and one then failed with a misleading "does not exist", the
+// file left with the time of the copy instead of the source's mtime. The
+// second copy now waits, and then finds the file in place (or resumes).
+// Two spellings that name one file through a symbolic link, or a copy into
+// a directory and one to the file in it, still get two locks.
+func (c *copier) lockDst(ctx context.Context) (unlock func(), err error) {
+	if c.o.LockDir == "" {
+		return func() {}, nil
+	}
+	key := "upload\x00" + c.o.Target + "\x00" + path.Clean(c.o.Dst)
+	if c.o.Direction == Download {
+		a, err := filepath.Abs(c.o.Dst)
+		if err != nil {
+			return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot resolve the destination %s", c.o.Dst)
+		}
+		key = "download\x00" + a
+	}
+	if err := os.MkdirAll(c.o.LockDir, 0o700); err != nil {
+		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot create %s", c.o.LockDir)
+	}
+	sum := sha256.Sum256([]byte(key))
+	p := filepath.Join(c.o.LockDir, "dst-"+hex.EncodeToString(sum[:12])+".lock")
+	tctx, cancel := context.WithTimeout(ctx, lockWait)
+	unlock, err = filelock.Lock(tctx, p, true)
+	cancel()
+	if err == nil {
+		return unlock, nil
+	}
+	if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot lock the destination %s", c.o.Dst)
+	}
+	if c.o.Notice != nil {
+		c.o.Notice("another devgate cp is copying to %s; waiting for it to end (Ctrl-C stops this one)", c.o.Dst)
+	}
+	unlock, err = filelock.Lock(ctx, p, true)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot lock the destination %s", c.o.Dst)
+	}
+	return unlock, nil
 }
 
 // fatalError ends the whole copy (as opposed to a lost session).
