@@ -503,14 +503,18 @@ func TestCpPermissionDenied(t *testing.T) {
 		args []string
 		code int
 		want string
+		hint string // the hint names the side that refused
 	}{
-		{"on the instance", []string{src, "gpu1:" + filepath.Join(locked, "new.bin")}, 25, "on the instance"},
-		{"here", []string{"gpu1:" + src, filepath.Join(locked, "new.bin")}, 22, "here"},
+		{"on the instance", []string{src, "gpu1:" + filepath.Join(locked, "new.bin")}, 25, "on the instance", "--user"},
+		{"here", []string{"gpu1:" + src, filepath.Join(locked, "new.bin")}, 22, "here", "of " + locked + " here"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			stderr, code := e.cpFail(t, ctx, c.args...)
 			if code != c.code || !strings.Contains(stderr, "permission denied") || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, want %d:\n%s", code, c.code, stderr)
+			}
+			if !strings.Contains(stderr, c.hint) || (c.hint != "--user" && strings.Contains(stderr, "--user")) {
+				t.Fatalf("the hint does not name the side that refused (want %q):\n%s", c.hint, stderr)
 			}
 		})
 	}

@@ -1121,7 +1121,11 @@ func (c *copier) fsErr(err error, sd side, what, p string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return exitcode.Wrap(err, class, "check the path", "%s %s does not exist %s", what, p, where)
 	case errors.Is(err, fs.ErrPermission):
-		return exitcode.Wrap(err, class, "check the file's permissions and the user devgate connects as (--user)", "permission denied: %s %s %s", what, p, where)
+		hint := "check the file's permissions and the user devgate connects as (--user)"
+		if class == exitcode.LocalIO { // this machine's file: the instance's user has nothing to do with it
+			hint = "check the permissions (and, as root, chattr's immutable flag) of " + filepath.Dir(p) + " here, or copy somewhere else"
+		}
+		return exitcode.Wrap(err, class, hint, "permission denied: %s %s %s", what, p, where)
 	case errors.As(err, &nse):
 		return exitcode.Wrap(err, class, "free some space on the instance and run the same command again: it resumes",
 			"no space left on the instance for %s %s: %s free (partial file kept)", what, p, humanBytes(nse.Free))
