@@ -188,6 +188,20 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		return err
 	}
 	sc := sshconn.Config{User: user, Signer: signer, KnownHosts: sshconfig.KnownHostsPath(home), Lock: &sync.Mutex{}, AskLimits: true}
+	dstPath, lockDir := localPath, ""
+	if dir == transfer.Upload {
+		dstPath = rs.path
+	}
+	if state := stateDir(); state != "" {
+		lockDir = filepath.Join(state, "cp", "locks")
+	}
+	unlock, err := transfer.LockDestination(ctx, dir, rs.target, dstPath, lockDir, func(format string, a ...any) {
+		fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...) // also with --quiet: it explains the wait
+	})
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	clients, _, err := sshconn.DialN(ctx, cfg, topts, sc, 1)
 	if err != nil {
 		return err
@@ -256,10 +270,6 @@ func runCp(ctx context.Context, io IO, o cpOptions, srcArg, dstArg string) error
 		topt.More = joined.more
 		defer joined.closeAll()
 	}
-	if state := stateDir(); state != "" {
-		topt.LockDir = filepath.Join(state, "cp", "locks")
-	}
-	topt.Notice = func(format string, a ...any) { fmt.Fprintf(io.ErrOut, "devgate: "+format+"\n", a...) }
 	if dir == transfer.Download {
 		topt.Src, topt.Dst = rs.path, localPath
 	} else {

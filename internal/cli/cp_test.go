@@ -831,7 +831,7 @@ func TestHomeMissing(t *testing.T) {
 }
 
 // Two copies of one file to one destination at once: the second waits for
-// the first (and says so), then finds the file in place; the file is the
+// the first (and says so) before it connects, then finds the file in place; the file is the
 // source's, with its mtime. Before, both wrote the partial file, one failed
 // with "destination … does not exist here", and the file often kept the
 // time of the copy (h29's road test).
@@ -857,6 +857,9 @@ func TestCpSameDestinationTwiceAtOnce(t *testing.T) {
 	}
 	if !strings.Contains(stderr2, "another devgate cp is copying to "+dst+"; waiting") {
 		t.Fatalf("the second cp did not say it waits for the first:\n%s", stderr2)
+	}
+	if w, c := strings.Index(stderr2, "waiting for it"), strings.Index(stderr2, "Connected in"); c >= 0 && c < w {
+		t.Fatalf("the second cp connected before it waited (its sessions idle while the first copies):\n%s", stderr2)
 	}
 	if !strings.Contains(stderr2, "already in place") {
 		t.Fatalf("the second cp did not find the file in place after waiting:\n%s", stderr2)

@@ -89,13 +89,6 @@ type Options struct {
 	ChunkSize   int64 // 0: ChunkFor(size) per file
 	// JournalDir holds upload journals (their partial files are on the instance).
 	JournalDir string
-	// LockDir, when set, holds one lock file per destination: a second copy
-	// to the destination a running one writes waits for it (saying so through
-	// Notice) instead of writing the same partial file at the same time.
-	LockDir string
-	// Notice, when set, is told what the user should know while the copy
-	// waits (another copy to the same destination).
-	Notice func(format string, args ...any)
 	// Target names the instance in upload journal names.
 	Target   string
 	Progress Progress
@@ -169,11 +162,6 @@ func Copy(ctx context.Context, sessions []*sshconn.Client, o Options) (Stats, er
 	} else {
 		c.src, c.dst = localSide{}, remoteSide{}
 	}
-	unlock, err := c.lockDst(ctx)
-	if err != nil {
-		return c.stats, err
-	}
-	defer unlock()
 	tasks, dirs, err := c.plan(ctx)
 	if err != nil {
 		return c.stats, c.lostErr(sessions[0], err)
@@ -752,58 +740,55 @@ func (c *copier) worker(ctx context.Context, cancel context.CancelCauseFunc, s *
 	}
 }
 
-// lockWait is how long lockDst tries the destination's lock before it
-// says that it waits for another copy.
+// lockWait is how long LockDestination tries the lock before it says that
+// it waits for another copy.
 const lockWait = 200 * time.Millisecond
 
-// lockDst takes the lock of the copy's destination (Options.LockDir), named
-// by its absolute path here or by the instance and its cleaned path there:
-// two copies to one destination took turns writing its partial file and
-// renaming it, and one then failed with a misleading "does not exist", the
-// file left with the time of the copy instead of the source's mtime. The
-// second copy now waits, and then finds the file in place (or resumes).
-// Two spellings that name one file through a symbolic link, or a copy into
-// a directory and one to the file in it, still get two locks.
-func (c *copier) lockDst(ctx context.Context) (unlock func(), err error) {
-	if c.o.LockDir == "" {
+// LockDestination takes the lock of a copy's destination dst in lockDir
+// (nothing when lockDir is ""), named by dst's absolute path here for a
+// download, by target and dst's cleaned path for an upload. Two copies to
+// one destination took turns writing its partial file and renaming it: one
+// failed with a misleading "does not exist", and the file kept the time of
+// the copy instead of the source's mtime. The caller takes it before it
+// connects, so that a copy waiting for another holds no session (an idle
+// Session Manager session times out) and every way of copying (tunnel,
+// direct, S3 relay) takes turns; when the lock is busy for lockWait it
+// tells notice and waits until it is free or ctx ends (ctx's error).
+// Spellings that name one file through a symbolic link, or a target named
+// once by alias and once by id, get two locks.
+func LockDestination(ctx context.Context, dir Direction, target, dst, lockDir string, notice func(format string, a ...any)) (unlock func(), err error) {
+	if lockDir == "" {
 		return func() {}, nil
 	}
-	key := "upload\x00" + c.o.Target + "\x00" + path.Clean(c.o.Dst)
-	if c.o.Direction == Download {
-		a, err := filepath.Abs(c.o.Dst)
+	key := "upload\x00" + target + "\x00" + path.Clean(dst)
+	if dir == Download {
+		a, err := filepath.Abs(dst)
 		if err != nil {
-			return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot resolve the destination %s", c.o.Dst)
+			return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot resolve the destination %s", dst)
 		}
 		key = "download\x00" + a
 	}
-	if err := os.MkdirAll(c.o.LockDir, 0o700); err != nil {
-		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot create %s", c.o.LockDir)
+	if err := os.MkdirAll(lockDir, 0o700); err != nil {
+		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot create %s", lockDir)
 	}
 	sum := sha256.Sum256([]byte(key))
-	p := filepath.Join(c.o.LockDir, "dst-"+hex.EncodeToString(sum[:12])+".lock")
+	p := filepath.Join(lockDir, "dst-"+hex.EncodeToString(sum[:12])+".lock")
 	tctx, cancel := context.WithTimeout(ctx, lockWait)
 	unlock, err = filelock.Lock(tctx, p, true)
 	cancel()
-	if err == nil {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if notice != nil {
+			notice("another devgate cp is copying to %s; waiting for it to end (Ctrl-C stops this one)", dst)
+		}
+		unlock, err = filelock.Lock(ctx, p, true)
+	}
+	switch {
+	case err == nil:
 		return unlock, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
 	}
-	if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot lock the destination %s", c.o.Dst)
-	}
-	if c.o.Notice != nil {
-		c.o.Notice("another devgate cp is copying to %s; waiting for it to end (Ctrl-C stops this one)", c.o.Dst)
-	}
-	unlock, err = filelock.Lock(ctx, p, true)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot lock the destination %s", c.o.Dst)
-	}
-	return unlock, nil
+	return nil, exitcode.Wrap(err, exitcode.LocalIO, "", "cannot lock the destination %s", dst)
 }
 
 // fatalError ends the whole copy (as opposed to a lost session).
