@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devgate/devgate/internal/atomicfile"
 	"github.com/devgate/devgate/internal/cmdargs"
 	"github.com/devgate/devgate/internal/lab"
 	"github.com/devgate/devgate/internal/lab/faults"
@@ -210,8 +211,9 @@ With --detach it runs in the background and returns once the lab is ready (exit 
 			fmt.Fprintf(stdout, "ssh config: %s   (ssh -F %s gpu1)\n", filepath.Join(dir, SSHConfigFile), filepath.Join(dir, SSHConfigFile))
 			fmt.Fprintf(stdout, "log:        %s\n", filepath.Join(dir, LogFile))
 			// The pid file comes last: it is what `up --detach` waits for.
+			// Written whole by a rename: a reader never sees it empty.
 			pidPath := filepath.Join(dir, PidFile)
-			if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+			if err := atomicfile.Write(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 				return err
 			}
 			defer os.Remove(pidPath)
