@@ -5,6 +5,7 @@ package rawio
 import (
 	"errors"
 	"syscall"
+	"time"
 )
 
 // Supported reports whether Read, Write and TryWrite work on this platform.
@@ -18,6 +19,9 @@ func NewConn(rc syscall.RawConn) *Conn { return &Conn{} }
 
 // Read is not supported here.
 func (c *Conn) Read(p []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// TryRead is not supported here.
+func (c *Conn) TryRead(p []byte) (int, error) { return 0, errors.ErrUnsupported }
 
 // Write is not supported here.
 func (c *Conn) Write(p []byte) (int, error) { return 0, errors.ErrUnsupported }
@@ -33,3 +37,10 @@ func Write(rc syscall.RawConn, p []byte) (int, error) { return 0, errors.ErrUnsu
 
 // TryWrite is not supported here.
 func TryWrite(rc syscall.RawConn, p []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// Pause sleeps d (at most 10 ms); elsewhere than Linux it is time.Sleep.
+func Pause(d time.Duration) {
+	if d > 0 {
+		time.Sleep(min(d, 10*time.Millisecond))
+	}
+}

@@ -157,3 +157,83 @@ func TestConnDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%.1f allocations per TryWrite, Write and Read, want 0", n)
 	}
 }
+
+// Pause sleeps at least d, and at most about 10 ms however long d is (a
+// longer hold of the thread would meet the runtime's preemption).
+func TestPauseSleepsCapped(t *testing.T) {
+	start := time.Now()
+	rawio.Pause(2 * time.Millisecond)
+	if d := time.Since(start); d < 2*time.Millisecond {
+		t.Fatalf("Pause(2ms) returned after %s", d)
+	}
+	start = time.Now()
+	rawio.Pause(time.Hour)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Pause(1h) held the thread %s: not capped", d)
+	}
+	rawio.Pause(0)
+	rawio.Pause(-time.Second)
+}
+
+// TryRead takes what is there without waiting: nothing is (0, nil), data
+// is returned, and a Read after an empty TryRead still wakes for data that
+// arrives later (the poller's readiness is reset before each attempt, so
+// no notification is lost between the two); the end of the stream is
+// io.EOF.
+func TestTryRead(t *testing.T) {
+	c, s := tcpPair(t)
+	rc := rawio.NewConn(rawConn(t, c))
+	buf := make([]byte, 64)
+	if n, err := rc.TryRead(buf); n != 0 || err != nil {
+		t.Fatalf("TryRead of an empty socket: %d, %v; want 0, nil", n, err)
+	}
+	if _, err := s.Write([]byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testutil.Deadline(5 * time.Second))
+	var got []byte
+	for len(got) < 2 && time.Now().Before(deadline) {
+		n, err := rc.TryRead(buf)
+		if err != nil {
+			t.Fatalf("TryRead: %v", err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "ab" {
+		t.Fatalf("TryRead returned %q, want \"ab\"", got)
+	}
+	if n, err := rc.TryRead(buf); n != 0 || err != nil {
+		t.Fatalf("TryRead after the data: %d, %v; want 0, nil", n, err)
+	}
+	read := make(chan string, 1)
+	go func() {
+		n, err := rc.Read(buf)
+		if err != nil {
+			read <- err.Error()
+			return
+		}
+		read <- string(buf[:n])
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := s.Write([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-read:
+		if r != "c" {
+			t.Fatalf("Read after an empty TryRead: %q, want \"c\"", r)
+		}
+	case <-time.After(testutil.Deadline(5 * time.Second)):
+		t.Fatal("Read after an empty TryRead missed data that arrived later")
+	}
+	s.Close()
+	for {
+		n, err := rc.TryRead(buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil || n != 0 || time.Now().After(deadline) {
+			t.Fatalf("TryRead after the peer closed: %d, %v; want io.EOF", n, err)
+		}
+	}
+}

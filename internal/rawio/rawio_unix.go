@@ -29,7 +29,7 @@ type op struct {
 	p    []byte
 	n    int
 	err  error // the system call's
-	wait bool  // write: wait through the poller while the descriptor is full
+	wait bool  // wait through the poller while the descriptor is full (write) or empty (read)
 	fn   func(fd uintptr) bool
 }
 
@@ -45,15 +45,25 @@ func NewConn(rc syscall.RawConn) *Conn {
 // poller (and the descriptor's read deadline) while nothing is there. It
 // returns io.EOF at the end of the stream; a system call's error is an
 // *os.SyscallError, the poller's (deadline, closed) is RawConn.Read's.
-func (c *Conn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) { return c.read(p, true) }
+
+// TryRead reads into p what the descriptor holds, without waiting: n is 0
+// and err nil when nothing is there (io.EOF at the end of the stream). A
+// Read after it still sees what arrives later: the poller's readiness is
+// reset before every read attempt, never after.
+func (c *Conn) TryRead(p []byte) (int, error) { return c.read(p, false) }
+
+func (c *Conn) read(p []byte, wait bool) (int, error) {
 	o := &c.r
-	o.p, o.n, o.err = p, 0, nil
+	o.p, o.n, o.err, o.wait = p, 0, nil, wait
 	err := c.rc.Read(o.fn)
 	n, serr := o.n, o.err
 	o.p, o.err = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
+	case serr == syscall.EAGAIN:
+		return 0, nil // TryRead: nothing there
 	case serr != nil:
 		return 0, os.NewSyscallError("read", serr)
 	case n == 0 && len(p) > 0:
@@ -69,6 +79,10 @@ func (o *op) read(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if !o.wait {
+				o.err = err
+				return true
+			}
 			return false // the poller waits
 		}
 		o.n, o.err = n, err

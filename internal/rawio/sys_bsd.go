@@ -2,7 +2,10 @@
 
 package rawio
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // sysRead is read(2); elsewhere than Linux the ordinary system call.
 func sysRead(fd int, p []byte) (int, error) {
@@ -20,4 +23,11 @@ func sysWrite(fd int, p []byte) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// Pause sleeps d (at most 10 ms); elsewhere than Linux it is time.Sleep.
+func Pause(d time.Duration) {
+	if d > 0 {
+		time.Sleep(min(d, 10*time.Millisecond))
+	}
 }
