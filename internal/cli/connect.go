@@ -91,6 +91,10 @@ and bridges it to stdin/stdout. stdout carries only the stream; progress goes to
 					}
 				}}
 			opts.StateDir = stateDir()
+			// One session on one P (oneP): the data channel's reader may hold
+			// its thread while a paced stream's messages gather (BENCHMARKS.md,
+			// "Holding a paced stream").
+			opts.HoldThread = true
 			if opts.Path, opts.DirectBudget, err = pf.resolve(t.Path); err != nil {
 				return err
 			}

@@ -1,8 +1,10 @@
 package datachannel
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -38,8 +40,12 @@ type batchConn struct {
 	net.Conn
 	raw *rawio.Conn // nil: the connection's own Read and Write
 	// beforeRead is called by Read before it reads the network (the
-	// WebSocket's reader goroutine only); nil: nothing.
-	beforeRead func()
+	// WebSocket's reader goroutine only); nil: nothing. A non-zero time
+	// bounds the read's wait: when it passes with nothing read, beforeRead
+	// is called again. With sleep, Read waits it out asleep on its thread
+	// (rawio.Pause) and then takes what arrived without waiting, instead
+	// of waiting in the poller (Config.HoldThread).
+	beforeRead func() (until time.Time, sleep bool)
 
 	mu       sync.Mutex
 	kick     func() // asks the writer goroutine to Flush; nil until start
@@ -87,9 +93,35 @@ func (c *batchConn) start(kick func()) {
 }
 
 func (c *batchConn) Read(p []byte) (int, error) {
-	if c.beforeRead != nil {
-		c.beforeRead()
+	for c.beforeRead != nil {
+		until, sleep := c.beforeRead()
+		if until.IsZero() {
+			break
+		}
+		if sleep && c.raw != nil {
+			rawio.Pause(time.Until(until))
+			n, err := c.raw.TryRead(p)
+			if n > 0 || err != nil {
+				if err != nil && err != io.EOF {
+					err = c.opError("read", err)
+				}
+				return n, err
+			}
+			continue // nothing came: the hold is over, beforeRead writes what it held
+		}
+		_ = c.Conn.SetReadDeadline(until)
+		n, err := c.read(p)
+		_ = c.Conn.SetReadDeadline(time.Time{})
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			continue // the hold is over: beforeRead writes what it held
+		}
+		return n, err
 	}
+	return c.read(p)
+}
+
+// read reads the network once.
+func (c *batchConn) read(p []byte) (int, error) {
 	if c.raw != nil {
 		n, err := c.raw.Read(p)
 		if err != nil && err != io.EOF {

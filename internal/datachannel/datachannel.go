@@ -101,6 +101,18 @@ type Config struct {
 	// flags, decrypted, in sequence order: StdErr and ExitCode (§3.2). It
 	// must not block for long: it runs on the socket reader.
 	OnPayload func(pt ssmmsg.PayloadType, payload []byte)
+	// Coalesce, when positive, lets the socket's reader hold the output
+	// and acks of a stream that arrives at the agent's pace for up to this
+	// long (at most HoldMessages full messages), so that several messages
+	// share one output write and one ack write; 0: every batch is written
+	// and acked before the reader waits for the network (Session's doc).
+	Coalesce time.Duration
+	// HoldThread says the reader waits out a hold asleep on its thread,
+	// keeping its P (rawio.Pause), and then takes what arrived without
+	// waiting, instead of waiting in the network poller: no wake-up per
+	// message at all while a paced stream gathers. Only for a process that
+	// runs this one session on one P (devgate connect).
+	HoldThread bool
 }
 
 // ClosedError is how a session ends when the service sends channel_closed:
@@ -184,6 +196,17 @@ type Session struct {
 	// and silent redials until a socket is heard share its resume deadline.
 	outage time.Time
 
+	// holdN counts the full Output messages delivered since the reader
+	// last wrote its output and acks, the first at holdSince; lastFull
+	// says the last Output message was full (Config.Coalesce; reader
+	// goroutine only).
+	holdN     int
+	holdSince time.Time
+	lastFull  bool
+	// holdSlow says the last group of held messages arrived at the
+	// agent's pace (HoldThread sleeps only then); initially true.
+	holdSlow bool
+
 	agentVersion    string
 	sessionType     string
 	properties      map[string]string
@@ -232,7 +255,7 @@ func newSession(cfg Config) *Session {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, log: cfg.Logger.With("session", cfg.SessionID), clientID: reliable.NewID().String(),
 		ctx: sctx, cancel: cancel, hsReq: make(chan []byte, 1), hsDone: make(chan ssmmsg.HandshakeComplete, 1),
-		hsSkip: make(chan struct{}, 1), flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{})}
+		hsSkip: make(chan struct{}, 1), flags: make(chan ssmmsg.Flag, 16), done: make(chan struct{}), holdSlow: true}
 	s.cond = sync.NewCond(&s.mu)
 	s.ep = reliable.New(reliable.Config{SendType: ssmmsg.InputStreamData, Window: cfg.Window,
 		Deliver: s.deliver, Logger: s.log, TrackDepartures: true}) // wsConn.writeLoop reports departures
@@ -404,6 +427,7 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 			return true
 		}
 		s.buffered += len(payload)
+		full := len(payload) == ssmmsg.MaxPayload
 		for len(payload) > 0 {
 			if len(s.out) == 0 || len(s.out[len(s.out)-1]) == outBlock {
 				var b []byte
@@ -421,6 +445,12 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 			payload = payload[n:]
 		}
 		s.unread.Store(true) // Read is woken, or sink written, by flushReader
+		if s.lastFull = full; full {
+			if s.holdN == 0 {
+				s.holdSince = time.Now()
+			}
+			s.holdN++
+		}
 	case ssmmsg.PayloadFlag:
 		f, err := ssmmsg.ParseFlag(m.Payload)
 		if err != nil {
@@ -1068,7 +1098,7 @@ func (s *Session) attach(c *wsConn) {
 		s.heard(c)
 		return nil
 	})
-	c.bc.beforeRead = func() { s.flushReader(c) }
+	c.bc.beforeRead = func() (time.Time, bool) { return s.beforeNetRead(c) }
 	s.ep.Attach(c.write)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.readLoop(c) }()
@@ -1150,12 +1180,66 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
+// HoldMessages is how many full messages of a paced stream the reader
+// holds at most before it writes their output and acks (Config.Coalesce).
+const HoldMessages = 4
+
+// DefaultCoalesce is the Config.Coalesce that devgate's sessions use. At the
+// agent's pace (one 1 KiB message about every 1.1–1.4 ms, §8) HoldMessages
+// arrive within it, so the reader writes their output and acks when the
+// last of them arrives: one ack write and one output write for four
+// messages, in step with the agent's sends (BENCHMARKS.md, "Holding a
+// paced stream's acks"); it is a bound for a stream that stops on a full
+// message. Acks are at most this late, below the agent's RTO floor
+// (SRTT + 10 ms, §5.5).
+const DefaultCoalesce = 6 * time.Millisecond
+
+// ConnectCoalesce is the Config.Coalesce of a session whose reader holds
+// its thread (HoldThread, devgate connect): the reader sleeps this long
+// from the first held message's arrival, then takes what came meanwhile
+// (three or four messages at the agent's pace) and writes it with its acks.
+const ConnectCoalesce = 5 * time.Millisecond
+
+// beforeNetRead is called on the reader goroutine when it has processed
+// every frame received so far and is about to read the network
+// (batchConn.Read). While a paced stream's messages gather
+// (Config.Coalesce: the last message was full, so the agent's next read
+// follows within about a millisecond, §8; fewer than HoldMessages held; the
+// first held less than Coalesce ago) it returns when the hold ends, and
+// the read waits at most until then; otherwise it writes what it holds
+// (flushReader) and returns the zero time.
+func (s *Session) beforeNetRead(c *wsConn) (until time.Time, sleep bool) {
+	if s.cfg.Coalesce > 0 && s.lastFull && s.holdN > 0 {
+		now := time.Now()
+		if s.holdN < HoldMessages {
+			if until := s.holdSince.Add(s.cfg.Coalesce); now.Before(until) {
+				return until, s.cfg.HoldThread && s.holdSlow
+			}
+		}
+		// The group ends. At the agent's pace its messages came about a
+		// millisecond apart; faster, the stream is not paced (a local
+		// agent, the lab unpaced), and a sleeping reader would only let
+		// the socket fill: the next groups wait in the poller, which
+		// wakes as soon as data arrives.
+		elapsed := float64(now.Sub(s.holdSince)) / float64(time.Millisecond)
+		s.holdSlow = float64(s.holdN) <= pacedRate*elapsed+1
+	}
+	s.flushReader(c)
+	return time.Time{}, false
+}
+
+// pacedRate is the fastest arrival, in messages per millisecond, that
+// beforeNetRead still takes for the agent's pace: twice its one message
+// per millisecond (§8).
+const pacedRate = 2
+
 // flushReader is called on the reader goroutine when it has processed every
 // frame received so far and is about to wait for more (batchConn.Read), and
 // before it blocks: the output it buffered is written to WriteTo's sink
 // (as much as it takes without waiting) or Read (WriteTo) is woken for it,
 // then the acks it queued go on the socket.
 func (s *Session) flushReader(c *wsConn) {
+	s.holdN, s.lastFull = 0, false
 	if s.unread.Swap(false) {
 		s.mu.Lock()
 		if s.sink != nil && !s.sinkBusy && s.sinkErr == nil {

@@ -22,13 +22,14 @@ import (
 	"github.com/devgate/devgate/internal/testutil"
 )
 
-// countingTryWriter is stdpipe's File counting TryWrite's short results.
+// countingTryWriter is stdpipe's File counting TryWrite's calls and short results.
 type countingTryWriter struct {
 	*stdpipe.File
-	zero, partial atomic.Int64
+	calls, zero, partial atomic.Int64
 }
 
 func (c *countingTryWriter) TryWrite(p []byte) (int, error) {
+	c.calls.Add(1)
 	n, err := c.File.TryWrite(p)
 	switch {
 	case n == 0:

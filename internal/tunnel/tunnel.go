@@ -70,6 +70,9 @@ type Options struct {
 	// Timeout bounds the whole wait for the instance, its agent and the session (default 10 min).
 	Timeout       time.Duration
 	ResumeTimeout time.Duration
+	// HoldThread is datachannel.Config.HoldThread: only for a process
+	// that runs this one session on one P (devgate connect).
+	HoldThread bool
 	// Liveness is datachannel.Config.Liveness (0: its default).
 	Liveness time.Duration
 	Resolve  awsapi.ResolveOptions
@@ -683,7 +686,8 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	c := &Conn{InstanceID: id, SessionID: sid, Path: PathSSM, ssm: d.ssm, log: d.log}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
-		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Logger: d.log, OnReconnect: d.o.OnReconnect,
+		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Coalesce: coalesce(d.o.HoldThread), HoldThread: d.o.HoldThread,
+		Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
 			if err != nil && awsapi.SessionGone(err) {
@@ -810,4 +814,13 @@ func (p *poller) wait(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// coalesce is the data channel's hold (datachannel.Config.Coalesce) for a
+// session whose reader holds its thread or not.
+func coalesce(holdThread bool) time.Duration {
+	if holdThread {
+		return datachannel.ConnectCoalesce
+	}
+	return datachannel.DefaultCoalesce
 }
