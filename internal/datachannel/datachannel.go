@@ -10,6 +10,11 @@
 // WebSocket drops or the service closes it, it calls ResumeSession (Config.Resume),
 // redials the original stream URL and carries on, until Config.ResumeTimeout.
 //
+// At the agent's pace (one 1 KiB message about every millisecond, §8) the
+// reader can hold a stream's output and acks for a few messages
+// (Config.Coalesce, HoldThread): one output write and one ack write for
+// several messages, flushed in step with the agent's sends.
+//
 // Shell-type sessions (Standard_Stream, InteractiveCommands,
 // NonInteractiveCommands) add what shell.go and kms.go hold: a session the
 // agent starts without a handshake, terminal size messages, StdErr and
@@ -206,6 +211,8 @@ type Session struct {
 	// holdSlow says the last group of held messages arrived at the
 	// agent's pace (HoldThread sleeps only then); initially true.
 	holdSlow bool
+	// holds counts the reader's holds and, of them, its sleeps (HoldStats).
+	holds, sleeps atomic.Int64
 
 	agentVersion    string
 	sessionType     string
@@ -733,9 +740,10 @@ func (s *Session) isClosing() bool {
 // socket with one write (batchConn). Acks, which only the reader writes,
 // are not announced to the writer one by one: while the reader processes
 // frames already received (inBatch), their acks wait in the queue and are
-// handed on when it is about to wait for the network (flushAcks), or after
-// ackBatch frames, whichever comes first. A data frame wakes the writer at
-// once and takes the waiting acks along.
+// handed on when it is about to wait for the network (flushAcks; for a
+// stream held at the agent's pace, Config.Coalesce, when the hold ends), or
+// after ackBatch frames, whichever comes first. A data frame wakes the
+// writer at once and takes the waiting acks along.
 type wsConn struct {
 	ws   *websocket.Conn
 	bc   *batchConn
@@ -1213,7 +1221,12 @@ func (s *Session) beforeNetRead(c *wsConn) (until time.Time, sleep bool) {
 		now := time.Now()
 		if s.holdN < HoldMessages {
 			if until := s.holdSince.Add(s.cfg.Coalesce); now.Before(until) {
-				return until, s.cfg.HoldThread && s.holdSlow
+				sleep := s.cfg.HoldThread && s.holdSlow
+				s.holds.Add(1)
+				if sleep {
+					s.sleeps.Add(1)
+				}
+				return until, sleep
 			}
 		}
 		// The group ends. At the agent's pace its messages came about a
@@ -1367,3 +1380,8 @@ func (s *Session) resumeOnce(ctx context.Context) (*wsConn, error) {
 
 // Stats returns the reliability counters of the client side.
 func (s *Session) Stats() reliable.Stats { return s.ep.Stats() }
+
+// HoldStats counts the times the reader held a paced stream instead of
+// writing its output and acks before a network read (Config.Coalesce), and
+// of those the times it slept on its thread (HoldThread); for tests and logs.
+func (s *Session) HoldStats() (holds, sleeps int64) { return s.holds.Load(), s.sleeps.Load() }

@@ -39,16 +39,37 @@ func (s *session) startPlugin(clientVersion string) (plugin, error) {
 // pump reads the agent side of a stream the way the real agent does: at
 // most 1024 bytes per message and, when pacing is on, a 1 ms sleep after
 // each (§8). It returns the read error (io.EOF at the end).
+//
+// With pacing it logs, when it ends, how many messages it sent and how long
+// each took and slept on average: the pace a client gets. Like the real
+// agent's, the lab's 1 ms sleep is Go's time.Sleep, which oversleeps by up
+// to a millisecond when something else wakes the process in the middle of
+// it (the runtime's poller waits whole milliseconds; bench/sleepwake), so
+// the pace depends on when the client's acks arrive (bench/pace.sh).
 func (s *session) pump(r io.Reader) error {
 	buf := make([]byte, ssmmsg.MaxPayload)
+	var msgs int
+	var slept time.Duration
+	start := time.Now()
+	if s.srv.f.Pacing {
+		defer func() {
+			if msgs > 0 {
+				per := func(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1000/float64(msgs)) }
+				s.log.Info("mgs: agent pump ended", "messages", msgs, "ms_per_message", per(time.Since(start)), "sleep_ms_per_message", per(slept))
+			}
+		}()
+	}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
 			if _, serr := s.ep.Send(s.ctx, ssmmsg.PayloadOutput, append([]byte(nil), buf[:n]...)); serr != nil {
 				return serr
 			}
+			msgs++
 			if s.srv.f.Pacing {
+				t := time.Now()
 				time.Sleep(time.Millisecond)
+				slept += time.Since(t)
 			}
 		}
 		if err != nil {
