@@ -41,12 +41,14 @@ for delay in $DELAYS; do
     for who in this base; do
       client="$bin/devgate"; [ "$who" = base ] && client="$bin/base/devgate"
       before=$(grep -c 'agent pump ended' "$lab/lab.log" || true)
+      rm -f "$bin/rusage"
       start=$(date +%s.%N)
       got=$(ssh -F "$lab/ssh_config" -o ProxyCommand="$bin/connectbench -rusage $bin/rusage $client connect %h %p --user %r --quiet" \
         gpu1 "head -c $((SIZE_MB << 20)) /dev/zero" 2>/dev/null | wc -c)
       end=$(date +%s.%N)
       [ "$got" -eq $((SIZE_MB << 20)) ] || { echo "$who: $got bytes, want $((SIZE_MB << 20))"; exit 1; }
-      for _ in $(seq 50); do [ "$(grep -c 'agent pump ended' "$lab/lab.log" || true)" -gt "$before" ] && break; sleep 0.1; done
+      # ssh does not wait for its ProxyCommand: the wrapper writes its figures when devgate has exited.
+      for _ in $(seq 100); do [ -s "$bin/rusage" ] && [ "$(grep -c 'agent pump ended' "$lab/lab.log" || true)" -gt "$before" ] && break; sleep 0.1; done
       pace=$(grep 'agent pump ended' "$lab/lab.log" | tail -1 | sed -n 's/.*ms_per_message=\([0-9.]*\).*/\1/p')
       read -r user sys rss <"$bin/rusage"
       awk -v who="$who" -v d="$delay" -v wall="$(echo "$end - $start" | bc)" -v cpu="$(echo "($user + $sys) * 1000 / $SIZE_MB" | bc -l)" \
