@@ -112,11 +112,12 @@ type Config struct {
 	// share one output write and one ack write; 0: every batch is written
 	// and acked before the reader waits for the network (Session's doc).
 	Coalesce time.Duration
-	// HoldThread says the reader waits out a hold asleep on its thread,
-	// keeping its P (rawio.Pause), and then takes what arrived without
-	// waiting, instead of waiting in the network poller: no wake-up per
-	// message at all while a paced stream gathers. Only for a process that
-	// runs this one session on one P (devgate connect).
+	// HoldThread says the reader, holding a stream that arrives at the
+	// agent's pace, sleeps on its thread keeping its P (rawio.Pause) until
+	// just after the group's last message is due, and then takes what
+	// arrived without waiting: one wake-up per group instead of one per
+	// message. Only for a process that runs this one session on one P
+	// (devgate connect).
 	HoldThread bool
 }
 
@@ -210,7 +211,14 @@ type Session struct {
 	lastFull  bool
 	// holdSlow says the last group of held messages arrived at the
 	// agent's pace (HoldThread sleeps only then); initially true.
-	holdSlow bool
+	// holdSlept says the reader slept once in the current group.
+	holdSlow, holdSlept bool
+	// period is the agent's time per message as the reader sees it (a
+	// moving average; 0: not known yet), measured between the first
+	// messages of successive groups: prevStart, and prevN messages apart.
+	period    time.Duration
+	prevStart time.Time
+	prevN     int
 	// holds counts the reader's holds and, of them, its sleeps (HoldStats).
 	holds, sleeps atomic.Int64
 
@@ -454,7 +462,7 @@ func (s *Session) deliver(m *ssmmsg.Message) bool {
 		s.unread.Store(true) // Read is woken, or sink written, by flushReader
 		if s.lastFull = full; full {
 			if s.holdN == 0 {
-				s.holdSince = time.Now()
+				s.startGroup(time.Now())
 			}
 			s.holdN++
 		}
@@ -1190,43 +1198,69 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 
 // HoldMessages is how many full messages of a paced stream the reader
 // holds at most before it writes their output and acks (Config.Coalesce).
-const HoldMessages = 4
+const HoldMessages = 5
 
-// DefaultCoalesce is the Config.Coalesce that devgate's sessions use. At the
-// agent's pace (one 1 KiB message about every 1.1–1.4 ms, §8) HoldMessages
-// arrive within it, so the reader writes their output and acks when the
-// last of them arrives: one ack write and one output write for four
-// messages, in step with the agent's sends (BENCHMARKS.md, "Holding a
-// paced stream's acks"); it is a bound for a stream that stops on a full
-// message. Acks are at most this late, below the agent's RTO floor
-// (SRTT + 10 ms, §5.5).
-const DefaultCoalesce = 6 * time.Millisecond
+// DefaultCoalesce is the Config.Coalesce that devgate's sessions use: how
+// long the reader holds a paced stream at most, from its first held
+// message. At the agent's pace (one 1 KiB message about every 1.1–1.4 ms,
+// §8) HoldMessages arrive within it, and the reader writes their output
+// and acks when the last of them arrives: one ack write and one output
+// write for five messages, in step with the agent's sends (BENCHMARKS.md,
+// "Holding a paced stream"). Acks are at most this late, far below the
+// agent's RTO floor (SRTT + 10 ms, §5.5).
+const DefaultCoalesce = 8 * time.Millisecond
 
-// ConnectCoalesce is the Config.Coalesce of a session whose reader holds
-// its thread (HoldThread, devgate connect): the reader sleeps this long
-// from the first held message's arrival, then takes what came meanwhile
-// (three or four messages at the agent's pace) and writes it with its acks.
-const ConnectCoalesce = 5 * time.Millisecond
+// sleepMargin is how long after the expected arrival of a group's last
+// message a reader that holds its thread (Config.HoldThread) wakes.
+const sleepMargin = 150 * time.Microsecond
+
+// startGroup starts a group of held messages at now, the arrival of its
+// first message, and takes a sample of the agent's period: the time since
+// the previous group's first message over that group's messages.
+func (s *Session) startGroup(now time.Time) {
+	if s.prevN > 0 && !s.prevStart.IsZero() {
+		// A stream that stopped between the groups, or a group cut short
+		// by a short message, gives no sample.
+		if d := now.Sub(s.prevStart) / time.Duration(s.prevN); d >= 900*time.Microsecond && d <= 3*time.Millisecond {
+			if s.period == 0 {
+				s.period = d
+			} else {
+				s.period += (d - s.period) / 4
+			}
+		}
+	}
+	s.holdSince, s.prevStart = now, now
+}
 
 // beforeNetRead is called on the reader goroutine when it has processed
 // every frame received so far and is about to read the network
-// (batchConn.Read). While a paced stream's messages gather
-// (Config.Coalesce: the last message was full, so the agent's next read
-// follows within about a millisecond, §8; fewer than HoldMessages held; the
-// first held less than Coalesce ago) it returns when the hold ends, and
-// the read waits at most until then; otherwise it writes what it holds
-// (flushReader) and returns the zero time.
+// (batchConn.Read). While a paced stream's messages gather it holds their
+// output and acks: the last message was full (the agent's read filled its
+// buffer, so its next read follows within about a millisecond, §8), fewer
+// than HoldMessages are held, and the first arrived less than
+// Config.Coalesce ago. It then returns when the hold ends at the latest,
+// and the read waits for the network at most until then: the group is
+// written when its last message arrives, in step with the agent's sends
+// (as an ack per message would be), or at the bound when the stream
+// stopped. With Config.HoldThread, once the agent's period is known and
+// the stream arrives at its pace, the reader first sleeps until just after
+// the group's last message is due (sleep true), then takes what came.
+// Otherwise it writes what it holds (flushReader) and returns the zero time.
 func (s *Session) beforeNetRead(c *wsConn) (until time.Time, sleep bool) {
 	if s.cfg.Coalesce > 0 && s.lastFull && s.holdN > 0 {
 		now := time.Now()
 		if s.holdN < HoldMessages {
 			if until := s.holdSince.Add(s.cfg.Coalesce); now.Before(until) {
-				sleep := s.cfg.HoldThread && s.holdSlow
 				s.holds.Add(1)
-				if sleep {
-					s.sleeps.Add(1)
+				if s.cfg.HoldThread && s.holdSlow && !s.holdSlept && s.period > 0 {
+					s.holdSlept = true
+					due := s.holdSince.Add(time.Duration(HoldMessages-1)*s.period + sleepMargin)
+					if now.Before(due) && due.Before(until) {
+						s.sleeps.Add(1)
+						return due, true
+					}
 				}
-				return until, sleep
+				return until, false
 			}
 		}
 		// The group ends. At the agent's pace its messages came about a
@@ -1252,7 +1286,7 @@ const pacedRate = 2
 // (as much as it takes without waiting) or Read (WriteTo) is woken for it,
 // then the acks it queued go on the socket.
 func (s *Session) flushReader(c *wsConn) {
-	s.holdN, s.lastFull = 0, false
+	s.prevN, s.holdN, s.lastFull, s.holdSlept = s.holdN, 0, false, false
 	if s.unread.Swap(false) {
 		s.mu.Lock()
 		if s.sink != nil && !s.sinkBusy && s.sinkErr == nil {

@@ -5,6 +5,7 @@ package datachannel_test
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -26,7 +27,7 @@ var holds = []struct {
 }{
 	{"poller", func(c *datachannel.Config) { c.Coalesce = datachannel.DefaultCoalesce }},
 	{"thread", func(c *datachannel.Config) {
-		c.Coalesce, c.HoldThread = datachannel.ConnectCoalesce, true
+		c.Coalesce, c.HoldThread = datachannel.DefaultCoalesce, true
 	}},
 }
 
@@ -115,4 +116,90 @@ func TestHoldThreadDoesNotSleepUnpaced(t *testing.T) {
 		t.Fatalf("the reader slept %d times (of %d holds) on an unpaced stream of %d messages", sleeps, holds, msgs)
 	}
 	t.Logf("%d messages: %d holds, %d asleep", msgs, holds, sleeps)
+}
+
+// A paced stream that stops on a full message (the agent's next read
+// finds nothing) is not held for more: its output reaches WriteTo's pipe
+// within the hold, and the session goes on. The target sends 65–68 full
+// messages when the client says go (the last group is cut short, after the
+// reader knows the agent's period and sleeps for it), and waits for them to
+// come back before it sends the rest; a reader that held output until more
+// arrived would never write them, and the agent would have to retransmit
+// the unacked messages.
+func TestHeldStreamThatStopsIsDelivered(t *testing.T) {
+	for _, h := range holds {
+		// Four lengths: whichever way the groups fall, one stream's last
+		// group is cut short.
+		for msgs := 65; msgs <= 68; msgs++ {
+			t.Run(fmt.Sprintf("%s/%d", h.name, msgs), func(t *testing.T) {
+				fc := labtest.Fast()
+				fc.Pacing = true
+				l := labtest.Start(t, lab.Options{Faults: fc})
+				first := make([]byte, msgs*1024)
+				rand.Read(first)
+				port := labtest.Serve(t, func(c net.Conn) {
+					var g [1]byte // the client's go: WriteTo is waiting by then
+					if _, err := io.ReadFull(c, g[:]); err != nil {
+						return
+					}
+					if _, err := c.Write(first); err != nil {
+						return
+					}
+					back := make([]byte, len(first))
+					if _, err := io.ReadFull(c, back); err != nil || !bytes.Equal(back, first) {
+						return
+					}
+					_, _ = c.Write([]byte("done"))
+				})
+				s := open(t, l, port, h.mod)
+				defer s.Close()
+				r, w := testutil.BlockingPipe(t)
+				sw, err := stdpipe.Open(w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sw.Close()
+				go func() { _, _ = s.WriteTo(sw) }()
+				time.Sleep(20 * time.Millisecond) // WriteTo waits for output (it does not find it buffered)
+				if _, err := s.Write([]byte("g")); err != nil {
+					t.Fatal(err)
+				}
+				got := make(chan []byte, 2)
+				go func() {
+					for _, n := range []int{len(first), 4} {
+						b := make([]byte, n)
+						if _, err := io.ReadFull(r, b); err != nil {
+							got <- nil
+							return
+						}
+						got <- b
+					}
+				}()
+				select {
+				case b := <-got:
+					if !bytes.Equal(b, first) {
+						t.Fatalf("read %d bytes differing from the %d sent", len(b), len(first))
+					}
+				case <-time.After(testutil.Deadline(10 * time.Second)):
+					t.Fatal("full messages, then nothing: the last ones were held for more and never written")
+				}
+				if _, err := s.Write(first); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case b := <-got:
+					if string(b) != "done" {
+						t.Fatalf("after the held messages: %q, want \"done\"", b)
+					}
+				case <-time.After(testutil.Deadline(10 * time.Second)):
+					t.Fatal("the session did not go on after the held messages")
+				}
+				// Nor did the agent's retransmission of an unacked message have
+				// to end the hold.
+				if d := s.Stats().Duplicates; d != 0 {
+					t.Fatalf("the agent retransmitted %d messages: a held message's ack waited for more", d)
+				}
+			})
+		}
+	}
 }

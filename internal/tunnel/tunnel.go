@@ -686,7 +686,7 @@ func (d *dialer) open(ctx context.Context, id string, out *ssm.StartSessionOutpu
 	c := &Conn{InstanceID: id, SessionID: sid, Path: PathSSM, ssm: d.ssm, log: d.log}
 	dcfg := datachannel.Config{
 		StreamURL: aws.ToString(out.StreamUrl), SessionID: sid, Token: aws.ToString(out.TokenValue),
-		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Coalesce: coalesce(d.o.HoldThread), HoldThread: d.o.HoldThread,
+		ResumeTimeout: d.o.ResumeTimeout, Liveness: d.o.Liveness, Coalesce: datachannel.DefaultCoalesce, HoldThread: d.o.HoldThread,
 		Logger: d.log, OnReconnect: d.o.OnReconnect,
 		Resume: func(ctx context.Context) (string, error) {
 			r, err := d.ssm.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
@@ -814,13 +814,4 @@ func (p *poller) wait(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// coalesce is the data channel's hold (datachannel.Config.Coalesce) for a
-// session whose reader holds its thread or not.
-func coalesce(holdThread bool) time.Duration {
-	if holdThread {
-		return datachannel.ConnectCoalesce
-	}
-	return datachannel.DefaultCoalesce
 }
