@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -31,6 +32,26 @@ var holds = []struct {
 	}},
 }
 
+// pacedLab starts a lab whose agent paces its streams as the real one does
+// (1 KiB messages, 1 ms sleep each, §8).
+func pacedLab(t *testing.T) *lab.Lab {
+	fc := labtest.Fast()
+	fc.Pacing = true
+	return labtest.Start(t, lab.Options{Faults: fc})
+}
+
+// stdoutPipe is what ssh gives devgate connect as its stdout: a pipe, its
+// write end opened with stdpipe (closed when the test ends).
+func stdoutPipe(t *testing.T) (r, w *os.File, sw *stdpipe.File) {
+	r, w = testutil.BlockingPipe(t)
+	sw, err := stdpipe.Open(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	return r, w, sw
+}
+
 // At the agent's pace (one full message about every millisecond) a session
 // that holds writes its output in batches of several messages, and acks
 // them together: far fewer writes than messages, every byte once and in
@@ -38,21 +59,14 @@ var holds = []struct {
 func TestHoldPacedStream(t *testing.T) {
 	for _, h := range holds {
 		t.Run(h.name, func(t *testing.T) {
-			fc := labtest.Fast()
-			fc.Pacing = true
-			l := labtest.Start(t, lab.Options{Faults: fc})
+			l := pacedLab(t)
 			data := make([]byte, 192<<10)
 			rand.Read(data)
 			port := labtest.Serve(t, sender(data))
 			s := open(t, l, port, h.mod)
 			defer s.Close()
 
-			r, w := testutil.BlockingPipe(t)
-			sw, err := stdpipe.Open(w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sw.Close()
+			r, w, sw := stdoutPipe(t)
 			cw := &countingTryWriter{File: sw}
 			got := make(chan []byte, 1)
 			go func() { b, _ := io.ReadAll(r); got <- b }()
@@ -132,9 +146,7 @@ func TestHeldStreamThatStopsIsDelivered(t *testing.T) {
 		// group is cut short.
 		for msgs := 65; msgs <= 68; msgs++ {
 			t.Run(fmt.Sprintf("%s/%d", h.name, msgs), func(t *testing.T) {
-				fc := labtest.Fast()
-				fc.Pacing = true
-				l := labtest.Start(t, lab.Options{Faults: fc})
+				l := pacedLab(t)
 				first := make([]byte, msgs*1024)
 				rand.Read(first)
 				port := labtest.Serve(t, func(c net.Conn) {
@@ -153,12 +165,7 @@ func TestHeldStreamThatStopsIsDelivered(t *testing.T) {
 				})
 				s := open(t, l, port, h.mod)
 				defer s.Close()
-				r, w := testutil.BlockingPipe(t)
-				sw, err := stdpipe.Open(w)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer sw.Close()
+				r, _, sw := stdoutPipe(t)
 				go func() { _, _ = s.WriteTo(sw) }()
 				time.Sleep(20 * time.Millisecond) // WriteTo waits for output (it does not find it buffered)
 				if _, err := s.Write([]byte("g")); err != nil {
