@@ -11,8 +11,8 @@
 // 1 ms). A sleep that nothing interrupts ends about 1.1 ms after it began;
 // a wake-up in its middle (a socket event, such as an ack arriving) makes
 // the poller wait again, a whole millisecond from then. Measured on this
-// project's 2-core VM (BENCHMARKS.md, "Holding a paced stream"): 1.11 ms
-// per sleep alone, 1.34–1.77 ms with a write every 0.5–4 ms, not monotonic
+// project's 2-core VM (BENCHMARKS.md, "Holding a paced stream"): 1.12 ms
+// per sleep alone, 1.33–1.98 ms with a write every 0.5–4 ms, not monotonic
 // in the interval.
 //
 //	go run ./bench/sleepwake -n 3000 -wake 0,0.5,1,1.36,1.5,2,4,8
