@@ -40,8 +40,9 @@ func (s *session) startPlugin(clientVersion string) (plugin, error) {
 // most 1024 bytes per message and, when pacing is on, a 1 ms sleep after
 // each (§8). It returns the read error (io.EOF at the end).
 //
-// With pacing it logs, when it ends, how many messages it sent and how long
-// each took and slept on average: the pace a client gets. Like the real
+// With pacing it logs, when it ends, how many messages it sent, its
+// lifetime per message (for a bulk download, the pace its client got) and
+// how long each sleep took on average. Like the real
 // agent's, the lab's 1 ms sleep is Go's time.Sleep, which oversleeps by up
 // to a millisecond when something else wakes the process in the middle of
 // it (the runtime's poller waits whole milliseconds; bench/sleepwake), so
