@@ -33,10 +33,17 @@ var holds = []struct {
 }
 
 // pacedLab starts a lab whose agent paces its streams as the real one does
-// (1 KiB messages, 1 ms sleep each, §8).
+// (1 KiB messages, 1 ms sleep each, §8), 30 ms away each way. The agent's
+// RTO is SRTT + max(10 ms, 4·RTTVAR) (§5.5): at the lab's loopback round
+// trip that is ~10 ms, which a hold's ack (≤ 8 ms) plus a loaded machine's
+// scheduling can exceed, and the tests' "no retransmission" would then fail
+// for the machine, not the hold; 60 ms of round trip leaves room for load
+// while a reader that held acks until more arrived still waits for the
+// agent's retransmission.
 func pacedLab(t *testing.T) *lab.Lab {
 	fc := labtest.Fast()
 	fc.Pacing = true
+	fc.DataDelay = 30 * time.Millisecond
 	return labtest.Start(t, lab.Options{Faults: fc})
 }
 
