@@ -350,13 +350,31 @@ func (s *Session) handshake(ctx context.Context) error {
 	if _, err := s.ep.Send(ctx, ssmmsg.PayloadHandshakeResponse, body); err != nil {
 		return fail(err)
 	}
-	select {
-	case hc := <-s.hsDone:
+	return s.awaitHandshakeComplete(ctx, fail)
+}
+
+// awaitHandshakeComplete waits for HandshakeComplete. A session that
+// completed its handshake and then ended (a target that sends its bytes
+// and closes at once: channel_closed follows HandshakeComplete) opened:
+// its output is read before the end. The reader may have delivered both
+// before this goroutine looks, and select picks at random among ready
+// cases, so the handshake is looked at again when the session has ended.
+func (s *Session) awaitHandshakeComplete(ctx context.Context, fail func(error) error) error {
+	complete := func(hc ssmmsg.HandshakeComplete) error {
 		s.mu.Lock()
 		s.customerMessage = hc.CustomerMessage
 		s.mu.Unlock()
 		return nil
+	}
+	select {
+	case hc := <-s.hsDone:
+		return complete(hc)
 	case <-s.done:
+		select {
+		case hc := <-s.hsDone:
+			return complete(hc)
+		default:
+		}
 		return fail(s.Err())
 	case <-ctx.Done():
 		return fail(ctx.Err())
