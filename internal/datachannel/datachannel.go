@@ -287,14 +287,24 @@ func (s *Session) handshake(ctx context.Context) error {
 		return exitcode.Wrap(err, exitcode.SessionRefused, "", "Session Manager handshake failed")
 	}
 	var req []byte
-	select {
-	case req = <-s.hsReq:
-	case <-s.hsSkip:
+	noHandshake := func() error {
 		s.mu.Lock()
 		s.sessionType = "shell (no handshake)"
 		s.mu.Unlock()
 		return nil
+	}
+	select {
+	case req = <-s.hsReq:
+	case <-s.hsSkip:
+		return noHandshake()
 	case <-s.done:
+		// A shell that printed and exited at once (its output, then
+		// channel_closed, both delivered before this look) opened.
+		select {
+		case <-s.hsSkip:
+			return noHandshake()
+		default:
+		}
 		return fail(s.Err())
 	case <-ctx.Done():
 		return fail(ctx.Err())

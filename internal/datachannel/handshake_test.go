@@ -35,3 +35,18 @@ func TestHandshakeCompleteThenClosedOpens(t *testing.T) {
 		t.Fatalf("ended during the handshake: %v, want the ClosedError", err)
 	}
 }
+
+// The same for a shell session, which has no handshake: its first output
+// and channel_closed both delivered before Open looked (`devgate exec` of a
+// command that prints and exits at once) is a session that opened.
+func TestShellOutputThenClosedOpens(t *testing.T) {
+	for i := range 200 {
+		s := newSession(Config{SessionID: "s", Shell: true})
+		s.hsSkip <- struct{}{}
+		s.finish(&ClosedError{SessionID: "s"})
+		if err := s.handshake(context.Background()); err != nil {
+			t.Fatalf("try %d: shell output then channel_closed: %v, want the session open", i, err)
+		}
+		s.shutdown()
+	}
+}
