@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,9 @@ type batchConn struct {
 	// (rawio.Pause) and then takes what arrived without waiting, instead
 	// of waiting in the poller (Config.HoldThread).
 	beforeRead func() (until time.Time, sleep bool)
+	// emptyHolds, if set, counts the holds that ended with nothing read
+	// (Session.HoldStats).
+	emptyHolds *atomic.Int64
 
 	mu       sync.Mutex
 	kick     func() // asks the writer goroutine to Flush; nil until start
@@ -107,17 +111,25 @@ func (c *batchConn) Read(p []byte) (int, error) {
 				}
 				return n, err
 			}
+			c.countEmptyHold()
 			continue // nothing came: the hold is over, beforeRead writes what it held
 		}
 		_ = c.Conn.SetReadDeadline(until)
 		n, err := c.read(p)
 		_ = c.Conn.SetReadDeadline(time.Time{})
 		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			c.countEmptyHold()
 			continue // the hold is over: beforeRead writes what it held
 		}
 		return n, err
 	}
 	return c.read(p)
+}
+
+func (c *batchConn) countEmptyHold() {
+	if c.emptyHolds != nil {
+		c.emptyHolds.Add(1)
+	}
 }
 
 // read reads the network once.

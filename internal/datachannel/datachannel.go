@@ -219,8 +219,9 @@ type Session struct {
 	period    time.Duration
 	prevStart time.Time
 	prevN     int
-	// holds counts the reader's holds and, of them, its sleeps (HoldStats).
-	holds, sleeps atomic.Int64
+	// holds counts the reader's holds, of them its sleeps, and the holds
+	// that ended with nothing read (HoldStats).
+	holds, sleeps, emptyHolds atomic.Int64
 
 	agentVersion    string
 	sessionType     string
@@ -1143,6 +1144,7 @@ func (s *Session) attach(c *wsConn) {
 		return nil
 	})
 	c.bc.beforeRead = func() (time.Time, bool) { return s.beforeNetRead(c) }
+	c.bc.emptyHolds = &s.emptyHolds
 	s.ep.Attach(c.write)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.readLoop(c) }()
@@ -1444,6 +1446,9 @@ func (s *Session) resumeOnce(ctx context.Context) (*wsConn, error) {
 func (s *Session) Stats() reliable.Stats { return s.ep.Stats() }
 
 // HoldStats counts the times the reader held a paced stream instead of
-// writing its output and acks before a network read (Config.Coalesce), and
-// of those the times it slept on its thread (HoldThread); for tests and logs.
-func (s *Session) HoldStats() (holds, sleeps int64) { return s.holds.Load(), s.sleeps.Load() }
+// writing its output and acks before a network read (Config.Coalesce), of
+// those the times it slept on its thread (HoldThread), and the holds that
+// ended with nothing read (a stream that stopped); for tests and logs.
+func (s *Session) HoldStats() (holds, sleeps, empty int64) {
+	return s.holds.Load(), s.sleeps.Load(), s.emptyHolds.Load()
+}

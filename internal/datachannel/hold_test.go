@@ -33,13 +33,8 @@ var holds = []struct {
 }
 
 // pacedLab starts a lab whose agent paces its streams as the real one does
-// (1 KiB messages, 1 ms sleep each, §8), 30 ms away each way. The agent's
-// RTO is SRTT + max(10 ms, 4·RTTVAR) (§5.5): at the lab's loopback round
-// trip that is ~10 ms, which a hold's ack (≤ 8 ms) plus a loaded machine's
-// scheduling can exceed, and the tests' "no retransmission" would then fail
-// for the machine, not the hold; 60 ms of round trip leaves room for load
-// while a reader that held acks until more arrived still waits for the
-// agent's retransmission.
+// (1 KiB messages, 1 ms sleep each, §8), 30 ms away each way (a round trip
+// under the agent's initial RTO of 200 ms).
 func pacedLab(t *testing.T) *lab.Lab {
 	fc := labtest.Fast()
 	fc.Pacing = true
@@ -90,10 +85,15 @@ func TestHoldPacedStream(t *testing.T) {
 			if writes > msgs/2 {
 				t.Fatalf("%d output writes for %d paced messages: not held (want at most half)", writes, msgs)
 			}
-			if d := s.Stats().Duplicates; d != 0 {
-				t.Fatalf("the agent retransmitted %d messages: acks came too late", d)
+			// The agent's RTO is SRTT + max(10 ms, 4·RTTVAR) (§5.5): a held
+			// group's first ack (~5 ms late) leaves it little room on a
+			// loaded machine, more so as the lab runs in this process (the
+			// thread variant's sleep holds one of its Ps). A hold that
+			// outlived its bound would have nearly every message resent.
+			if d := s.Stats().Duplicates; d > msgs/4 {
+				t.Fatalf("the agent retransmitted %d of %d messages: acks came too late", d, msgs)
 			}
-			holds, sleeps := s.HoldStats()
+			holds, sleeps, _ := s.HoldStats()
 			if holds < msgs/8 {
 				t.Fatalf("%d holds for %d paced messages", holds, msgs)
 			}
@@ -129,7 +129,7 @@ func TestHoldThreadDoesNotSleepUnpaced(t *testing.T) {
 	if err != nil || n != int64(len(data)) || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("WriteTo: %d bytes, %v; want the %d sent, once and in order", n, err, len(data))
 	}
-	holds, sleeps := s.HoldStats()
+	holds, sleeps, _ := s.HoldStats()
 	// The first group may sleep before its rate is known, and a stall (a
 	// loaded machine) may make one look paced; a reader that slept on every
 	// group would sleep once per twenty-odd messages.
@@ -145,12 +145,13 @@ func TestHoldThreadDoesNotSleepUnpaced(t *testing.T) {
 // messages when the client says go (the last group is cut short, after the
 // reader knows the agent's period and sleeps for it), and waits for them to
 // come back before it sends the rest; a reader that held output until more
-// arrived would never write them, and the agent would have to retransmit
-// the unacked messages.
+// arrived would write them only when the agent retransmitted the unacked
+// messages.
 func TestHeldStreamThatStopsIsDelivered(t *testing.T) {
 	for _, h := range holds {
 		// Four lengths: whichever way the groups fall, one stream's last
 		// group is cut short.
+		var empty int64 // holds that ended with nothing read, over the four lengths
 		for msgs := 65; msgs <= 68; msgs++ {
 			t.Run(fmt.Sprintf("%s/%d", h.name, msgs), func(t *testing.T) {
 				l := pacedLab(t)
@@ -208,12 +209,16 @@ func TestHeldStreamThatStopsIsDelivered(t *testing.T) {
 				case <-time.After(testutil.Deadline(10 * time.Second)):
 					t.Fatal("the session did not go on after the held messages")
 				}
-				// Nor did the agent's retransmission of an unacked message have
-				// to end the hold.
-				if d := s.Stats().Duplicates; d != 0 {
-					t.Fatalf("the agent retransmitted %d messages: a held message's ack waited for more", d)
-				}
+				_, _, e := s.HoldStats()
+				empty += e
 			})
+		}
+		// Whichever way the groups fell, some stream's last group was
+		// cut short: its hold ended with nothing read, and that is what
+		// wrote it. A reader that waited for more instead was rescued
+		// only by the agent's retransmission (its RTO), and counts none.
+		if empty == 0 {
+			t.Errorf("%s: no hold ended with nothing read over four streams that stop mid-group: held output waited for more", h.name)
 		}
 	}
 }
